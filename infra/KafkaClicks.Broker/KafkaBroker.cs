@@ -1,0 +1,108 @@
+namespace KafkaClicks.Broker;
+
+/// <summary>Options for <see cref="KafkaBroker.Start"/>.</summary>
+public sealed record KafkaBrokerOptions
+{
+    /// <summary>Embedded broker only: fixed client port (null = random). See <see cref="EmbeddedKafkaOptions.Port"/>.</summary>
+    public int? EmbeddedPort { get; init; }
+
+    /// <summary>Real cluster only: extra admin client properties (security.protocol, sasl.*, ...).</summary>
+    public IEnumerable<KeyValuePair<string, string>>? AdminClientConfig { get; init; }
+
+    /// <summary>Real cluster only: timeout for topic creation. Default 30 s.</summary>
+    public TimeSpan ProvisionTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>
+/// The one place that decides between the embedded broker (librdkafka's mock cluster, in process) and a
+/// real Kafka cluster. Everything else only sees <see cref="BrokerHandle.BootstrapServers"/>.
+/// </summary>
+public static class KafkaBroker
+{
+    /// <summary>
+    /// No <paramref name="bootstrapServers"/> (null/empty/whitespace): starts the embedded cluster and creates
+    /// every topic on it. Otherwise creates the topics on that cluster (existing ones are accepted if their
+    /// partition count matches). Blocks until the topics exist.
+    /// </summary>
+    public static BrokerHandle Start(string? bootstrapServers, IEnumerable<TopicSpec> topics, KafkaBrokerOptions? options = null) =>
+        StartAsync(bootstrapServers, topics, options).GetAwaiter().GetResult();
+
+    /// <summary>Async form of <see cref="Start"/>.</summary>
+    public static async Task<BrokerHandle> StartAsync(
+        string? bootstrapServers,
+        IEnumerable<TopicSpec> topics,
+        KafkaBrokerOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        options ??= new KafkaBrokerOptions();
+        var specs = topics.ToList();
+
+        if (string.IsNullOrWhiteSpace(bootstrapServers))
+        {
+            var cluster = new EmbeddedKafkaCluster(new EmbeddedKafkaOptions { Port = options.EmbeddedPort });
+            try
+            {
+                cluster.CreateTopics(specs);
+            }
+            catch
+            {
+                cluster.Dispose();
+                throw;
+            }
+
+            return new BrokerHandle(cluster.BootstrapServers, cluster, null);
+        }
+
+        var provisioner = new KafkaTopicProvisioner(bootstrapServers, options.AdminClientConfig) { Timeout = options.ProvisionTimeout };
+        await provisioner.EnsureTopicsAsync(specs, cancellationToken).ConfigureAwait(false);
+        return new BrokerHandle(bootstrapServers, null, provisioner);
+    }
+}
+
+/// <summary>
+/// A started broker: the embedded cluster (stopped on dispose) or a real cluster (dispose is a no-op).
+/// </summary>
+public sealed class BrokerHandle : IDisposable, IAsyncDisposable
+{
+    private readonly EmbeddedKafkaCluster? _embedded;
+    private readonly KafkaTopicProvisioner? _provisioner;
+
+    internal BrokerHandle(string bootstrapServers, EmbeddedKafkaCluster? embedded, KafkaTopicProvisioner? provisioner)
+    {
+        BootstrapServers = bootstrapServers;
+        _embedded = embedded;
+        _provisioner = provisioner;
+    }
+
+    /// <summary>bootstrap.servers for every client.</summary>
+    public string BootstrapServers { get; }
+
+    /// <summary>For logs only, e.g. "embedded librdkafka mock cluster at 127.0.0.1:40123".</summary>
+    public string Description => _embedded is not null
+        ? $"embedded librdkafka mock cluster at {BootstrapServers}"
+        : $"Kafka cluster at {BootstrapServers}";
+
+    /// <summary>Declares more topics later (e.g. Streamiz internal topics) on whichever broker this is.</summary>
+    public Task EnsureTopicsAsync(IEnumerable<TopicSpec> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        if (_embedded is not null)
+        {
+            _embedded.CreateTopics(topics);
+            return Task.CompletedTask;
+        }
+
+        return _provisioner!.EnsureTopicsAsync(topics, cancellationToken);
+    }
+
+    /// <summary>Stops the embedded cluster; no-op for a real cluster.</summary>
+    public void Dispose() => _embedded?.Dispose();
+
+    /// <inheritdoc cref="Dispose"/>
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,116 @@
+using Confluent.Kafka;
+using Confluent.Kafka.Admin;
+
+namespace KafkaClicks.Broker;
+
+/// <summary>Creates declared topics on a real Kafka cluster (AdminClient CreateTopics).</summary>
+public sealed class KafkaTopicProvisioner
+{
+    private readonly AdminClientConfig _config;
+
+    /// <summary>
+    /// <paramref name="clientConfig"/>: extra admin client properties (security.protocol, sasl.*, ...);
+    /// bootstrap.servers is taken from <paramref name="bootstrapServers"/>.
+    /// </summary>
+    public KafkaTopicProvisioner(string bootstrapServers, IEnumerable<KeyValuePair<string, string>>? clientConfig = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(bootstrapServers);
+        _config = new AdminClientConfig(clientConfig?.ToDictionary(kv => kv.Key, kv => kv.Value) ?? [])
+        {
+            BootstrapServers = bootstrapServers,
+        };
+        _config.ClientId ??= "kafkaclicks-topic-provisioner";
+    }
+
+    /// <summary>Timeout for the CreateTopics request and the metadata check. Default 30 s.</summary>
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Creates every topic with its partitions, replication factor and configs. Topics that already exist
+    /// are left as they are (their configs are not altered) but must have the declared partition count;
+    /// any other failure throws <see cref="InvalidOperationException"/> naming the topic and the reason.
+    /// </summary>
+    public async Task EnsureTopicsAsync(IEnumerable<TopicSpec> topics, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(topics);
+        var specs = topics.ToList();
+        foreach (var s in specs)
+        {
+            s.Validate();
+        }
+
+        if (specs.Count == 0)
+        {
+            return;
+        }
+
+        using var admin = new AdminClientBuilder(_config).Build();
+        var specifications = specs.Select(s => new TopicSpecification
+        {
+            Name = s.Name,
+            NumPartitions = s.Partitions,
+            ReplicationFactor = s.ReplicationFactor,
+            Configs = s.Configs.ToDictionary(kv => kv.Key, kv => kv.Value),
+        }).ToList();
+
+        var existing = new List<TopicSpec>();
+        try
+        {
+            await admin.CreateTopicsAsync(specifications, new CreateTopicsOptions { RequestTimeout = Timeout, OperationTimeout = Timeout })
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (CreateTopicsException ex)
+        {
+            var failures = new List<string>();
+            foreach (var r in ex.Results)
+            {
+                if (r.Error.Code == ErrorCode.TopicAlreadyExists)
+                {
+                    existing.Add(specs.First(s => s.Name == r.Topic));
+                }
+                else if (r.Error.IsError)
+                {
+                    failures.Add($"'{r.Topic}': {r.Error.Code} ({r.Error.Reason})");
+                }
+            }
+
+            if (failures.Count > 0)
+            {
+                throw new InvalidOperationException(
+                    $"Creating Kafka topics on {_config.BootstrapServers} failed: {string.Join("; ", failures)}", ex);
+            }
+        }
+        catch (KafkaException ex)
+        {
+            throw new InvalidOperationException(
+                $"Creating Kafka topics on {_config.BootstrapServers} failed: {ex.Error.Code} ({ex.Error.Reason})", ex);
+        }
+
+        if (existing.Count > 0)
+        {
+            CheckPartitionCounts(admin, existing);
+        }
+    }
+
+    private void CheckPartitionCounts(IAdminClient admin, List<TopicSpec> existing)
+    {
+        var mismatches = new List<string>();
+        foreach (var spec in existing)
+        {
+            var md = admin.GetMetadata(spec.Name, Timeout);
+            var t = md.Topics.FirstOrDefault(x => x.Topic == spec.Name);
+            var count = t is null || t.Error.IsError ? 0 : t.Partitions.Count;
+            if (count != spec.Partitions)
+            {
+                mismatches.Add($"'{spec.Name}' has {count} partitions, declared {spec.Partitions}");
+            }
+        }
+
+        if (mismatches.Count > 0)
+        {
+            throw new InvalidOperationException(
+                $"Existing Kafka topics on {_config.BootstrapServers} do not match their declaration: {string.Join("; ", mismatches)}. " +
+                "Change the declaration or the topic (kafka-topics --alter) on purpose.");
+        }
+    }
+}

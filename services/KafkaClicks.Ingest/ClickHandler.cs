@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using Confluent.Kafka;
+using KafkaClicks.Contracts;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>
+/// One click: verify the token, find the ad, claim the impression, make the event durable, redirect.
+/// The redirect always goes to the ad's registered URL, never to anything taken from the request.
+/// </summary>
+public sealed partial class ClickHandler
+{
+    private readonly ImpressionTokens _tokens;
+    private readonly AdDirectory _ads;
+    private readonly ImpressionDeduplicator _dedupe;
+    private readonly ClickEventProducer _producer;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ClickHandler> _logger;
+    private readonly string _instance = Environment.MachineName;
+
+    public ClickHandler(ImpressionTokens tokens, AdDirectory ads, ImpressionDeduplicator dedupe, ClickEventProducer producer,
+        TimeProvider time, ILogger<ClickHandler> logger)
+    {
+        _tokens = tokens;
+        _ads = ads;
+        _dedupe = dedupe;
+        _producer = producer;
+        _time = time;
+        _logger = logger;
+    }
+
+    public async Task<IResult> HandleAsync(string? token, CancellationToken cancellationToken)
+    {
+        using var activity = IngestTelemetry.Source.StartActivity("click", ActivityKind.Internal);
+        var status = _tokens.Verify(token, out var claims);
+        if (status != TokenStatus.Authentic)
+        {
+            var outcome = status == TokenStatus.Forged ? ClickOutcome.Forged : ClickOutcome.Malformed;
+            IngestTelemetry.Click(outcome);
+            return status == TokenStatus.Forged
+                ? Problems.Problem(400, "forged-token", "The click token's signature is not valid.")
+                : Problems.Problem(400, "malformed-token", "The click token is not a KafkaClicks impression token.");
+        }
+
+        AdRoute? ad;
+        try
+        {
+            ad = await _ads.FindAsync(claims.AdId, cancellationToken);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            LogAdLookupFailed(claims.AdId, e.Message);
+            IngestTelemetry.Click(ClickOutcome.Unavailable);
+            return Problems.Problem(503, "ad-lookup-unavailable", "The ad cannot be looked up right now; retry shortly.");
+        }
+
+        if (ad is null)
+        {
+            IngestTelemetry.Click(ClickOutcome.UnknownAd);
+            return Problems.Problem(404, "unknown-ad", "The ad of this click does not exist or was removed.");
+        }
+
+        var now = _time.GetUtcNow();
+        if (now >= claims.ExpiresAt)
+        {
+            IngestTelemetry.Click(ClickOutcome.Expired);
+            return Results.Redirect(ad.RedirectUrl);
+        }
+
+        var impressionId = claims.ImpressionKey;
+        var dedupe = await _dedupe.ClaimAsync(impressionId, claims.ExpiresAt, _time);
+        if (dedupe == DedupeResult.Duplicate)
+        {
+            IngestTelemetry.Click(ClickOutcome.Duplicate);
+            return Results.Redirect(ad.RedirectUrl);
+        }
+
+        var click = new ClickEvent
+        {
+            ImpressionId = impressionId,
+            AdId = ad.AdId,
+            AdvertiserId = ad.AdvertiserId,
+            Salt = 0,
+            ClickedAt = now.UtcDateTime,
+            ImpressionAt = claims.IssuedAt.UtcDateTime,
+            DedupeChecked = dedupe == DedupeResult.New,
+            IngestInstance = _instance,
+        };
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await _producer.ProduceAsync(click, cancellationToken);
+            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: true);
+        }
+        catch (Exception e) when (e is KafkaException or OperationCanceledException)
+        {
+            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: false);
+            LogProduceFailed(impressionId, e.Message);
+            if (dedupe == DedupeResult.New)
+            {
+                await _dedupe.ReleaseAsync(impressionId);
+            }
+
+            IngestTelemetry.Click(ClickOutcome.Unavailable);
+            return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
+        }
+
+        IngestTelemetry.Click(dedupe == DedupeResult.New ? ClickOutcome.Counted : ClickOutcome.CountedUnchecked);
+        return Results.Redirect(ad.RedirectUrl);
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Click for impression {ImpressionId} not recorded: {Error}")]
+    private partial void LogProduceFailed(string impressionId, string error);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Ad {AdId} lookup failed: {Error}")]
+    private partial void LogAdLookupFailed(long adId, string error);
+}

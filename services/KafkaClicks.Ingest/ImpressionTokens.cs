@@ -1,0 +1,134 @@
+using System.Buffers.Binary;
+using System.Buffers.Text;
+using System.Security.Cryptography;
+using System.Text;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>What an authentic token says.</summary>
+public readonly record struct ImpressionClaims(Guid ImpressionId, long AdId, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string KeyId)
+{
+    /// <summary>The impression id as it travels in events and dedupe keys (32 hex digits).</summary>
+    public string ImpressionKey => ImpressionId.ToString("N");
+}
+
+/// <summary>A freshly minted token.</summary>
+public sealed record MintedToken(string ImpressionId, string Token, DateTimeOffset ExpiresAt);
+
+/// <summary>Why a token was refused.</summary>
+public enum TokenStatus
+{
+    /// <summary>Authentic (it may still be expired: compare <see cref="ImpressionClaims.ExpiresAt"/>).</summary>
+    Authentic,
+
+    /// <summary>Not a token of ours: wrong length, encoding or version.</summary>
+    Malformed,
+
+    /// <summary>Well formed, but signed by a key we do not have or the signature does not match.</summary>
+    Forged,
+}
+
+/// <summary>
+/// Signed impression tokens: <c>base64url(version | keyIdLength | keyId | impressionId | adId | issuedAt | expiresAt | HMAC-SHA256)</c>.
+/// The MAC covers every byte before it and is compared in constant time. Thread-safe.
+/// </summary>
+public sealed class ImpressionTokens
+{
+    private const byte Version = 1;
+    private const int MacLength = 32;
+    private const int FixedLength = 1 + 1 + 16 + 8 + 8 + 8;
+    private const int MaxKeyIdLength = 16;
+
+    /// <summary>Longest token text accepted before any decoding work is done.</summary>
+    public const int MaxTokenLength = 128;
+
+    private readonly Dictionary<string, byte[]> _keys;
+    private readonly string _activeKeyId;
+    private readonly byte[] _activeKeyIdBytes;
+    private readonly TimeSpan _lifetime;
+    private readonly TimeProvider _time;
+
+    public ImpressionTokens(IOptions<IngestOptions> options, TimeProvider time)
+    {
+        var tokens = options.Value.Tokens;
+        _keys = tokens.Keys.ToDictionary(k => k.Key, k => Convert.FromBase64String(k.Value), StringComparer.Ordinal);
+        _activeKeyId = tokens.ActiveKeyId;
+        _activeKeyIdBytes = Encoding.ASCII.GetBytes(_activeKeyId);
+        _lifetime = tokens.Lifetime;
+        _time = time;
+    }
+
+    /// <summary>Mints a token for a new impression of <paramref name="adId"/>.</summary>
+    public MintedToken Mint(long adId)
+    {
+        var impressionId = Guid.CreateVersion7();
+        var issuedAt = _time.GetUtcNow();
+        var expiresAt = issuedAt + _lifetime;
+        var idLength = _activeKeyIdBytes.Length;
+        Span<byte> buffer = stackalloc byte[FixedLength + MaxKeyIdLength + MacLength];
+        buffer[0] = Version;
+        buffer[1] = (byte)idLength;
+        _activeKeyIdBytes.CopyTo(buffer[2..]);
+        var body = buffer[(2 + idLength)..];
+        impressionId.TryWriteBytes(body, bigEndian: true, out _);
+        BinaryPrimitives.WriteInt64BigEndian(body[16..], adId);
+        BinaryPrimitives.WriteInt64BigEndian(body[24..], issuedAt.ToUnixTimeMilliseconds());
+        BinaryPrimitives.WriteInt64BigEndian(body[32..], expiresAt.ToUnixTimeMilliseconds());
+        var signedLength = FixedLength + idLength;
+        HMACSHA256.HashData(_keys[_activeKeyId], buffer[..signedLength], buffer[signedLength..]);
+        var token = Base64Url.EncodeToString(buffer[..(signedLength + MacLength)]);
+        return new MintedToken(impressionId.ToString("N"), token, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt.ToUnixTimeMilliseconds()));
+    }
+
+    /// <summary>Checks a token's form and signature. Never throws for any input.</summary>
+    public TokenStatus Verify(ReadOnlySpan<char> token, out ImpressionClaims claims)
+    {
+        claims = default;
+        if (token.IsEmpty || token.Length > MaxTokenLength)
+        {
+            return TokenStatus.Malformed;
+        }
+
+        Span<byte> buffer = stackalloc byte[Base64Url.GetMaxDecodedLength(MaxTokenLength)];
+        if (!Base64Url.TryDecodeFromChars(token, buffer, out var length))
+        {
+            return TokenStatus.Malformed;
+        }
+
+        var bytes = buffer[..length];
+        if (length < FixedLength + MacLength + 1 || bytes[0] != Version)
+        {
+            return TokenStatus.Malformed;
+        }
+
+        var idLength = bytes[1];
+        if (idLength is 0 or > MaxKeyIdLength || length != FixedLength + idLength + MacLength)
+        {
+            return TokenStatus.Malformed;
+        }
+
+        var keyId = Encoding.ASCII.GetString(bytes.Slice(2, idLength));
+        if (!_keys.TryGetValue(keyId, out var key))
+        {
+            return TokenStatus.Forged;
+        }
+
+        var signedLength = FixedLength + idLength;
+        Span<byte> expected = stackalloc byte[MacLength];
+        HMACSHA256.HashData(key, bytes[..signedLength], expected);
+        if (!CryptographicOperations.FixedTimeEquals(expected, bytes.Slice(signedLength, MacLength)))
+        {
+            return TokenStatus.Forged;
+        }
+
+        var body = bytes[(2 + idLength)..];
+        claims = new ImpressionClaims(
+            new Guid(body[..16], bigEndian: true),
+            BinaryPrimitives.ReadInt64BigEndian(body[16..]),
+            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..])),
+            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[32..])),
+            keyId);
+        return TokenStatus.Authentic;
+    }
+}

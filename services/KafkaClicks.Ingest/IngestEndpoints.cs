@@ -1,0 +1,153 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>Body of POST /v1/impressions.</summary>
+public sealed record ImpressionRequest(long AdId);
+
+/// <summary>Answer of POST /v1/impressions: the link to put in the creative.</summary>
+public sealed record ImpressionResponse(string ImpressionId, string Token, string ClickUrl, DateTimeOffset ExpiresAt);
+
+/// <summary>Body of POST /v1/clicks.</summary>
+public sealed record ClickRequest(string? Token);
+
+[JsonSerializable(typeof(ImpressionRequest))]
+[JsonSerializable(typeof(ImpressionResponse))]
+[JsonSerializable(typeof(ClickRequest))]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+internal sealed partial class IngestJsonContext : JsonSerializerContext;
+
+/// <summary>The ingest role's HTTP surface.</summary>
+public static class IngestEndpoints
+{
+    public static IEndpointRouteBuilder MapIngest(this IEndpointRouteBuilder app)
+    {
+        app.MapPost("/v1/impressions", MintAsync).WithName("MintImpression").WithTags("Ingest");
+        app.MapGet("/c/{token}", (string token, ClickHandler handler, CancellationToken ct) => handler.HandleAsync(token, ct))
+            .WithName("ClickLink").WithTags("Ingest");
+        app.MapPost("/v1/clicks", ClickBeaconAsync).WithName("ClickBeacon").WithTags("Ingest");
+        return app;
+    }
+
+    private static async Task<IResult> ClickBeaconAsync(HttpRequest request, ClickHandler handler, IOptions<IngestOptions> options, CancellationToken ct)
+    {
+        var (body, problem) = await ReadJsonAsync(request, IngestJsonContext.Default.ClickRequest, options.Value.MaxRequestBytes, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        return await handler.HandleAsync(body!.Token, ct);
+    }
+
+    private static async Task<IResult> MintAsync(HttpRequest request, ImpressionTokens tokens, AdDirectory ads, IOptions<IngestOptions> options, CancellationToken ct)
+    {
+        if (!IsFrontend(request, options.Value.FrontendApiKeys))
+        {
+            return Problems.Problem(401, "unauthenticated", "A frontend API key is required (Authorization: Bearer <key>).");
+        }
+
+        var (body, problem) = await ReadJsonAsync(request, IngestJsonContext.Default.ImpressionRequest, options.Value.MaxRequestBytes, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+
+        AdRoute? ad;
+        try
+        {
+            ad = await ads.FindAsync(body!.AdId, ct);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            return Problems.Problem(503, "ad-lookup-unavailable", "The ad cannot be looked up right now; retry shortly.");
+        }
+
+        if (ad is null)
+        {
+            return Problems.Problem(404, "unknown-ad", $"Ad {body.AdId} does not exist or was removed.");
+        }
+
+        var minted = tokens.Mint(ad.AdId);
+        IngestTelemetry.Impression();
+        var baseUrl = options.Value.PublicBaseUrl is { Length: > 0 } configured
+            ? configured.TrimEnd('/')
+            : $"{request.Scheme}://{request.Host}";
+        return Results.Json(new ImpressionResponse(minted.ImpressionId, minted.Token, $"{baseUrl}/c/{minted.Token}", minted.ExpiresAt),
+            IngestJsonContext.Default.ImpressionResponse);
+    }
+
+    private static bool IsFrontend(HttpRequest request, List<string> keys)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[7..].Trim()));
+        var match = false;
+        foreach (var key in keys)
+        {
+            match |= CryptographicOperations.FixedTimeEquals(presented, SHA256.HashData(Encoding.UTF8.GetBytes(key)));
+        }
+
+        return match;
+    }
+
+    /// <summary>Reads a small JSON body with a hard size limit; bad input becomes a ProblemDetails result, never an exception.</summary>
+    private static async Task<(T? Body, IResult? Problem)> ReadJsonAsync<T>(
+        HttpRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, int maxBytes, CancellationToken ct)
+        where T : class
+    {
+        if (request.ContentLength > maxBytes)
+        {
+            IngestTelemetry.Click(ClickOutcome.Oversized);
+            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."));
+        }
+
+        if (!request.HasJsonContentType())
+        {
+            IngestTelemetry.Click(ClickOutcome.Malformed);
+            return (null, Problems.Problem(415, "unsupported-media-type", "The request body must be application/json."));
+        }
+
+        var buffer = new byte[maxBytes + 1];
+        var length = 0;
+        int read;
+        while (length < buffer.Length && (read = await request.Body.ReadAsync(buffer.AsMemory(length), ct)) > 0)
+        {
+            length += read;
+        }
+
+        if (length > maxBytes)
+        {
+            IngestTelemetry.Click(ClickOutcome.Oversized);
+            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."));
+        }
+
+        try
+        {
+            var body = JsonSerializer.Deserialize(buffer.AsSpan(0, length), type);
+            if (body is not null)
+            {
+                return (body, null);
+            }
+        }
+        catch (JsonException)
+        {
+        }
+
+        IngestTelemetry.Click(ClickOutcome.Malformed);
+        return (null, Problems.Problem(400, "malformed-request", "The request body is not valid JSON of the expected shape."));
+    }
+}

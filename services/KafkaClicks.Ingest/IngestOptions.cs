@@ -1,0 +1,50 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>Section <c>Ingest</c>.</summary>
+public sealed class IngestOptions
+{
+    public const string Section = "Ingest";
+
+    /// <summary>Signing keys for impression tokens.</summary>
+    [Required]
+    public TokenOptions Tokens { get; set; } = new();
+
+    /// <summary>API keys that ad-serving frontends present to POST /v1/impressions.</summary>
+    public List<string> FrontendApiKeys { get; set; } = [];
+
+    /// <summary>Base URL that click links in minted tokens point at; empty: taken from the request.</summary>
+    public string? PublicBaseUrl { get; set; }
+
+    /// <summary>Largest accepted request body, in bytes; larger requests get 413.</summary>
+    [Range(256, 1 << 20)]
+    public int MaxRequestBytes { get; set; } = 4096;
+
+    /// <summary>How long a click waits for the broker's acknowledgement before it is refused with 503.</summary>
+    public TimeSpan ProduceTimeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long Redis may take to answer the dedupe check before the click is accepted unchecked.</summary>
+    public TimeSpan DedupeTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Most ads kept in the in-memory ad cache.</summary>
+    [Range(1_000, 100_000_000)]
+    public int AdCacheEntries { get; set; } = 500_000;
+
+    /// <summary>How long a cached ad is trusted before it is read again (an ad's URL may change).</summary>
+    public TimeSpan AdCacheTtl { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>Section <c>Ingest:Tokens</c>: several keys may be active at once, for rotation; new tokens use <see cref="ActiveKeyId"/>.</summary>
+public sealed class TokenOptions
+{
+    /// <summary>Id of the key that signs new tokens; must be one of <see cref="Keys"/>.</summary>
+    [Required]
+    public string ActiveKeyId { get; set; } = "";
+
+    /// <summary>Key id to base64 key (at least 32 bytes). Ids are 1 to 16 characters of [A-Za-z0-9_-].</summary>
+    public Dictionary<string, string> Keys { get; set; } = [];
+
+    /// <summary>How long a token may be clicked; a later click is redirected but not counted.</summary>
+    public TimeSpan Lifetime { get; set; } = TimeSpan.FromDays(1);
+}

@@ -1,0 +1,52 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>Checks the signing keys at start, with a message that names the key that is wrong.</summary>
+public sealed partial class IngestOptionsValidator : IValidateOptions<IngestOptions>
+{
+    public ValidateOptionsResult Validate(string? name, IngestOptions options)
+    {
+        var failures = new List<string>();
+        var tokens = options.Tokens;
+        if (tokens.Keys.Count == 0)
+        {
+            failures.Add("Ingest:Tokens:Keys is empty: configure at least one signing key (base64, 32 bytes or more).");
+        }
+
+        foreach (var (id, value) in tokens.Keys)
+        {
+            if (!KeyIdPattern().IsMatch(id))
+            {
+                failures.Add($"Ingest:Tokens:Keys:{id}: a key id is 1 to 16 characters of [A-Za-z0-9_-].");
+            }
+
+            var bytes = new byte[value.Length];
+            if (!Convert.TryFromBase64String(value, bytes, out var length) || length < 32)
+            {
+                failures.Add($"Ingest:Tokens:Keys:{id}: not base64 of at least 32 bytes.");
+            }
+        }
+
+        if (!tokens.Keys.ContainsKey(tokens.ActiveKeyId))
+        {
+            failures.Add($"Ingest:Tokens:ActiveKeyId '{tokens.ActiveKeyId}' is not one of Ingest:Tokens:Keys.");
+        }
+
+        if (tokens.Lifetime <= TimeSpan.Zero)
+        {
+            failures.Add("Ingest:Tokens:Lifetime must be positive.");
+        }
+
+        if (options.PublicBaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
+        {
+            failures.Add($"Ingest:PublicBaseUrl '{url}' is not an absolute URL.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+
+    [GeneratedRegex("^[A-Za-z0-9_-]{1,16}$")]
+    private static partial Regex KeyIdPattern();
+}

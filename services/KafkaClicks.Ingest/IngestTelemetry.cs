@@ -1,0 +1,53 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using KafkaClicks.ServiceDefaults;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>Why a click or impression request ended as it did; the values are the metric's <c>outcome</c> tag.</summary>
+public enum ClickOutcome
+{
+    Counted,
+    CountedUnchecked,
+    Duplicate,
+    Expired,
+    Malformed,
+    Forged,
+    UnknownAd,
+    Oversized,
+    Unavailable,
+}
+
+/// <summary>The ingest role's one ActivitySource and Meter.</summary>
+public static class IngestTelemetry
+{
+    public const string Name = "KafkaClicks.Ingest";
+    public static readonly ActivitySource Source = new(Name);
+    private static readonly Meter Meter = ServiceDefaultsExtensions.CreateMeter("Ingest");
+
+    private static readonly Counter<long> Clicks = Meter.CreateCounter<long>(
+        "kafkaclicks.ingest.clicks", "{click}", "Click requests by outcome.");
+
+    private static readonly Counter<long> Impressions = Meter.CreateCounter<long>(
+        "kafkaclicks.ingest.impressions", "{impression}", "Impression tokens minted.");
+
+    private static readonly Histogram<double> ProduceLatency = Meter.CreateHistogram<double>(
+        "kafkaclicks.ingest.produce.duration", "s", "Time from produce to broker acknowledgement.");
+
+    private static readonly string[] OutcomeTags = Enum.GetValues<ClickOutcome>().Select(ToTag).ToArray();
+
+    public static void Click(ClickOutcome outcome) =>
+        Clicks.Add(1, new KeyValuePair<string, object?>("outcome", OutcomeTags[(int)outcome]));
+
+    public static void Impression() => Impressions.Add(1);
+
+    public static void Produced(TimeSpan elapsed, bool ok) =>
+        ProduceLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("result", ok ? "acked" : "failed"));
+
+    private static string ToTag(ClickOutcome outcome) => outcome switch
+    {
+        ClickOutcome.CountedUnchecked => "counted_unchecked",
+        ClickOutcome.UnknownAd => "unknown_ad",
+        _ => outcome.ToString().ToLowerInvariant(),
+    };
+}

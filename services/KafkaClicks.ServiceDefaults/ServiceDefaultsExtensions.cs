@@ -1,0 +1,116 @@
+using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using StackExchange.Redis;
+
+namespace KafkaClicks.ServiceDefaults;
+
+/// <summary>Hosting defaults every role shares: telemetry, health, ProblemDetails and the process-wide clients.</summary>
+public static class ServiceDefaultsExtensions
+{
+    /// <summary>Tag for health checks that decide readiness (/readyz); /healthz only says the process is alive.</summary>
+    public const string ReadyTag = "ready";
+
+    /// <summary>Meters of every KafkaClicks component start with this prefix.</summary>
+    public const string MeterPrefix = "KafkaClicks.";
+
+    public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddProblemDetails();
+        builder.Services.AddHealthChecks();
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("kafkaclicks"))
+            .WithMetrics(metrics => metrics
+                .AddMeter(MeterPrefix + "*")
+                .AddAspNetCoreInstrumentation()
+                .AddPrometheusExporter());
+        return builder;
+    }
+
+    /// <summary>One NpgsqlDataSource for the process, from ConnectionStrings:Postgres.</summary>
+    public static IServiceCollection AddPostgres(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (services.Any(d => d.ServiceType == typeof(NpgsqlDataSource)))
+        {
+            return services;
+        }
+
+        var connectionString = configuration.GetConnectionString("Postgres");
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new KafkaClicksConfigurationException("ConnectionStrings:Postgres is not set (a Npgsql connection string).");
+        }
+
+        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(connectionString).Build());
+        services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "postgres", sp => new PostgresHealthCheck(sp.GetRequiredService<NpgsqlDataSource>()), HealthStatus.Unhealthy, [ReadyTag]));
+        return services;
+    }
+
+    /// <summary>One ConnectionMultiplexer for the process, from ConnectionStrings:Redis. Never fails start-up when Redis is down.</summary>
+    public static IServiceCollection AddRedis(this IServiceCollection services, IConfiguration configuration)
+    {
+        if (services.Any(d => d.ServiceType == typeof(IConnectionMultiplexer)))
+        {
+            return services;
+        }
+
+        var connectionString = configuration.GetConnectionString("Redis");
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new KafkaClicksConfigurationException("ConnectionStrings:Redis is not set (a StackExchange.Redis configuration string).");
+        }
+
+        var options = ConfigurationOptions.Parse(connectionString);
+        options.AbortOnConnectFail = false;
+        services.AddSingleton<IConnectionMultiplexer>(_ => ConnectionMultiplexer.Connect(options));
+        return services;
+    }
+
+    /// <summary>/healthz (alive), /readyz (dependencies reachable), /metrics (Prometheus).</summary>
+    public static WebApplication MapServiceDefaults(this WebApplication app)
+    {
+        app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = r => r.Tags.Contains(ReadyTag) });
+        app.MapPrometheusScrapingEndpoint("/metrics");
+        return app;
+    }
+
+    /// <summary>Creates the component's meter with the shared prefix.</summary>
+    public static Meter CreateMeter(string component) => new(MeterPrefix + component);
+
+    private sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+    {
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            try
+            {
+                await using var command = dataSource.CreateCommand("SELECT 1");
+                await command.ExecuteScalarAsync(cancellationToken);
+                return HealthCheckResult.Healthy();
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException)
+            {
+                return HealthCheckResult.Unhealthy("PostgreSQL unreachable", e);
+            }
+        }
+    }
+}
+
+/// <summary>A configuration value is missing or wrong; the message names the key and what is expected.</summary>
+public sealed class KafkaClicksConfigurationException : Exception
+{
+    public KafkaClicksConfigurationException(string message) : base(message) { }
+
+    public KafkaClicksConfigurationException() { }
+
+    public KafkaClicksConfigurationException(string message, Exception inner) : base(message, inner) { }
+}

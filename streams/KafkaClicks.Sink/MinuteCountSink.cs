@@ -1,0 +1,150 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Confluent.Kafka;
+using KafkaClicks.Contracts;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Polly;
+using Polly.Retry;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>
+/// Consumes clicks.minute and writes it to ad_clicks_minute in batches. Offsets are committed only after the
+/// database transaction committed; while the database is unreachable the loop retries the same batch with
+/// backoff and consumes nothing more, so nothing is lost and nothing is skipped.
+/// </summary>
+public sealed partial class MinuteCountSink : BackgroundService
+{
+    private static readonly Meter Meter = ServiceDefaultsExtensions.CreateMeter("Sink");
+    private static readonly Counter<long> RowsWritten = Meter.CreateCounter<long>("kafkaclicks.sink.rows", "{row}", "Minute rows upserted.");
+    private static readonly Counter<long> PoisonRecords = Meter.CreateCounter<long>("kafkaclicks.sink.poison_records", "{record}", "Records that could not be decoded and were skipped.");
+    private static readonly Counter<long> Retries = Meter.CreateCounter<long>("kafkaclicks.sink.retries", "{retry}", "Batch writes retried because the database failed.");
+    private static readonly Histogram<double> BatchDuration = Meter.CreateHistogram<double>("kafkaclicks.sink.batch.duration", "s", "Time to write one batch.");
+
+    private readonly IConfiguration _configuration;
+    private readonly IDeserializer<MinuteCount> _deserializer;
+    private readonly MinuteCountWriter _writer;
+    private readonly SinkOptions _options;
+    private readonly ILogger<MinuteCountSink> _logger;
+    private readonly ResiliencePipeline _retry;
+
+    public MinuteCountSink(IConfiguration configuration, IDeserializer<MinuteCount> deserializer, MinuteCountWriter writer,
+        IOptions<SinkOptions> options, ILogger<MinuteCountSink> logger)
+    {
+        _configuration = configuration;
+        _deserializer = deserializer;
+        _writer = writer;
+        _options = options.Value;
+        _logger = logger;
+        _retry = new ResiliencePipelineBuilder()
+            .AddRetry(new RetryStrategyOptions
+            {
+                ShouldHandle = new PredicateBuilder().Handle<NpgsqlException>().Handle<TimeoutException>(),
+                MaxRetryAttempts = int.MaxValue,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                Delay = TimeSpan.FromMilliseconds(200),
+                MaxDelay = _options.MaxRetryDelay,
+                OnRetry = args =>
+                {
+                    Retries.Add(1);
+                    LogWriteFailed(args.AttemptNumber + 1, args.Outcome.Exception?.Message ?? "", args.RetryDelay);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .Build();
+    }
+
+    /// <summary>Batches fully written and committed since start; tests and health use it.</summary>
+    public long BatchesCommitted => Interlocked.Read(ref _batchesCommitted);
+
+    private long _batchesCommitted;
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        Task.Factory.StartNew(() => RunAsync(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
+
+    private async Task RunAsync(CancellationToken stoppingToken)
+    {
+        using var consumer = new ConsumerBuilder<string, byte[]>(KafkaOptions.ConsumerConfig(_configuration, _options.GroupId))
+            .SetKeyDeserializer(Deserializers.Utf8)
+            .SetValueDeserializer(Deserializers.ByteArray)
+            .Build();
+        consumer.Subscribe(Topics.ClicksMinute);
+        var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);
+        var offsets = new Dictionary<TopicPartition, Offset>();
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                Fill(consumer, batch, offsets, stoppingToken);
+                if (offsets.Count == 0)
+                {
+                    continue;
+                }
+
+                if (batch.Count > 0)
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    var rows = await _retry.ExecuteAsync(async ct => await _writer.WriteAsync(batch, ct), stoppingToken);
+                    BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    RowsWritten.Add(rows);
+                }
+
+                consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
+                Interlocked.Increment(ref _batchesCommitted);
+                batch.Clear();
+                offsets.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            consumer.Close();
+        }
+    }
+
+    private void Fill(IConsumer<string, byte[]> consumer, List<MinuteCountRecord> batch, Dictionary<TopicPartition, Offset> offsets, CancellationToken stoppingToken)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxBatchDelay.TotalSeconds * Stopwatch.Frequency);
+        while (batch.Count < _options.MaxBatchRecords && !stoppingToken.IsCancellationRequested)
+        {
+            var remaining = TimeSpan.FromSeconds((double)(deadline - Stopwatch.GetTimestamp()) / Stopwatch.Frequency);
+            if (remaining <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            var result = consumer.Consume(remaining);
+            if (result is null)
+            {
+                return;
+            }
+
+            offsets[result.TopicPartition] = result.Offset;
+            try
+            {
+                var count = _deserializer.Deserialize(result.Message.Value, result.Message.Value is null,
+                    new SerializationContext(MessageComponentType.Value, result.Topic, result.Message.Headers));
+                batch.Add(new MinuteCountRecord(count, result.Partition.Value));
+            }
+            catch (AvroContractException e)
+            {
+                PoisonRecords.Add(1);
+                LogPoisonRecord(result.TopicPartitionOffset.ToString(), e.Reason.ToString(), e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Writing minute counts failed (attempt {Attempt}): {Error}; retrying in {Delay}")]
+    private partial void LogWriteFailed(int attempt, string error, TimeSpan delay);
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Skipped undecodable record at {Position} ({Reason}): {Error}")]
+    private partial void LogPoisonRecord(string position, string reason, string error);
+}

@@ -1,0 +1,131 @@
+using KafkaClicks.Contracts;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>A minute count read from clicks.minute, with the partition it came from.</summary>
+public readonly record struct MinuteCountRecord(MinuteCount Count, int Partition);
+
+/// <summary>
+/// Writes a batch of minute counts in one transaction: binary COPY into a temporary staging table, then one
+/// INSERT ... ON CONFLICT that stores absolute counts. An emission older than the stored one changes nothing,
+/// a final flag is never taken back, and replaying a batch is a no-op.
+/// </summary>
+public sealed class MinuteCountWriter
+{
+    private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly HashSet<DateOnly> _daysWithPartitions = [];
+
+    public MinuteCountWriter(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+
+    /// <summary>Writes the batch; returns the number of distinct (ad, minute, salt) rows sent.</summary>
+    public async Task<int> WriteAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    {
+        var rows = Latest(batch);
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await EnsurePartitionsAsync(connection, rows, cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var create = new NpgsqlCommand("""
+            CREATE TEMP TABLE IF NOT EXISTS minute_count_staging (
+                ad_id bigint, minute timestamptz, salt smallint, clicks bigint, final boolean, emitted_at timestamptz
+            ) ON COMMIT DELETE ROWS
+            """, connection, transaction))
+        {
+            await create.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            "COPY minute_count_staging (ad_id, minute, salt, clicks, final, emitted_at) FROM STDIN (FORMAT BINARY)", cancellationToken))
+        {
+            foreach (var row in rows)
+            {
+                await copy.StartRowAsync(cancellationToken);
+                await copy.WriteAsync(row.AdId, NpgsqlDbType.Bigint, cancellationToken);
+                await copy.WriteAsync(Utc(row.WindowStart), NpgsqlDbType.TimestampTz, cancellationToken);
+                await copy.WriteAsync((short)row.Salt, NpgsqlDbType.Smallint, cancellationToken);
+                await copy.WriteAsync(row.Clicks, NpgsqlDbType.Bigint, cancellationToken);
+                await copy.WriteAsync(row.Final, NpgsqlDbType.Boolean, cancellationToken);
+                await copy.WriteAsync(Utc(row.EmittedAt), NpgsqlDbType.TimestampTz, cancellationToken);
+            }
+
+            await copy.CompleteAsync(cancellationToken);
+        }
+
+        await using (var upsert = new NpgsqlCommand("""
+            INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
+            SELECT ad_id, minute, salt, clicks, final, emitted_at, now() FROM minute_count_staging
+            ON CONFLICT (ad_id, minute, salt) DO UPDATE
+            SET clicks = EXCLUDED.clicks, final = t.final OR EXCLUDED.final, emitted_at = EXCLUDED.emitted_at, updated_at = now()
+            WHERE EXCLUDED.emitted_at >= t.emitted_at
+            """, connection, transaction))
+        {
+            await upsert.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        await RecordProgressAsync(connection, transaction, batch, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return rows.Count;
+    }
+
+    private static List<MinuteCount> Latest(IReadOnlyList<MinuteCountRecord> batch)
+    {
+        var latest = new Dictionary<(long, DateTime, int), MinuteCount>(batch.Count);
+        foreach (var record in batch)
+        {
+            var c = record.Count;
+            var key = (c.AdId, c.WindowStart, c.Salt);
+            if (!latest.TryGetValue(key, out var existing) || c.EmittedAt > existing.EmittedAt
+                || (c.EmittedAt == existing.EmittedAt && c.Final && !existing.Final))
+            {
+                latest[key] = c;
+            }
+        }
+
+        return [.. latest.Values];
+    }
+
+    private async Task EnsurePartitionsAsync(NpgsqlConnection connection, List<MinuteCount> rows, CancellationToken cancellationToken)
+    {
+        var missing = rows.Select(r => DateOnly.FromDateTime(Utc(r.WindowStart))).Distinct().Where(d => !_daysWithPartitions.Contains(d)).ToList();
+        if (missing.Count == 0)
+        {
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("SELECT ensure_ad_clicks_minute_partitions($1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = missing.Min().ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc) });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = missing.Max().AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc) });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+        lock (_daysWithPartitions)
+        {
+            _daysWithPartitions.UnionWith(missing);
+        }
+    }
+
+    private static async Task RecordProgressAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    {
+        var finals = batch.Where(r => r.Count.Final)
+            .GroupBy(r => r.Partition)
+            .Select(g => (Partition: g.Key, Through: g.Max(r => Utc(r.Count.WindowStart)) + Minute))
+            .ToList();
+        if (finals.Count == 0)
+        {
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("""
+            INSERT INTO stream_progress AS p (topic, partition, final_through, updated_at)
+            SELECT $1, unnest($2::int[]), unnest($3::timestamptz[]), now()
+            ON CONFLICT (topic, partition) DO UPDATE
+            SET final_through = GREATEST(p.final_through, EXCLUDED.final_through), updated_at = now()
+            """, connection, transaction);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Topics.ClicksMinute });
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = finals.Select(f => f.Partition).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = finals.Select(f => f.Through).ToArray() });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static DateTime Utc(DateTime value) => value.Kind == DateTimeKind.Utc ? value : DateTime.SpecifyKind(value, DateTimeKind.Utc);
+}
