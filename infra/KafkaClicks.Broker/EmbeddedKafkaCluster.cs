@@ -61,10 +61,15 @@ public sealed class EmbeddedKafkaCluster : IDisposable
         {
             var errstr = new byte[512];
             var conf = LibrdkafkaMockNative.rd_kafka_conf_new();
-            if (LibrdkafkaMockNative.rd_kafka_conf_set(conf, "client.id", "kafkaclicks-embedded-broker", errstr, (UIntPtr)errstr.Length) != LibrdkafkaMockNative.RdKafkaConfOk)
+            // log_level 4 (warning): hides the bookkeeping handle's "No bootstrap.servers configured" notice;
+            // the mock's own errors (LOG_CRIT, e.g. a failed bind) still reach stderr.
+            foreach (var (name, value) in new[] { ("client.id", "kafkaclicks-embedded-broker"), ("log_level", "4") })
             {
-                LibrdkafkaMockNative.rd_kafka_conf_destroy(conf);
-                throw new InvalidOperationException("rd_kafka_conf_set failed: " + LibrdkafkaMockNative.ErrBuf(errstr));
+                if (LibrdkafkaMockNative.rd_kafka_conf_set(conf, name, value, errstr, (UIntPtr)errstr.Length) != LibrdkafkaMockNative.RdKafkaConfOk)
+                {
+                    LibrdkafkaMockNative.rd_kafka_conf_destroy(conf);
+                    throw new InvalidOperationException($"rd_kafka_conf_set({name}) failed: " + LibrdkafkaMockNative.ErrBuf(errstr));
+                }
             }
 
             // This producer handle is only bookkeeping for the mock cluster; it never produces.

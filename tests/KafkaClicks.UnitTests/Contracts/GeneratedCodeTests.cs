@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using KafkaClicks.Contracts;
 using KafkaClicks.Contracts.CodeGen;
 
@@ -53,16 +54,21 @@ public class GeneratedCodeTests
         Assert.Equal(2, ContractSchemas.All.Count);
     }
 
-    private static string RepositoryRoot()
+    // The source path finds the repository wherever the test assembly runs; the output folder is the fallback
+    // for builds that map source paths away (deterministic CI builds).
+    private static string RepositoryRoot([CallerFilePath] string sourceFile = "")
     {
-        for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
+        foreach (var start in new[] { Path.GetDirectoryName(sourceFile), AppContext.BaseDirectory })
         {
-            if (File.Exists(Path.Combine(directory.FullName, "KafkaClicks.sln")))
+            for (var directory = string.IsNullOrEmpty(start) ? null : new DirectoryInfo(start); directory is not null; directory = directory.Parent)
             {
-                return directory.FullName;
+                if (File.Exists(Path.Combine(directory.FullName, "KafkaClicks.sln")))
+                {
+                    return directory.FullName;
+                }
             }
         }
 
-        throw new InvalidOperationException("KafkaClicks.sln not found above " + AppContext.BaseDirectory);
+        throw new InvalidOperationException("KafkaClicks.sln not found above " + sourceFile + " or " + AppContext.BaseDirectory);
     }
 }

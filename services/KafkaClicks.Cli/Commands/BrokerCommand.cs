@@ -1,0 +1,28 @@
+using System.CommandLine;
+using KafkaClicks.Cli.Hosting;
+
+namespace KafkaClicks.Cli.Commands;
+
+public static class BrokerCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<int?>("--port") { Description = "Fixed TCP port for the embedded broker (default: a free port)." };
+        var command = new Command("broker",
+            "Start the embedded Kafka broker (librdkafka's mock cluster) alone, create every topic, print the bootstrap servers and " +
+            "keep running until Ctrl-C, so other processes and kcat can use it. Not for production: it keeps data in memory only.");
+        command.Options.Add(port);
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var overrides = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "" };
+            var configuration = KafkaClicksHost.LoadConfiguration(overrides);
+            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, parse.GetValue(port), ct);
+            Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
+            Console.WriteLine($"try: kcat -b {broker.BootstrapServers} -L");
+            Console.WriteLine("Ctrl-C stops the broker.");
+            await Task.Delay(Timeout.Infinite, ct);
+            return CliErrors.Ok;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,23 @@
+using System.CommandLine;
+using KafkaClicks.Cli.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace KafkaClicks.Cli.Commands;
+
+public static class MigrateCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("migrate",
+            "Apply the database migrations (infra/sql) to ConnectionStrings:Postgres. Idempotent; uses TimescaleDB when the extension is available.");
+        command.SetAction((_, ct) => CliErrors.RunAsync(async () =>
+        {
+            var configuration = KafkaClicksHost.LoadConfiguration();
+            using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            var result = await KafkaClicksHost.MigrateAsync(configuration, logging, ct);
+            Console.WriteLine($"migrated ({result.Flavor.ToString().ToLowerInvariant()}): {result.Applied.Count} applied, {result.AlreadyApplied.Count} already applied");
+            return CliErrors.Ok;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,78 @@
+using KafkaClicks.Cli.Demo;
+using KafkaClicks.Cli.Hosting;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace KafkaClicks.Cli.Commands;
+
+/// <summary>Runs a set of roles in this process until Ctrl-C: broker (real or embedded), migrations, then the roles.</summary>
+public static class RoleRunner
+{
+    public static async Task<int> RunAsync(Role roles, bool demo, string? urls, CancellationToken cancellationToken)
+    {
+        var overrides = new Dictionary<string, string?>();
+        if (urls is not null)
+        {
+            overrides["Urls"] = urls;
+        }
+
+        var configuration = KafkaClicksHost.LoadConfiguration(overrides);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, cancellationToken: cancellationToken);
+        using (var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)))
+        {
+            await KafkaClicksHost.MigrateAsync(configuration, logging, cancellationToken);
+        }
+
+        await using var app = KafkaClicksHost.Build(roles, broker, overrides, builder =>
+        {
+            if (demo)
+            {
+                builder.AddDemo();
+            }
+        });
+        if (demo)
+        {
+            await DemoData.SeedAsync(app.Services, cancellationToken);
+        }
+
+        await app.StartAsync(cancellationToken);
+        PrintBanner(app, roles, broker.Description, demo, configuration);
+        await app.WaitForShutdownAsync(cancellationToken);
+        return CliErrors.Ok;
+    }
+
+    private static void PrintBanner(WebApplication app, Role roles, string broker, bool demo, IConfiguration configuration)
+    {
+        var url = app.Urls.FirstOrDefault() ?? "http://127.0.0.1:8080";
+        Console.WriteLine();
+        Console.WriteLine($"KafkaClicks is running: roles {roles.ToString().ToLowerInvariant()}; broker {broker}");
+        if (roles.HasFlag(Role.Query))
+        {
+            Console.WriteLine($"  dashboard        {url}/");
+            Console.WriteLine($"  ad clicks        {url}/v1/ads/{{adId}}/clicks?granularity=1m");
+        }
+
+        if (roles.HasFlag(Role.Ingest))
+        {
+            Console.WriteLine($"  mint impression  POST {url}/v1/impressions  {{\"adId\":1}}");
+            Console.WriteLine($"  click            GET  {url}/c/{{token}}");
+        }
+
+        Console.WriteLine($"  health, metrics  {url}/healthz  {url}/readyz  {url}/metrics");
+        if (demo)
+        {
+            var frontend = configuration.GetSection("Ingest:FrontendApiKeys").Get<string[]>()?.FirstOrDefault();
+            var admin = configuration.GetSection("Query:AdminApiKeys").Get<string[]>()?.FirstOrDefault();
+            Console.WriteLine("Local dev API keys (generated into .local/kafkaclicks.json, never committed):");
+            Console.WriteLine($"  frontend    {frontend}");
+            Console.WriteLine($"  admin       {admin}");
+            Console.WriteLine($"  advertiser  {configuration["Demo:AdvertiserApiKey"]}  (advertiser {DemoData.DemoAdvertiserId}, ads {DemoData.FirstAdId}..{DemoData.FirstAdId + DemoData.AdsPerAdvertiser - 1})");
+            Console.WriteLine($"Demo traffic is flowing. Try: curl -s -H 'Authorization: Bearer {admin}' '{url}/v1/ads/{DemoData.FirstAdId}/clicks'");
+        }
+
+        Console.WriteLine("Ctrl-C stops it.");
+    }
+}

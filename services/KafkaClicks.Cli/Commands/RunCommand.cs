@@ -1,0 +1,36 @@
+using System.CommandLine;
+using KafkaClicks.Cli.Hosting;
+
+namespace KafkaClicks.Cli.Commands;
+
+public static class RunCommand
+{
+    public static Command Create()
+    {
+        var roles = new Option<string>("--roles")
+        {
+            Description = "Comma-separated roles to host: ingest, aggregator, sink, query.",
+            Required = true,
+        };
+        roles.Validators.Add(result =>
+        {
+            if (!Roles.TryParse(result.GetValueOrDefault<string>(), out _, out var error))
+            {
+                result.AddError(error!);
+            }
+        });
+        var urls = new Option<string?>("--urls") { Description = "Addresses to listen on (default http://127.0.0.1:8080)." };
+        var command = new Command("run",
+            "Run the chosen roles against the configured servers (Kafka:BootstrapServers, ConnectionStrings:Postgres, ConnectionStrings:Redis). " +
+            "One process per role in production.");
+        command.Options.Add(roles);
+        command.Options.Add(urls);
+        command.SetAction((parse, ct) =>
+        {
+            // The validator above already rejected anything TryParse cannot read.
+            _ = Roles.TryParse(parse.GetValue(roles), out var chosen, out _);
+            return CliErrors.RunAsync(() => RoleRunner.RunAsync(chosen, demo: false, parse.GetValue(urls), ct));
+        });
+        return command;
+    }
+}

@@ -1,0 +1,118 @@
+using KafkaClicks.Aggregator;
+using KafkaClicks.Broker;
+using KafkaClicks.Ingest;
+using KafkaClicks.Migrations;
+using KafkaClicks.Query;
+using KafkaClicks.ServiceDefaults;
+using KafkaClicks.Sink;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace KafkaClicks.Cli.Hosting;
+
+/// <summary>Composes a process from roles: each role registers itself, the host only wires them together.</summary>
+public static class KafkaClicksHost
+{
+    /// <summary>Environment variable naming an extra JSON configuration file (infra/dev.sh points it at the local dev secrets).</summary>
+    public const string ConfigFileVariable = "KAFKACLICKS_CONFIG";
+
+    /// <summary>Configuration as every command sees it: appsettings.json, the file in KAFKACLICKS_CONFIG, KAFKACLICKS_* variables, overrides.</summary>
+    public static IConfigurationRoot LoadConfiguration(IEnumerable<KeyValuePair<string, string?>>? overrides = null)
+    {
+        var builder = new ConfigurationBuilder()
+            .SetBasePath(AppContext.BaseDirectory)
+            .AddJsonFile("appsettings.json", optional: true);
+        AddSources(builder, overrides);
+        return builder.Build();
+    }
+
+    /// <summary>Builds the web application hosting <paramref name="roles"/> against <paramref name="broker"/>.</summary>
+    public static WebApplication Build(Role roles, BrokerHandle broker, IEnumerable<KeyValuePair<string, string?>>? overrides = null,
+        Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
+        builder.Configuration.AddJsonFile("appsettings.json", optional: true);
+        AddSources(builder.Configuration, overrides);
+        builder.Configuration.AddInMemoryCollection([new("Kafka:BootstrapServers", broker.BootstrapServers)]);
+        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        builder.AddServiceDefaults();
+        builder.Services.AddOptions<KafkaOptions>().BindConfiguration(KafkaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton(broker);
+        if (roles.HasFlag(Role.Ingest))
+        {
+            builder.AddIngest();
+        }
+
+        if (roles.HasFlag(Role.Aggregator))
+        {
+            builder.AddAggregator();
+        }
+
+        if (roles.HasFlag(Role.Sink))
+        {
+            builder.AddSink();
+        }
+
+        if (roles.HasFlag(Role.Query))
+        {
+            builder.AddQuery();
+        }
+
+        configure?.Invoke(builder);
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.MapServiceDefaults();
+        if (roles.HasFlag(Role.Ingest))
+        {
+            app.MapIngest();
+        }
+
+        if (roles.HasFlag(Role.Query))
+        {
+            app.MapQuery();
+        }
+
+        return app;
+    }
+
+    /// <summary>Starts the broker the configuration names (or the embedded one) with every declared topic.</summary>
+    public static Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, int? embeddedPort = null, CancellationToken cancellationToken = default)
+    {
+        var kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new KafkaOptions();
+        var admin = configuration.GetSection("Kafka:Client").AsEnumerable(makePathsRelative: true)
+            .Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!));
+        return KafkaBroker.StartAsync(kafka.BootstrapServers, TopicCatalog.All(kafka, configuration),
+            new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort }, cancellationToken);
+    }
+
+    /// <summary>Applies the SQL migrations to ConnectionStrings:Postgres.</summary>
+    public static async Task<MigrationResult> MigrateAsync(IConfiguration configuration, ILoggerFactory loggerFactory, CancellationToken cancellationToken)
+    {
+        var connectionString = configuration.GetConnectionString("Postgres");
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new KafkaClicksConfigurationException("ConnectionStrings:Postgres is not set (a Npgsql connection string).");
+        }
+
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        return await new DatabaseMigrator(dataSource, loggerFactory.CreateLogger<DatabaseMigrator>()).MigrateAsync(cancellationToken);
+    }
+
+    private static void AddSources(IConfigurationBuilder builder, IEnumerable<KeyValuePair<string, string?>>? overrides)
+    {
+        if (Environment.GetEnvironmentVariable(ConfigFileVariable) is { Length: > 0 } file)
+        {
+            builder.AddJsonFile(Path.GetFullPath(file), optional: false);
+        }
+
+        builder.AddEnvironmentVariables("KAFKACLICKS_");
+        if (overrides is not null)
+        {
+            builder.AddInMemoryCollection(overrides);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using Confluent.Kafka;
+using KafkaClicks.ServiceDefaults;
+using KafkaClicks.Topology;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.SerDes;
+
+namespace KafkaClicks.Aggregator;
+
+/// <summary>
+/// Hosts the aggregation topology with RocksDB state under <see cref="AggregationOptions.StateDirectory"/>.
+/// At-least-once processing: the topology's impression store makes reprocessing after a crash idempotent.
+/// </summary>
+public sealed partial class AggregatorService : BackgroundService, IHealthCheck
+{
+    private readonly IConfiguration _configuration;
+    private readonly AggregationOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger<AggregatorService> _logger;
+    private KafkaStream? _stream;
+    private volatile KafkaStream.State _state = KafkaStream.State.CREATED;
+
+    public AggregatorService(IConfiguration configuration, IOptions<AggregationOptions> options, ILoggerFactory loggerFactory)
+    {
+        _configuration = configuration;
+        _options = options.Value;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<AggregatorService>();
+    }
+
+    /// <summary>The stream's current state (RUNNING once partitions are assigned and state is restored).</summary>
+    public KafkaStream.State State => _state;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var bootstrap = _configuration[$"{KafkaOptions.Section}:BootstrapServers"];
+        var config = new StreamConfig<StringSerDes, StringSerDes>
+        {
+            ApplicationId = _options.ApplicationId,
+            BootstrapServers = bootstrap,
+            StateDir = _options.StateDirectory,
+            NumStreamThreads = _options.Threads,
+            CommitIntervalMs = (long)_options.CommitInterval.TotalMilliseconds,
+            Guarantee = ProcessingGuarantee.AT_LEAST_ONCE,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            SessionTimeoutMs = 6000,
+            HeartbeatIntervalMs = 1500,
+            MaxPollRecords = 5000,
+            DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
+            ReplicationFactor = _configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
+            Logger = _loggerFactory,
+            DeserializationExceptionHandler = (_, record, e) =>
+            {
+                AggregatorTelemetry.Undecodable();
+                LogUndecodable(record.TopicPartitionOffset, e.Message);
+                return ExceptionHandlerResponse.CONTINUE;
+            },
+        };
+        _configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
+
+        _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config);
+        _stream.StateChanged += (_, now) =>
+        {
+            _state = now;
+            LogState(now);
+        };
+        await _stream.StartAsync(stoppingToken);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        _stream?.Dispose();
+    }
+
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(_state == KafkaStream.State.RUNNING
+            ? HealthCheckResult.Healthy()
+            : HealthCheckResult.Unhealthy($"aggregator stream is {_state}"));
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Aggregator stream is {State}")]
+    private partial void LogState(KafkaStream.State state);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Skipped undecodable click at {Position}: {Error}")]
+    private partial void LogUndecodable(TopicPartitionOffset position, string error);
+}

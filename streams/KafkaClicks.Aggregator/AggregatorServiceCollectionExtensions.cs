@@ -1,0 +1,32 @@
+using KafkaClicks.ServiceDefaults;
+using KafkaClicks.Topology;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Hosting;
+
+namespace KafkaClicks.Aggregator;
+
+public static class AggregatorServiceCollectionExtensions
+{
+    /// <summary>Registers the aggregator role: the Streamiz topology from clicks.raw to clicks.minute and clicks.late.</summary>
+    public static IHostApplicationBuilder AddAggregator(this IHostApplicationBuilder builder)
+    {
+        builder.Services.AddOptions<AggregationOptions>().BindConfiguration(AggregationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddSingleton<AggregatorService>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
+        builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "aggregator", sp => sp.GetRequiredService<AggregatorService>(), HealthStatus.Unhealthy, [ServiceDefaultsExtensions.ReadyTag]));
+        return builder;
+    }
+}
+
+/// <summary>The aggregator's internal topics, for the topic catalog.</summary>
+public static class AggregatorTopics
+{
+    public static IReadOnlyList<InternalTopic> Internal(IConfiguration configuration, int rawPartitions)
+    {
+        var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
+        return ClickAggregationTopology.InternalTopics(options, rawPartitions);
+    }
+}

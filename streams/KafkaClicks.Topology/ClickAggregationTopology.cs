@@ -1,0 +1,58 @@
+using KafkaClicks.Contracts;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Processors.Public;
+using Streamiz.Kafka.Net.SerDes;
+using Streamiz.Kafka.Net.State;
+
+namespace KafkaClicks.Topology;
+
+/// <summary>An internal topic Streamiz needs, to be created up front where the broker cannot create topics.</summary>
+public sealed record InternalTopic(string Name, int Partitions, IReadOnlyDictionary<string, string> Configs);
+
+/// <summary>
+/// The aggregation topology as a pure function: clicks.raw (already partitioned by ad and salt, so no repartition)
+/// through <see cref="ClickCounter"/> to clicks.minute and clicks.late.
+/// </summary>
+public static class ClickAggregationTopology
+{
+    /// <summary>RocksDB window store of impressions seen, per partition of clicks.raw.</summary>
+    public const string ImpressionStore = "impressions";
+
+    public static Streamiz.Kafka.Net.Stream.Topology Build(AggregationOptions options)
+    {
+        var builder = new StreamBuilder();
+        var retention = ImpressionRetention(options);
+        var store = Stores.WindowStoreBuilder(
+                Stores.PersistentWindowStore(ImpressionStore, retention, AggregationOptions.WindowSize,
+                    (long)TimeSpan.FromMinutes(5).TotalMilliseconds, false),
+                new StringSerDes(), new Int64SerDes())
+            .WithCachingEnabled()
+            .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
+
+        var outputs = builder
+            .Stream(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent))
+            .Transform(TransformerBuilder.New<string, ClickEvent, string, AggregatorOutput>()
+                .Transformer<ClickCounter>(options)
+                .StateStore(store)
+                .Build(), "click-counter");
+
+        var branches = outputs.Branch((_, v, _) => v.Count is not null, (_, v, _) => v.Late is not null);
+        branches[0].MapValues((v, _) => v.Count!).To(Topics.ClicksMinute, new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
+        branches[1].MapValues((v, _) => v.Late!).To(Topics.ClicksLate, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
+        return builder.Build();
+    }
+
+    /// <summary>Streamiz' internal topics for this topology: the impression store's changelog, partitioned like clicks.raw.</summary>
+    public static IReadOnlyList<InternalTopic> InternalTopics(AggregationOptions options, int rawPartitions) =>
+    [
+        new($"{options.ApplicationId}-{ImpressionStore}-changelog", rawPartitions, new Dictionary<string, string>
+        {
+            ["cleanup.policy"] = "compact,delete",
+            ["retention.ms"] = ((long)ImpressionRetention(options).TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }),
+    ];
+
+    /// <summary>Impressions are kept for the dedupe horizon plus a window and its grace, with margin.</summary>
+    private static TimeSpan ImpressionRetention(AggregationOptions options) =>
+        options.DedupeHorizon + AggregationOptions.WindowSize + options.Grace + TimeSpan.FromMinutes(5);
+}

@@ -1,0 +1,223 @@
+using System.Diagnostics.Metrics;
+using KafkaClicks.Contracts;
+using Streamiz.Kafka.Net.Processors.Public;
+using Streamiz.Kafka.Net.State;
+
+namespace KafkaClicks.Topology;
+
+/// <summary>
+/// Counts distinct impressions per (adId, salt, 1-minute window of clickedAt) for one partition of clicks.raw.
+/// <para>
+/// The only durable state is the impression store: impressionId to (adId, salt) at its window start, kept for
+/// the dedupe horizon. Counting is idempotent because a replayed or repeated impression is already in the store
+/// and is dropped; the counts of open windows live in memory and are rebuilt from the store after a restart, so a
+/// crash between a store write and an offset commit can neither lose nor double a click.
+/// </para>
+/// <para>
+/// Every <see cref="AggregationOptions.EmitInterval"/> (wall clock) the windows that changed are forwarded as
+/// partial counts; once stream time (the largest clickedAt seen) passes window end + grace, a final count is
+/// forwarded and the window is closed. A click for a closed window is forwarded as late and not counted.
+/// </para>
+/// </summary>
+internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
+{
+    private static readonly long WindowMs = (long)AggregationOptions.WindowSize.TotalMilliseconds;
+    private readonly long _graceMs;
+    private readonly long _horizonMs;
+    private readonly TimeSpan _emitInterval;
+    private readonly Dictionary<(long AdId, int Salt, long WindowStart), OpenWindow> _open = [];
+    private ProcessorContext<string, AggregatorOutput> _context = null!;
+    private IWindowStore<string, long> _impressions = null!;
+    private long _streamTime = long.MinValue;
+
+    /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
+    public ClickCounter()
+        : this(new AggregationOptions())
+    {
+    }
+
+    public ClickCounter(AggregationOptions options)
+    {
+        _graceMs = (long)options.Grace.TotalMilliseconds;
+        _horizonMs = (long)options.DedupeHorizon.TotalMilliseconds;
+        _emitInterval = options.EmitInterval;
+    }
+
+    public void Init(ProcessorContext<string, AggregatorOutput> context)
+    {
+        _context = context;
+        _impressions = (IWindowStore<string, long>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
+        Rebuild();
+        context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, _ => Emit());
+    }
+
+    public Record<string, AggregatorOutput> Process(Record<string, ClickEvent> record)
+    {
+        var click = record.Value;
+        if (click is null)
+        {
+            return null!;
+        }
+
+        var clickedAt = ToUnixMs(click.ClickedAt);
+        var windowStart = clickedAt - Mod(clickedAt, WindowMs);
+        _streamTime = Math.Max(_streamTime, clickedAt);
+        using (var seen = _impressions.Fetch(click.ImpressionId, windowStart - _horizonMs, windowStart + _horizonMs))
+        {
+            if (seen.MoveNext())
+            {
+                AggregatorTelemetry.Duplicate();
+                return null!;
+            }
+        }
+
+        if (IsClosed(windowStart))
+        {
+            AggregatorTelemetry.Late();
+            _context.Forward(click.ImpressionId, new AggregatorOutput(null, click));
+            return null!;
+        }
+
+        _impressions.Put(click.ImpressionId, Pack(click.AdId, click.Salt), windowStart);
+        var key = (click.AdId, click.Salt, windowStart);
+        if (!_open.TryGetValue(key, out var window))
+        {
+            window = new OpenWindow();
+            _open[key] = window;
+        }
+
+        window.Clicks++;
+        window.Dirty = true;
+        AggregatorTelemetry.Counted();
+        return null!;
+    }
+
+    public void Close() => _open.Clear();
+
+    private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
+
+    private void Emit()
+    {
+        var emittedAt = DateTime.UtcNow;
+        List<(long, int, long)>? closed = null;
+        foreach (var (key, window) in _open)
+        {
+            var final = IsClosed(key.WindowStart);
+            if (final || window.Dirty)
+            {
+                var count = new MinuteCount
+                {
+                    AdId = key.AdId,
+                    Salt = key.Salt,
+                    WindowStart = DateTime.UnixEpoch.AddMilliseconds(key.WindowStart),
+                    Clicks = window.Clicks,
+                    Final = final,
+                    EmittedAt = emittedAt,
+                };
+                _context.Forward(ClickPartitioning.PartitionKey(key.AdId, 0), new AggregatorOutput(count, null));
+                window.Dirty = false;
+                AggregatorTelemetry.Emitted(final);
+            }
+
+            if (final)
+            {
+                (closed ??= []).Add(key);
+            }
+        }
+
+        if (closed is not null)
+        {
+            foreach (var key in closed)
+            {
+                _open.Remove(key);
+            }
+        }
+    }
+
+    /// <summary>
+    /// After a restart or rebalance: recount the windows that may still be open from the impression store.
+    /// Only windows near the newest stored impression are taken (older ones were closed before), so a window
+    /// whose impressions were partly expired from the store is never re-emitted with a smaller count.
+    /// </summary>
+    private void Rebuild()
+    {
+        _open.Clear();
+        var entries = new List<(long AdId, int Salt, long WindowStart)>();
+        long newest = long.MinValue;
+        using (var all = _impressions.All())
+        {
+            while (all.MoveNext())
+            {
+                var current = all.Current;
+                if (current is not { } kv)
+                {
+                    continue;
+                }
+
+                var (adId, salt) = Unpack(kv.Value);
+                var start = kv.Key.Window.StartMs;
+                entries.Add((adId, salt, start));
+                newest = Math.Max(newest, start);
+            }
+        }
+
+        if (entries.Count == 0)
+        {
+            return;
+        }
+
+        _streamTime = newest;
+        foreach (var key in entries)
+        {
+            if (key.WindowStart + WindowMs + _graceMs <= newest)
+            {
+                continue;
+            }
+
+            if (!_open.TryGetValue(key, out var window))
+            {
+                window = new OpenWindow { Dirty = true };
+                _open[key] = window;
+            }
+
+            window.Clicks++;
+        }
+    }
+
+    private static long Pack(long adId, int salt) => (adId << 8) | (byte)salt;
+
+    private static (long AdId, int Salt) Unpack(long packed) => (packed >> 8, (int)(packed & 0xff));
+
+    private static long Mod(long value, long divisor) => ((value % divisor) + divisor) % divisor;
+
+    private static long ToUnixMs(DateTime value) =>
+        (long)(DateTime.SpecifyKind(value, DateTimeKind.Utc) - DateTime.UnixEpoch).TotalMilliseconds;
+
+    private sealed class OpenWindow
+    {
+        public long Clicks;
+        public bool Dirty;
+    }
+}
+
+/// <summary>The aggregator's one Meter (no per-ad tags).</summary>
+public static class AggregatorTelemetry
+{
+    private static readonly Meter Meter = new("KafkaClicks.Aggregator");
+    private static readonly Counter<long> Clicks = Meter.CreateCounter<long>("kafkaclicks.aggregator.clicks", "{click}", "Raw clicks by outcome.");
+    private static readonly Counter<long> Emits = Meter.CreateCounter<long>("kafkaclicks.aggregator.emits", "{record}", "Minute counts emitted.");
+    private static readonly KeyValuePair<string, object?> CountedTag = new("outcome", "counted");
+    private static readonly KeyValuePair<string, object?> DuplicateTag = new("outcome", "duplicate");
+    private static readonly KeyValuePair<string, object?> LateTag = new("outcome", "late");
+    private static readonly KeyValuePair<string, object?> PoisonTag = new("outcome", "undecodable");
+
+    internal static void Counted() => Clicks.Add(1, CountedTag);
+
+    internal static void Duplicate() => Clicks.Add(1, DuplicateTag);
+
+    internal static void Late() => Clicks.Add(1, LateTag);
+
+    public static void Undecodable() => Clicks.Add(1, PoisonTag);
+
+    internal static void Emitted(bool final) => Emits.Add(1, new KeyValuePair<string, object?>("kind", final ? "final" : "partial"));
+}
