@@ -85,7 +85,8 @@ public sealed class ImpressionTokens
     public TokenStatus Verify(ReadOnlySpan<char> token, out ImpressionClaims claims)
     {
         claims = default;
-        if (token.IsEmpty || token.Length > MaxTokenLength)
+        // TryDecodeFromChars throws on characters outside the alphabet, so validate first: any input must end as Malformed.
+        if (token.IsEmpty || token.Length > MaxTokenLength || !Base64Url.IsValid(token))
         {
             return TokenStatus.Malformed;
         }

@@ -38,13 +38,14 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var bootstrap = _configuration[$"{KafkaOptions.Section}:BootstrapServers"];
-        var config = new StreamConfig<StringSerDes, StringSerDes>
+        // Streamiz keeps its logger factory in a static; the constructor that takes ours replaces it first, so a
+        // second host in the same process never touches the disposed factory of an earlier one.
+        var config = new StreamConfig<StringSerDes, StringSerDes>(new Dictionary<string, dynamic>(), _loggerFactory)
         {
             ApplicationId = _options.ApplicationId,
             BootstrapServers = bootstrap,
             StateDir = _options.StateDirectory,
             NumStreamThreads = _options.Threads,
-            CommitIntervalMs = (long)_options.CommitInterval.TotalMilliseconds,
             Guarantee = ProcessingGuarantee.AT_LEAST_ONCE,
             AutoOffsetReset = AutoOffsetReset.Earliest,
             SessionTimeoutMs = 6000,
@@ -52,7 +53,6 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             MaxPollRecords = 5000,
             DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
             ReplicationFactor = _configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
-            Logger = _loggerFactory,
             DeserializationExceptionHandler = (_, record, e) =>
             {
                 AggregatorTelemetry.Undecodable();
@@ -60,6 +60,9 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
                 return ExceptionHandlerResponse.CONTINUE;
             },
         };
+
+        // Setting Guarantee resets the commit interval (to 30 s for at-least-once), so this comes after it.
+        config.CommitIntervalMs = (long)_options.CommitInterval.TotalMilliseconds;
         _configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
 
         _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config);

@@ -118,6 +118,17 @@ public sealed class KafkaBrokerTests
         Assert.Throws<ArgumentException>(() => new TopicSpec(name, partitions, rf).Validate());
     }
 
+    [Fact]
+    public void Streamiz_internal_topic_declarations_follow_the_streamiz_naming()
+    {
+        var specs = StreamizInternalTopics.For("agg", ["minute-counts"], 8, repartitionNames: ["minute-counts"]);
+
+        Assert.Equal(["agg-minute-counts-changelog", "agg-minute-counts-repartition"], specs.Select(s => s.Name));
+        Assert.All(specs, s => Assert.Equal(8, s.Partitions));
+        Assert.Equal("compact", specs[0].Configs[TopicSpec.ConfigKeys.CleanupPolicy]);
+        Assert.Equal("delete", specs[1].Configs[TopicSpec.ConfigKeys.CleanupPolicy]);
+    }
+
     private static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);

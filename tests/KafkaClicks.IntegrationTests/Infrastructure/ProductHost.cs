@@ -1,0 +1,132 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using KafkaClicks.Broker;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Query;
+using Microsoft.AspNetCore.Builder;
+
+namespace KafkaClicks.IntegrationTests.Infrastructure;
+
+/// <summary>
+/// The whole product in this process, composed exactly as `kafkaclicks up` composes it: the embedded broker,
+/// a fresh migrated database, the shared Redis, and the chosen roles on a free port. Settings are shortened
+/// (1 s emits, 2 s grace) so windows close quickly.
+/// </summary>
+public sealed class ProductHost : IAsyncDisposable
+{
+    public const string FrontendKey = "test-frontend-key";
+    public const string AdminKey = "test-admin-key";
+
+    private readonly string _stateDirectory;
+
+    private ProductHost(TestDatabase database, BrokerHandle broker, WebApplication app, string stateDirectory)
+    {
+        Database = database;
+        Broker = broker;
+        App = app;
+        _stateDirectory = stateDirectory;
+        BaseAddress = new Uri(app.Urls.First());
+        Http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = BaseAddress };
+    }
+
+    public TestDatabase Database { get; }
+
+    public BrokerHandle Broker { get; }
+
+    public WebApplication App { get; }
+
+    public Uri BaseAddress { get; }
+
+    /// <summary>A client that does not follow redirects, so tests see the 302 itself.</summary>
+    public HttpClient Http { get; }
+
+    public static async Task<ProductHost> StartAsync(PostgresServer postgres, Role roles = Role.All, IDictionary<string, string?>? settings = null)
+    {
+        var database = await postgres.CreateDatabaseAsync();
+        var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-tests", Guid.NewGuid().ToString("N"));
+        var overrides = new Dictionary<string, string?>
+        {
+            ["Urls"] = "http://127.0.0.1:0",
+            ["ConnectionStrings:Postgres"] = database.ConnectionString,
+            ["ConnectionStrings:Redis"] = RedisServer.ConnectionString,
+            ["Kafka:BootstrapServers"] = "",
+            ["Kafka:ClicksRawPartitions"] = "8",
+            ["Kafka:ClicksMinutePartitions"] = "4",
+            ["Ingest:Tokens:ActiveKeyId"] = "t1",
+            ["Ingest:Tokens:Keys:t1"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
+            ["Ingest:FrontendApiKeys:0"] = FrontendKey,
+            ["Query:AdminApiKeys:0"] = AdminKey,
+            ["Aggregator:ApplicationId"] = "kc-test-" + Guid.NewGuid().ToString("N")[..8],
+            ["Aggregator:StateDirectory"] = stateDirectory,
+            ["Aggregator:EmitInterval"] = "00:00:01",
+            ["Aggregator:Grace"] = "00:00:02",
+            ["Sink:MaxBatchDelay"] = "00:00:00.200",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        {
+            overrides[key] = value;
+        }
+
+        var configuration = KafkaClicksHost.LoadConfiguration(overrides);
+        var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        var app = KafkaClicksHost.Build(roles, broker, overrides);
+        await app.StartAsync();
+        return new ProductHost(database, broker, app, stateDirectory);
+    }
+
+    /// <summary>Adds an advertiser (with an API key) and its ads; returns the key.</summary>
+    public async Task<string> AddAdvertiserAsync(long advertiserId, params long[] adIds)
+    {
+        var key = $"adv-{advertiserId}-{Guid.NewGuid():N}";
+        await Database.ExecuteAsync("INSERT INTO advertisers (advertiser_id, name, api_key_hash) VALUES ($1, $2, $3)",
+            advertiserId, $"Advertiser {advertiserId}", ApiKeyAuthenticator.Hash(key));
+        foreach (var adId in adIds)
+        {
+            await Database.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES ($1, $2, $3)",
+                adId, advertiserId, AdUrl(adId));
+        }
+
+        return key;
+    }
+
+    public static string AdUrl(long adId) => $"https://advertiser.example/landing/{adId}?utm=kc";
+
+    /// <summary>POST /v1/impressions as a frontend; returns the token.</summary>
+    public async Task<string> MintAsync(long adId)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/impressions") { Content = JsonContent.Create(new { adId }) };
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", FrontendKey);
+        using var response = await Http.SendAsync(request);
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<MintAnswer>();
+        return body!.Token;
+    }
+
+    /// <summary>GET with a bearer key.</summary>
+    public async Task<HttpResponseMessage> GetAsync(string path, string apiKey)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", apiKey);
+        return await Http.SendAsync(request);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Http.Dispose();
+        await App.StopAsync();
+        await App.DisposeAsync();
+        await Broker.DisposeAsync();
+        await Database.DisposeAsync();
+        try
+        {
+            Directory.Delete(_stateDirectory, recursive: true);
+        }
+        catch (DirectoryNotFoundException)
+        {
+        }
+    }
+
+    private sealed record MintAnswer(string ImpressionId, string Token, string ClickUrl);
+}

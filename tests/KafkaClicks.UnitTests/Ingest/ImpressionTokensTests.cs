@@ -1,0 +1,116 @@
+using System.Security.Cryptography;
+using KafkaClicks.Ingest;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.UnitTests.Ingest;
+
+public class ImpressionTokensTests
+{
+    private static readonly string KeyA = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+    private static readonly string KeyB = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+
+    private static ImpressionTokens Tokens(string active, TimeProvider? time = null, params (string Id, string Key)[] keys) =>
+        new(Options.Create(new IngestOptions
+        {
+            Tokens = new TokenOptions
+            {
+                ActiveKeyId = active,
+                Keys = keys.ToDictionary(k => k.Id, k => k.Key),
+                Lifetime = TimeSpan.FromHours(1),
+            },
+        }), time ?? TimeProvider.System);
+
+    [Fact]
+    public void A_minted_token_verifies_with_its_claims()
+    {
+        var tokens = Tokens("a", null, ("a", KeyA));
+        var minted = tokens.Mint(42);
+
+        Assert.Equal(TokenStatus.Authentic, tokens.Verify(minted.Token, out var claims));
+        Assert.Equal(42, claims.AdId);
+        Assert.Equal(minted.ImpressionId, claims.ImpressionKey);
+        Assert.Equal("a", claims.KeyId);
+        Assert.Equal(minted.ExpiresAt, claims.ExpiresAt);
+        Assert.Equal(TimeSpan.FromHours(1), claims.ExpiresAt - claims.IssuedAt);
+        Assert.True(minted.Token.Length <= ImpressionTokens.MaxTokenLength);
+        Assert.DoesNotContain('+', minted.Token);
+        Assert.DoesNotContain('/', minted.Token);
+    }
+
+    [Fact]
+    public void Every_impression_gets_its_own_id()
+    {
+        var tokens = Tokens("a", null, ("a", KeyA));
+        var ids = Enumerable.Range(0, 1000).Select(_ => tokens.Mint(1).ImpressionId).ToHashSet();
+        Assert.Equal(1000, ids.Count);
+    }
+
+    [Fact]
+    public void Changing_any_byte_makes_the_token_forged_or_malformed()
+    {
+        var tokens = Tokens("a", null, ("a", KeyA));
+        var token = tokens.Mint(7).Token;
+        var bytes = Base64UrlDecode(token);
+        for (var i = 0; i < bytes.Length; i++)
+        {
+            var copy = (byte[])bytes.Clone();
+            copy[i] ^= 0x01;
+            var status = tokens.Verify(Base64UrlEncode(copy), out _);
+            Assert.NotEqual(TokenStatus.Authentic, status);
+        }
+    }
+
+    [Fact]
+    public void A_token_signed_with_an_unknown_or_different_key_is_forged()
+    {
+        var minted = Tokens("a", null, ("a", KeyA)).Mint(7);
+        Assert.Equal(TokenStatus.Forged, Tokens("b", null, ("b", KeyB)).Verify(minted.Token, out _));
+        Assert.Equal(TokenStatus.Forged, Tokens("a", null, ("a", KeyB)).Verify(minted.Token, out _));
+    }
+
+    [Fact]
+    public void Rotation_keeps_tokens_of_the_previous_key_valid()
+    {
+        var old = Tokens("a", null, ("a", KeyA)).Mint(7);
+        var rotated = Tokens("b", null, ("a", KeyA), ("b", KeyB));
+        Assert.Equal(TokenStatus.Authentic, rotated.Verify(old.Token, out var claims));
+        Assert.Equal("a", claims.KeyId);
+        Assert.Equal(TokenStatus.Authentic, rotated.Verify(rotated.Mint(8).Token, out var fresh));
+        Assert.Equal("b", fresh.KeyId);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("x")]
+    [InlineData("not a token at all")]
+    [InlineData("////")]
+    [InlineData("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")]
+    public void Garbage_is_malformed(string token) =>
+        Assert.Equal(TokenStatus.Malformed, Tokens("a", null, ("a", KeyA)).Verify(token, out _));
+
+    [Fact]
+    public void An_overlong_token_is_refused_before_decoding() =>
+        Assert.Equal(TokenStatus.Malformed, Tokens("a", null, ("a", KeyA)).Verify(new string('A', 100_000), out _));
+
+    [Fact]
+    public void Expiry_is_in_the_claims_and_authentic_tokens_stay_authentic_after_it()
+    {
+        var clock = new ManualClock(DateTimeOffset.Parse("2026-01-01T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture));
+        var tokens = Tokens("a", clock, ("a", KeyA));
+        var minted = tokens.Mint(1);
+        clock.Now += TimeSpan.FromHours(2);
+        Assert.Equal(TokenStatus.Authentic, tokens.Verify(minted.Token, out var claims));
+        Assert.True(clock.GetUtcNow() > claims.ExpiresAt);
+    }
+
+    private sealed class ManualClock(DateTimeOffset now) : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = now;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    private static byte[] Base64UrlDecode(string s) => System.Buffers.Text.Base64Url.DecodeFromChars(s);
+
+    private static string Base64UrlEncode(byte[] b) => System.Buffers.Text.Base64Url.EncodeToString(b);
+}

@@ -1,0 +1,107 @@
+using KafkaClicks.Contracts;
+using KafkaClicks.Topology;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Mock;
+using Streamiz.Kafka.Net.SerDes;
+
+namespace KafkaClicks.UnitTests.Topology;
+
+/// <summary>One TopologyTestDriver over <see cref="ClickAggregationTopology"/> with its own application id and state folder.</summary>
+internal sealed class AggregatorHarness : IDisposable
+{
+    /// <summary>12:00:00.000 UTC, the start of the first window in most tests.</summary>
+    public static readonly DateTime Noon = new(2025, 1, 15, 12, 0, 0, DateTimeKind.Utc);
+
+    private readonly string _stateDir;
+    private readonly TopologyTestDriver _driver;
+    private readonly TestInputTopic<string, ClickEvent> _raw;
+    private readonly TestOutputTopic<string, MinuteCount> _minute;
+    private readonly TestOutputTopic<string, ClickEvent> _late;
+
+    public AggregatorHarness(AggregationOptions? options = null)
+    {
+        var id = Guid.NewGuid().ToString("N");
+        _stateDir = Path.Combine(Path.GetTempPath(), "kafkaclicks-topology-tests", id);
+        Options = options ?? new AggregationOptions();
+        Options.ApplicationId = $"topology-test-{id}";
+        Options.StateDirectory = _stateDir;
+
+        var config = new StreamConfig
+        {
+            ApplicationId = Options.ApplicationId,
+            StateDir = _stateDir,
+            BootstrapServers = "mock:9092",
+        };
+
+        _driver = new TopologyTestDriver(ClickAggregationTopology.Build(Options), config, TopologyTestDriver.Mode.SYNC_TASK);
+        _raw = _driver.CreateInputTopic(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
+        _minute = _driver.CreateOutputTopic(Topics.ClicksMinute, TimeSpan.FromMilliseconds(20), new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
+        _late = _driver.CreateOutputTopic(Topics.ClicksLate, TimeSpan.FromMilliseconds(20), new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
+    }
+
+    public AggregationOptions Options { get; }
+
+    public static ClickEvent NewClick(string impressionId, long adId, DateTime clickedAt, int salt = 0) => new()
+    {
+        ImpressionId = impressionId,
+        AdId = adId,
+        AdvertiserId = 1000 + adId,
+        Salt = salt,
+        ClickedAt = clickedAt,
+        ImpressionAt = clickedAt.AddSeconds(-5),
+        DedupeChecked = true,
+        IngestInstance = "ingest-test",
+    };
+
+    /// <summary>Pipes a click keyed by its impressionId; the record timestamp is deliberately unrelated to clickedAt unless given.</summary>
+    public ClickEvent Click(string impressionId, long adId, DateTime clickedAt, int salt = 0, DateTime? recordTimestamp = null)
+    {
+        var click = NewClick(impressionId, adId, clickedAt, salt);
+        _raw.PipeInput(impressionId, click, recordTimestamp ?? new DateTime(2030, 6, 1, 0, 0, 0, DateTimeKind.Utc), null);
+        return click;
+    }
+
+    /// <summary>Advances wall-clock time by one emit interval, firing the emit punctuation once.</summary>
+    public void Tick() => _driver.AdvanceWallClockTime(Options.EmitInterval);
+
+    public List<(string Key, MinuteCount Value)> ReadMinute() =>
+        _minute.ReadKeyValueList().Select(r => (r.Message.Key, r.Message.Value)).ToList();
+
+    public List<(string Key, ClickEvent Value)> ReadLate() =>
+        _late.ReadKeyValueList().Select(r => (r.Message.Key, r.Message.Value)).ToList();
+
+    /// <summary>Tick, then read clicks.minute sorted by (adId, salt, windowStart) as comparable tuples.</summary>
+    public List<Emitted> TickAndRead()
+    {
+        Tick();
+        return Sorted(ReadMinute());
+    }
+
+    public static List<Emitted> Sorted(IEnumerable<(string Key, MinuteCount Value)> records) =>
+        records
+            .Select(r => new Emitted(r.Key, r.Value.AdId, r.Value.Salt, r.Value.WindowStart.ToUniversalTime(), r.Value.Clicks, r.Value.Final))
+            .OrderBy(e => e.AdId).ThenBy(e => e.Salt).ThenBy(e => e.WindowStart).ThenBy(e => e.Final)
+            .ToList();
+
+    public void Dispose()
+    {
+        try
+        {
+            _driver.Dispose();
+        }
+        finally
+        {
+            if (Directory.Exists(_stateDir))
+            {
+                Directory.Delete(_stateDir, recursive: true);
+            }
+        }
+    }
+}
+
+/// <summary>A clicks.minute record reduced to what the tests compare (EmittedAt is wall clock and not compared).</summary>
+internal sealed record Emitted(string Key, long AdId, int Salt, DateTime WindowStart, long Clicks, bool Final)
+{
+    public static Emitted Of(long adId, DateTime windowStart, long clicks, bool final, int salt = 0) =>
+        new(adId.ToString(System.Globalization.CultureInfo.InvariantCulture), adId, salt, windowStart, clicks, final);
+}
