@@ -38,10 +38,10 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var bootstrap = _configuration[$"{KafkaOptions.Section}:BootstrapServers"];
-        // Streamiz keeps its logger factory in a static; the constructor that takes ours replaces it first, so a
-        // second host in the same process never touches the disposed factory of an earlier one.
-        var config = new StreamConfig<StringSerDes, StringSerDes>(new Dictionary<string, dynamic>(), _loggerFactory)
+        StreamizLogging.Instance.Use(_loggerFactory);
+        var config = new StreamConfig<StringSerDes, StringSerDes>
         {
+            Logger = StreamizLogging.Instance,
             ApplicationId = _options.ApplicationId,
             BootstrapServers = bootstrap,
             StateDir = _options.StateDirectory,
@@ -71,13 +71,14 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             _state = now;
             LogState(now);
         };
-        await _stream.StartAsync(stoppingToken);
         try
         {
+            await _stream.StartAsync(stoppingToken);
             await Task.Delay(Timeout.Infinite, stoppingToken);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
         {
+            // Stopped while starting or running: nothing to report.
         }
     }
 
@@ -85,6 +86,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     {
         await base.StopAsync(cancellationToken);
         _stream?.Dispose();
+        StreamizLogging.Instance.Release(_loggerFactory);
     }
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>

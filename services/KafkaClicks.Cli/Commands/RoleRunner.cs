@@ -8,10 +8,10 @@ using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Cli.Commands;
 
-/// <summary>Runs a set of roles in this process until Ctrl-C: broker (real or embedded), migrations, then the roles.</summary>
+/// <summary>Runs a set of roles in this process until Ctrl-C: broker (real or embedded), migrations when asked, then the roles.</summary>
 public static class RoleRunner
 {
-    public static async Task<int> RunAsync(Role roles, bool demo, string? urls, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(Role roles, bool demo, bool migrate, string? urls, CancellationToken cancellationToken)
     {
         var overrides = new Dictionary<string, string?>();
         if (urls is not null)
@@ -21,8 +21,9 @@ public static class RoleRunner
 
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
         await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, cancellationToken: cancellationToken);
-        using (var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)))
+        if (migrate)
         {
+            using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
             await KafkaClicksHost.MigrateAsync(configuration, logging, cancellationToken);
         }
 

@@ -22,14 +22,14 @@ public static class RunCommand
         var urls = new Option<string?>("--urls") { Description = "Addresses to listen on (default http://127.0.0.1:8080)." };
         var command = new Command("run",
             "Run the chosen roles against the configured servers (Kafka:BootstrapServers, ConnectionStrings:Postgres, ConnectionStrings:Redis). " +
-            "One process per role in production.");
+            "One process per role in production; run `kafkaclicks migrate` once before.");
         command.Options.Add(roles);
         command.Options.Add(urls);
         command.SetAction((parse, ct) =>
         {
             // The validator above already rejected anything TryParse cannot read.
             _ = Roles.TryParse(parse.GetValue(roles), out var chosen, out _);
-            return CliErrors.RunAsync(() => RoleRunner.RunAsync(chosen, demo: false, parse.GetValue(urls), ct));
+            return CliErrors.RunAsync(() => RoleRunner.RunAsync(chosen, demo: false, migrate: false, parse.GetValue(urls), ct));
         });
         return command;
     }
