@@ -1,0 +1,95 @@
+using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Migrations;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace KafkaClicks.IntegrationTests.Storage;
+
+public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    [Fact]
+    public async Task Migrate_applies_every_migration_once_and_records_it()
+    {
+        await using var db = await postgres.CreateDatabaseAsync(migrate: false);
+        var migrator = new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance);
+
+        var first = await migrator.MigrateAsync();
+        var second = await migrator.MigrateAsync();
+
+        var bundled = DatabaseMigrator.Bundled(first.Flavor).Select(m => m.Name).ToList();
+        Assert.Equal(bundled, first.Applied);
+        Assert.Empty(first.AlreadyApplied);
+        Assert.Empty(second.Applied);
+        Assert.Equal(bundled, second.AlreadyApplied);
+        Assert.Equal(bundled.Count, await db.ScalarAsync<long>("SELECT count(*) FROM schema_migrations"));
+        foreach (var table in new[] { "advertisers", "ads", "ad_clicks_minute", "ad_clicks_hourly", "ad_clicks_daily", "reconciliation_runs", "stream_progress" })
+        {
+            Assert.True(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", table), $"{table} missing");
+        }
+    }
+
+    [Fact]
+    public async Task The_flavor_follows_the_timescaledb_extension_and_shapes_the_minute_table()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var flavor = await db.ScalarAsync<string>("SELECT flavor FROM schema_migrations LIMIT 1");
+        Assert.Equal(await ExpectedFlavorAsync(db), flavor);
+        if (flavor == "timescale")
+        {
+            Assert.True(await db.ScalarAsync<bool>(
+                "SELECT EXISTS (SELECT 1 FROM timescaledb_information.hypertables WHERE hypertable_name = 'ad_clicks_minute')"));
+            return;
+        }
+
+        Assert.Equal("r", await db.ScalarAsync<string>("SELECT partstrat::text FROM pg_partitioned_table WHERE partrelid = 'ad_clicks_minute'::regclass"));
+        var today = DateTime.UtcNow.Date;
+        Assert.True(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", $"ad_clicks_minute_p{today:yyyyMMdd}"));
+        Assert.True(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", $"ad_clicks_minute_p{today.AddDays(7):yyyyMMdd}"));
+    }
+
+    [Fact]
+    public async Task Concurrent_migrations_do_not_collide()
+    {
+        await using var db = await postgres.CreateDatabaseAsync(migrate: false);
+        var results = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ =>
+            new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync()));
+
+        Assert.Equal(DatabaseMigrator.Bundled(results[0].Flavor).Count, results.Sum(r => r.Applied.Count));
+    }
+
+    [Fact]
+    public async Task An_applied_migration_that_was_edited_is_refused_with_a_clear_message()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.ExecuteAsync("UPDATE schema_migrations SET checksum = 'edited' WHERE name = '001_core'");
+
+        var error = await Assert.ThrowsAsync<MigrationException>(() =>
+            new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync());
+        Assert.Contains("001_core was changed after it was applied", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Partitions_are_created_ahead_and_only_old_ones_are_dropped()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        if (await ExpectedFlavorAsync(db) == "timescale")
+        {
+            // Hypertables make their chunks on insert: the same call exists and creates nothing.
+            Assert.Equal(0, await db.ScalarAsync<int>("SELECT ensure_ad_clicks_minute_partitions(now(), now() + interval '1 day')"));
+            return;
+        }
+
+        var created = await db.ScalarAsync<int>("SELECT ensure_ad_clicks_minute_partitions($1, $2)",
+            DateTime.UtcNow.Date.AddDays(-40), DateTime.UtcNow.Date.AddDays(-2));
+        Assert.Equal(38, created);
+        var before = await db.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhparent = 'ad_clicks_minute'::regclass");
+
+        var dropped = await db.ScalarAsync<int>("SELECT drop_ad_clicks_minute_partitions($1)", DateTime.UtcNow.Date.AddDays(-30));
+        Assert.Equal(10, dropped);
+        Assert.Equal(before - 10, await db.ScalarAsync<long>("SELECT count(*) FROM pg_inherits WHERE inhparent = 'ad_clicks_minute'::regclass"));
+        Assert.False(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", $"ad_clicks_minute_p{DateTime.UtcNow.Date.AddDays(-31):yyyyMMdd}"));
+        Assert.True(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", $"ad_clicks_minute_p{DateTime.UtcNow.Date.AddDays(-30):yyyyMMdd}"));
+    }
+
+    private static async Task<string> ExpectedFlavorAsync(TestDatabase db) =>
+        await db.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')") ? "timescale" : "plain";
+}

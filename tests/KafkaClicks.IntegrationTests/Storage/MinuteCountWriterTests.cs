@@ -1,0 +1,113 @@
+using KafkaClicks.Contracts;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Sink;
+
+namespace KafkaClicks.IntegrationTests.Storage;
+
+public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    private static readonly DateTime Minute = DateTime.UtcNow.Date.AddHours(9);
+
+    private static MinuteCountRecord Count(long adId, long clicks, bool final, int secondsEmitted, int salt = 0, DateTime? minute = null, int partition = 0) =>
+        new(new MinuteCount
+        {
+            AdId = adId,
+            Salt = salt,
+            WindowStart = minute ?? Minute,
+            Clicks = clicks,
+            Final = final,
+            EmittedAt = Minute.AddMinutes(1).AddSeconds(secondsEmitted),
+        }, partition);
+
+    private static async Task<(long Clicks, bool Final)> RowAsync(TestDatabase db, long adId, int salt = 0, DateTime? minute = null)
+    {
+        await using var command = db.DataSource.CreateCommand("SELECT clicks, final FROM ad_clicks_minute WHERE ad_id = $1 AND minute = $2 AND salt = $3");
+        command.Parameters.AddWithValue(adId);
+        command.Parameters.AddWithValue(minute ?? Minute);
+        command.Parameters.AddWithValue((short)salt);
+        await using var reader = await command.ExecuteReaderAsync();
+        Assert.True(await reader.ReadAsync(), $"no row for ad {adId}");
+        return (reader.GetInt64(0), reader.GetBoolean(1));
+    }
+
+    [Fact]
+    public async Task Replaying_the_same_batch_changes_nothing()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        MinuteCountRecord[] batch = [Count(1, 5, false, 10), Count(2, 7, true, 10)];
+
+        await writer.WriteAsync(batch, default);
+        await writer.WriteAsync(batch, default);
+
+        Assert.Equal((5L, false), await RowAsync(db, 1));
+        Assert.Equal((7L, true), await RowAsync(db, 2));
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
+    }
+
+    [Fact]
+    public async Task An_older_emission_after_a_newer_one_changes_nothing()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+
+        await writer.WriteAsync([Count(1, 9, false, 20)], default);
+        await writer.WriteAsync([Count(1, 4, false, 10)], default);
+
+        Assert.Equal((9L, false), await RowAsync(db, 1));
+    }
+
+    [Fact]
+    public async Task Partial_then_final_keeps_the_absolute_final_count_and_flag()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+
+        await writer.WriteAsync([Count(1, 3, false, 10)], default);
+        Assert.Equal((3L, false), await RowAsync(db, 1));
+        await writer.WriteAsync([Count(1, 8, true, 40)], default);
+        Assert.Equal((8L, true), await RowAsync(db, 1));
+        await writer.WriteAsync([Count(1, 8, false, 50)], default);
+        Assert.Equal((8L, true), await RowAsync(db, 1));
+    }
+
+    [Fact]
+    public async Task The_newest_of_several_emissions_in_one_batch_wins_and_salts_stay_separate()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+
+        await writer.WriteAsync([Count(1, 2, false, 10), Count(1, 6, true, 30), Count(1, 4, false, 20), Count(1, 5, true, 30, salt: 3)], default);
+
+        Assert.Equal((6L, true), await RowAsync(db, 1));
+        Assert.Equal((5L, true), await RowAsync(db, 1, salt: 3));
+        Assert.Equal(11L, await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_minute WHERE ad_id = 1"));
+    }
+
+    [Fact]
+    public async Task Minutes_of_days_without_a_partition_yet_are_written()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        var old = Minute.AddDays(-6);
+        var ahead = Minute.AddDays(12);
+
+        await writer.WriteAsync([Count(1, 2, true, 10, minute: old), Count(1, 3, false, 10, minute: ahead)], default);
+
+        Assert.Equal((2L, true), await RowAsync(db, 1, minute: old));
+        Assert.Equal((3L, false), await RowAsync(db, 1, minute: ahead));
+    }
+
+    [Fact]
+    public async Task Finals_advance_the_per_partition_watermark_and_never_move_it_back()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+
+        await writer.WriteAsync([Count(1, 1, true, 10, partition: 2), Count(2, 1, false, 10, minute: Minute.AddMinutes(5), partition: 2)], default);
+        Assert.Equal(Minute.AddMinutes(1), await db.ScalarAsync<DateTime>("SELECT final_through FROM stream_progress WHERE partition = 2"));
+
+        await writer.WriteAsync([Count(3, 1, true, 10, minute: Minute.AddMinutes(-10), partition: 2)], default);
+        Assert.Equal(Minute.AddMinutes(1), await db.ScalarAsync<DateTime>("SELECT final_through FROM stream_progress WHERE partition = 2"));
+    }
+}
