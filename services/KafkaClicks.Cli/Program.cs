@@ -6,4 +6,18 @@ root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(BrokerCommand.Create());
-return await root.Parse(args).InvokeAsync();
+
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    foreach (var error in parsed.Errors)
+    {
+        Console.Error.WriteLine($"kafkaclicks: {error.Message}");
+    }
+
+    var command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
+    Console.Error.WriteLine($"See 'kafkaclicks{command} --help'.");
+    return CliErrors.Usage;
+}
+
+return await parsed.InvokeAsync();
