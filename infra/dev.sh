@@ -176,7 +176,8 @@ bench() {
     exit 2
   fi
   setup
-  KAFKACLICKS_CONFIG="$CONFIG" CLI_DLL="$CLI_DLL" PG_PORT="$PG_PORT" REDIS_PORT="$REDIS_PORT" "$dir/$name.sh" "$@"
+  BENCH_DLL="$ROOT/benchmarks/KafkaClicks.Benchmarks/bin/Release/net10.0/kafkaclicks-bench.dll" \
+    KAFKACLICKS_CONFIG="$CONFIG" CLI_DLL="$CLI_DLL" PG_PORT="$PG_PORT" REDIS_PORT="$REDIS_PORT" "$dir/$name.sh" "$@"
 }
 
 cmd="${1:-help}"; shift || true
