@@ -18,13 +18,15 @@ public sealed partial class ClickHandler
     private readonly AdDirectory _ads;
     private readonly ImpressionDeduplicator _dedupe;
     private readonly ClickEventProducer _producer;
+    private readonly HotAdDetector _hotAds;
     private readonly TimeProvider _time;
     private readonly ILogger<ClickHandler> _logger;
     private readonly string _instance = Environment.MachineName;
 
     public ClickHandler(ImpressionTokens tokens, AdDirectory ads, ImpressionDeduplicator dedupe, ClickEventProducer producer,
-        TimeProvider time, ILogger<ClickHandler> logger)
+        HotAdDetector hotAds, TimeProvider time, ILogger<ClickHandler> logger)
     {
+        _hotAds = hotAds;
         _tokens = tokens;
         _ads = ads;
         _dedupe = dedupe;
@@ -84,7 +86,8 @@ public sealed partial class ClickHandler
             ImpressionId = impressionId,
             AdId = ad.AdId,
             AdvertiserId = ad.AdvertiserId,
-            Salt = 0,
+            // A repeated impression always gets the same salt, so it lands on the same partition and the aggregator's dedupe sees it.
+            Salt = ClickPartitioning.SaltFor(impressionId, _hotAds.RecordClick(ad.AdId)),
             ClickedAt = now.UtcDateTime,
             ImpressionAt = claims.IssuedAt.UtcDateTime,
             DedupeChecked = dedupe == DedupeResult.New,

@@ -33,6 +33,9 @@ public sealed class IngestOptions
 
     /// <summary>How long a cached ad is trusted before it is read again (an ad's URL may change).</summary>
     public TimeSpan AdCacheTtl { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>When an ad counts as hot and how far its clicks are spread.</summary>
+    public HotAdOptions HotAds { get; set; } = new();
 }
 
 /// <summary>Section <c>Ingest:Tokens</c>: several keys may be active at once, for rotation; new tokens use <see cref="ActiveKeyId"/>.</summary>

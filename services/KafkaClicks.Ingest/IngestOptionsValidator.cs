@@ -44,6 +44,16 @@ public sealed partial class IngestOptionsValidator : IValidateOptions<IngestOpti
             failures.Add($"Ingest:PublicBaseUrl '{url}' is not an absolute URL.");
         }
 
+        if (options.HotAds.Salts is < 1 or > 255)
+        {
+            failures.Add("Ingest:HotAds:Salts must be between 1 and 255.");
+        }
+
+        if (options.HotAds.ThresholdPerSecond <= 0)
+        {
+            failures.Add("Ingest:HotAds:ThresholdPerSecond must be positive.");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -22,6 +22,7 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<AdDirectory>();
         services.AddSingleton<ImpressionDeduplicator>();
         services.AddSingleton<ClickEventProducer>();
+        services.AddSingleton<HotAdDetector>();
         services.AddSingleton<ClickHandler>();
         return builder;
     }

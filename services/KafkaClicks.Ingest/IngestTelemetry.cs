@@ -32,7 +32,8 @@ public static class IngestTelemetry
         "kafkaclicks.ingest.impressions", "{impression}", "Impression tokens minted.");
 
     private static readonly Histogram<double> ProduceLatency = Meter.CreateHistogram<double>(
-        "kafkaclicks.ingest.produce.duration", "s", "Time from produce to broker acknowledgement.");
+        "kafkaclicks.ingest.produce.duration", "s", "Time from produce to broker acknowledgement.",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
 
     private static readonly string[] OutcomeTags = Enum.GetValues<ClickOutcome>().Select(ToTag).ToArray();
 

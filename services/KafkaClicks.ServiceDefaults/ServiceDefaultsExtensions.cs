@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Npgsql;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using StackExchange.Redis;
 
 namespace KafkaClicks.ServiceDefaults;
@@ -22,16 +23,37 @@ public static class ServiceDefaultsExtensions
     /// <summary>Meters of every KafkaClicks component start with this prefix.</summary>
     public const string MeterPrefix = "KafkaClicks.";
 
+    /// <summary>Histogram buckets for latencies in seconds, from 0.5 ms to 10 s.</summary>
+    public static readonly IReadOnlyList<double> LatencyBucketsSeconds =
+        [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder)
     {
         builder.Services.AddProblemDetails();
         builder.Services.AddHealthChecks();
-        builder.Services.AddOpenTelemetry()
+        var sampleRatio = builder.Configuration.GetValue("Telemetry:TraceSampleRatio", 0.01);
+        var otlp = builder.Configuration["Telemetry:OtlpEndpoint"];
+        var telemetry = builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("kafkaclicks"))
             .WithMetrics(metrics => metrics
                 .AddMeter(MeterPrefix + "*")
                 .AddAspNetCoreInstrumentation()
-                .AddPrometheusExporter());
+                .AddPrometheusExporter())
+            .WithTracing(tracing =>
+            {
+                // Parent-based: a click whose caller sampled its trace is always traced through ingest and into Kafka.
+                tracing.AddSource(MeterPrefix + "*")
+                    .AddAspNetCoreInstrumentation()
+                    .SetSampler(new ParentBasedSampler(new TraceIdRatioBasedSampler(sampleRatio)));
+                if (!string.IsNullOrWhiteSpace(otlp))
+                {
+                    tracing.AddOtlpExporter(o => o.Endpoint = new Uri(otlp));
+                }
+            });
+        if (!string.IsNullOrWhiteSpace(otlp))
+        {
+            telemetry.WithMetrics(metrics => metrics.AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
+        }
         return builder;
     }
 
