@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
@@ -17,9 +16,8 @@ public sealed class ClickEventProducer : IDisposable
     private static readonly TimeSpan PartitionCountRefresh = TimeSpan.FromMinutes(1);
     private readonly IProducer<string, ClickEvent> _producer;
     private readonly TimeSpan _timeout;
-    private readonly Lock _lock = new();
-    private int _partitionCount;
-    private long _partitionCountReadAt;
+    private readonly Timer _refresh;
+    private volatile int _partitionCount;
 
     public ClickEventProducer(IConfiguration configuration, ISerializer<ClickEvent> serializer, IOptions<IngestOptions> options)
     {
@@ -27,12 +25,17 @@ public sealed class ClickEventProducer : IDisposable
             .SetValueSerializer(serializer)
             .Build();
         _timeout = options.Value.ProduceTimeout;
+
+        // Read once here (the host builds this at start, before requests arrive) and then in the background,
+        // so no request ever waits on a metadata call.
+        _partitionCount = ReadPartitionCount();
+        _refresh = new Timer(_ => RefreshPartitionCount(), null, PartitionCountRefresh, PartitionCountRefresh);
     }
 
     /// <summary>Sends the event and waits for the broker's acknowledgement (or throws on failure or timeout).</summary>
     public async Task<TopicPartitionOffset> ProduceAsync(ClickEvent click, CancellationToken cancellationToken)
     {
-        var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, PartitionCount());
+        var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, _partitionCount);
         var message = new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click };
         TraceContext.Inject(message);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -41,35 +44,33 @@ public sealed class ClickEventProducer : IDisposable
         return result.TopicPartitionOffset;
     }
 
-    private int PartitionCount()
+    private void RefreshPartitionCount()
     {
-        var now = Stopwatch.GetTimestamp();
-        if (_partitionCount > 0 && Stopwatch.GetElapsedTime(Volatile.Read(ref _partitionCountReadAt), now) < PartitionCountRefresh)
+        try
         {
-            return _partitionCount;
+            _partitionCount = ReadPartitionCount();
+        }
+        catch (KafkaException)
+        {
+            // Keep the last known count; the next refresh tries again.
+        }
+    }
+
+    private int ReadPartitionCount()
+    {
+        using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
+        var topic = admin.GetMetadata(Topics.ClicksRaw, TimeSpan.FromSeconds(10)).Topics.Single();
+        if (topic.Error.IsError || topic.Partitions.Count == 0)
+        {
+            throw new KafkaException(topic.Error.IsError ? topic.Error : new Error(ErrorCode.UnknownTopicOrPart));
         }
 
-        lock (_lock)
-        {
-            if (_partitionCount == 0 || Stopwatch.GetElapsedTime(_partitionCountReadAt, now) >= PartitionCountRefresh)
-            {
-                using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
-                var topic = admin.GetMetadata(Topics.ClicksRaw, TimeSpan.FromSeconds(10)).Topics.Single();
-                if (topic.Error.IsError || topic.Partitions.Count == 0)
-                {
-                    throw new KafkaException(topic.Error.IsError ? topic.Error : new Error(ErrorCode.UnknownTopicOrPart));
-                }
-
-                _partitionCount = topic.Partitions.Count;
-                Volatile.Write(ref _partitionCountReadAt, now);
-            }
-
-            return _partitionCount;
-        }
+        return topic.Partitions.Count;
     }
 
     public void Dispose()
     {
+        _refresh.Dispose();
         _producer.Flush(TimeSpan.FromSeconds(10));
         _producer.Dispose();
     }

@@ -24,6 +24,7 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<ClickEventProducer>();
         services.AddSingleton<HotAdDetector>();
         services.AddSingleton<ClickHandler>();
+        services.AddHostedService<IngestWarmup>();
         return builder;
     }
 }
