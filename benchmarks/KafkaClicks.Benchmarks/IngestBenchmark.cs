@@ -28,7 +28,7 @@ public sealed class IngestBenchmark : IBenchmark
 {
     private const int Ads = 10_000;
     private const int WrkThreads = 2;
-    private const int WrkConnections = 64;
+    private static readonly int WrkConnections = int.Parse(Environment.GetEnvironmentVariable("BENCH_CONNECTIONS") ?? "128", CultureInfo.InvariantCulture);
 
     public async Task<IReadOnlyDictionary<string, object>> RunAsync(BenchmarkContext context)
     {
@@ -60,11 +60,11 @@ public sealed class IngestBenchmark : IBenchmark
         using var accepted = new OutcomeListener();
         var ingestRun = await RunWrkAsync(app.Urls.First(), paths, seconds);
         var rss = BenchmarkContext.RssMb();
-        await Task.Delay(1000);
+
+        // Stopping drains the requests still in flight when wrk ended, so both counts are final.
+        await app.StopAsync();
         var counted = CountEvents(broker.BootstrapServers);
         context.Say($"ingest {ingestRun.Requests / ingestRun.DurationS:N0} req/s, accepted {accepted.Accepted:N0}, in clicks.raw {counted:N0}");
-
-        await app.StopAsync();
         await DropDatabaseAsync(context, database);
         File.Delete(paths);
         var clicksPerS = ingestRun.Requests / ingestRun.DurationS;
