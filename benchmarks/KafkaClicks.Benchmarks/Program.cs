@@ -5,6 +5,9 @@ using KafkaClicks.Benchmarks;
 // measures its baseline in the same run, and prints the figures (JSON with --json).
 var benchmarks = new Dictionary<string, IBenchmark>(StringComparer.Ordinal)
 {
+    ["aggregate"] = new AggregateBenchmark(),
+    ["ingest"] = new IngestBenchmark(),
+    ["sink"] = new SinkBenchmark(),
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))

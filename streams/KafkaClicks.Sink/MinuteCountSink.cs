@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
@@ -20,12 +19,6 @@ namespace KafkaClicks.Sink;
 /// </summary>
 public sealed partial class MinuteCountSink : BackgroundService
 {
-    private static readonly Meter Meter = ServiceDefaultsExtensions.CreateMeter("Sink");
-    private static readonly Counter<long> RowsWritten = Meter.CreateCounter<long>("kafkaclicks.sink.rows", "{row}", "Minute rows upserted.");
-    private static readonly Counter<long> PoisonRecords = Meter.CreateCounter<long>("kafkaclicks.sink.poison_records", "{record}", "Records that could not be decoded and were skipped.");
-    private static readonly Counter<long> Retries = Meter.CreateCounter<long>("kafkaclicks.sink.retries", "{retry}", "Batch writes retried because the database failed.");
-    private static readonly Histogram<double> BatchDuration = Meter.CreateHistogram<double>("kafkaclicks.sink.batch.duration", "s", "Time to write one batch.");
-
     private readonly IConfiguration _configuration;
     private readonly IDeserializer<MinuteCount> _deserializer;
     private readonly MinuteCountWriter _writer;
@@ -52,7 +45,15 @@ public sealed partial class MinuteCountSink : BackgroundService
                 MaxDelay = _options.MaxRetryDelay,
                 OnRetry = args =>
                 {
-                    Retries.Add(1);
+                    SinkMetrics.Retries.Add(1);
+                    if (!_databaseUnavailable)
+                    {
+                        _databaseUnavailable = true;
+                        SinkMetrics.DatabaseUnavailable(true);
+                        _unavailableSince = Stopwatch.GetTimestamp();
+                        LogDatabaseUnavailable(args.Outcome.Exception?.Message ?? "");
+                    }
+
                     LogWriteFailed(args.AttemptNumber + 1, args.Outcome.Exception?.Message ?? "", args.RetryDelay);
                     return ValueTask.CompletedTask;
                 },
@@ -64,6 +65,8 @@ public sealed partial class MinuteCountSink : BackgroundService
     public long BatchesCommitted => Interlocked.Read(ref _batchesCommitted);
 
     private long _batchesCommitted;
+    private long _unavailableSince;
+    private bool _databaseUnavailable;
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
         Task.Factory.StartNew(() => RunAsync(stoppingToken), stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
@@ -91,8 +94,15 @@ public sealed partial class MinuteCountSink : BackgroundService
                 {
                     var started = Stopwatch.GetTimestamp();
                     var rows = await _retry.ExecuteAsync(async ct => await _writer.WriteAsync(batch, ct), stoppingToken);
-                    BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
-                    RowsWritten.Add(rows);
+                    SinkMetrics.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
+                    SinkMetrics.RowsWritten.Add(rows);
+                    if (_databaseUnavailable)
+                    {
+                        _databaseUnavailable = false;
+                        SinkMetrics.DatabaseUnavailable(false);
+                        var outage = Stopwatch.GetElapsedTime(_unavailableSince);
+                        LogDatabaseAvailable(outage);
+                    }
                 }
 
                 consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
@@ -106,6 +116,12 @@ public sealed partial class MinuteCountSink : BackgroundService
         }
         finally
         {
+            if (_databaseUnavailable)
+            {
+                _databaseUnavailable = false;
+                SinkMetrics.DatabaseUnavailable(false);
+            }
+
             consumer.Close();
         }
     }
@@ -136,7 +152,7 @@ public sealed partial class MinuteCountSink : BackgroundService
             }
             catch (AvroContractException e)
             {
-                PoisonRecords.Add(1);
+                SinkMetrics.PoisonRecords.Add(1);
                 LogPoisonRecord(result.TopicPartitionOffset.ToString(), e.Reason.ToString(), e.Message);
             }
         }
@@ -144,6 +160,12 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Writing minute counts failed (attempt {Attempt}): {Error}; retrying in {Delay}")]
     private partial void LogWriteFailed(int attempt, string error, TimeSpan delay);
+
+    [LoggerMessage(EventId = 4003, Level = LogLevel.Error, Message = "Database unreachable ({Error}): the sink stopped consuming and commits no offsets until a write succeeds")]
+    private partial void LogDatabaseUnavailable(string error);
+
+    [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Database reachable again after {Outage}; the sink resumes consuming")]
+    private partial void LogDatabaseAvailable(TimeSpan outage);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Skipped undecodable record at {Position} ({Reason}): {Error}")]
     private partial void LogPoisonRecord(string position, string reason, string error);

@@ -20,4 +20,24 @@ public sealed class SinkOptions
 
     /// <summary>Longest pause between retries while the database is unreachable.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How often the rollup job recomputes the hours the sink (or anyone) marked dirty.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
+    public TimeSpan RollupRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the retention job runs (it also runs at start). Plain PostgreSQL only.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
+    public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Minute partitions whose whole day is older than this are dropped. Plain PostgreSQL only.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
+    public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>Hourly and daily rollup rows older than this are deleted. Plain PostgreSQL only.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "36500.00:00:00")]
+    public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
+
+    /// <summary>How far ahead daily minute partitions are created. Plain PostgreSQL only.</summary>
+    [Range(typeof(TimeSpan), "1.00:00:00", "365.00:00:00")]
+    public TimeSpan PartitionsAhead { get; set; } = TimeSpan.FromDays(7);
 }

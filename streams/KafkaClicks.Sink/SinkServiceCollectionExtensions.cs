@@ -1,12 +1,13 @@
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 
 namespace KafkaClicks.Sink;
 
 public static class SinkServiceCollectionExtensions
 {
-    /// <summary>Registers the sink role: clicks.minute to ad_clicks_minute.</summary>
+    /// <summary>Registers the sink role: clicks.minute to ad_clicks_minute, the rollup refresh job and the retention job.</summary>
     public static IHostApplicationBuilder AddSink(this IHostApplicationBuilder builder)
     {
         builder.Services.AddOptions<SinkOptions>().BindConfiguration(SinkOptions.Section).ValidateDataAnnotations().ValidateOnStart();
@@ -15,6 +16,11 @@ public static class SinkServiceCollectionExtensions
         builder.Services.AddSingleton<MinuteCountWriter>();
         builder.Services.AddSingleton<MinuteCountSink>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<MinuteCountSink>());
+        builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<RollupRefreshJob>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RollupRefreshJob>());
+        builder.Services.AddSingleton<RetentionJob>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<RetentionJob>());
         return builder;
     }
 }

@@ -1,0 +1,164 @@
+using KafkaClicks.Migrations;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>
+/// Keeps ad_clicks_hourly and ad_clicks_daily current: every <see cref="SinkOptions.RollupRefreshInterval"/> it
+/// recomputes the UTC hours marked in <c>rollup_dirty</c> (the writer marks them in the same transaction as the
+/// minutes, so late corrections are never missed, even across crashes). Plain PostgreSQL: refresh_ad_clicks_rollup_hours();
+/// TimescaleDB: <c>CALL refresh_continuous_aggregate</c> on both aggregates, outside a transaction. A mark is removed
+/// only if it was not renewed while its hour was being refreshed.
+/// </summary>
+public sealed partial class RollupRefreshJob : BackgroundService
+{
+    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly SinkOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RollupRefreshJob> _logger;
+    private StorageFlavor? _flavor;
+
+    public RollupRefreshJob(NpgsqlDataSource dataSource, IOptions<SinkOptions> options, TimeProvider time, ILogger<RollupRefreshJob> logger)
+    {
+        _dataSource = dataSource;
+        _options = options.Value;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Refreshes every hour marked dirty now; returns how many hours were refreshed.</summary>
+    public async Task<int> RunOnceAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        _flavor ??= await DatabaseMigrator.RecordedFlavorAsync(connection, cancellationToken) ?? StorageFlavor.Plain;
+        var marks = await DirtyHoursAsync(connection, cancellationToken);
+        if (marks.Count == 0)
+        {
+            return 0;
+        }
+
+        // Minutes older than the retention are gone (or about to be): recomputing their hours would empty the rollups.
+        var oldest = _time.GetUtcNow().UtcDateTime - _options.MinuteRetention;
+        var refreshed = 0;
+        foreach (var (from, to) in Ranges(marks.Where(m => m.Hour >= oldest).Select(m => m.Hour)))
+        {
+            await RefreshAsync(connection, from, to, cancellationToken);
+            refreshed += (int)((to - from) / Hour);
+        }
+
+        await using (var clear = new NpgsqlCommand(
+            "DELETE FROM rollup_dirty d USING unnest($1::timestamptz[], $2::bigint[]) AS m(hour, version) WHERE d.hour = m.hour AND d.version = m.version",
+            connection))
+        {
+            clear.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = marks.Select(m => m.Hour).ToArray() });
+            clear.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = marks.Select(m => m.Version).ToArray() });
+            await clear.ExecuteNonQueryAsync(cancellationToken);
+        }
+
+        SinkMetrics.RollupHoursRefreshed.Add(refreshed);
+        LogRefreshed(refreshed, marks[0].Hour, marks[^1].Hour);
+        return refreshed;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.RollupRefreshInterval, _time);
+        do
+        {
+            try
+            {
+                await RunOnceAsync(stoppingToken);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException && !stoppingToken.IsCancellationRequested)
+            {
+                SinkMetrics.MaintenanceFailures.Add(1, new KeyValuePair<string, object?>("job", "rollup_refresh"));
+                LogRefreshFailed(e.Message, _options.RollupRefreshInterval);
+            }
+        }
+        while (await WaitAsync(timer, stoppingToken));
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    private static async Task<List<(DateTime Hour, long Version)>> DirtyHoursAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var marks = new List<(DateTime, long)>();
+        await using var command = new NpgsqlCommand("SELECT hour, version FROM rollup_dirty ORDER BY hour", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            marks.Add((reader.GetFieldValue<DateTime>(0), reader.GetInt64(1)));
+        }
+
+        return marks;
+    }
+
+    /// <summary>Sorted hours merged into contiguous [from, to) ranges, so a backlog costs one refresh per gap, not per hour.</summary>
+    private static IEnumerable<(DateTime From, DateTime To)> Ranges(IEnumerable<DateTime> sortedHours)
+    {
+        DateTime? from = null;
+        var to = DateTime.MinValue;
+        foreach (var hour in sortedHours)
+        {
+            if (from is not null && hour != to)
+            {
+                yield return (from.Value, to);
+                from = null;
+            }
+
+            from ??= hour;
+            to = hour + Hour;
+        }
+
+        if (from is not null)
+        {
+            yield return (from.Value, to);
+        }
+    }
+
+    private async Task RefreshAsync(NpgsqlConnection connection, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        if (_flavor == StorageFlavor.Timescale)
+        {
+            // Only buckets wholly inside the window are refreshed: the hourly window is hour-aligned already, the
+            // daily one is widened to whole UTC days.
+            await CallRefreshAsync(connection, "ad_clicks_hourly", from, to, cancellationToken);
+            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("SELECT refresh_ad_clicks_rollup_hours($1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        // A CALL that must not run inside a transaction block: the connection is in autocommit here.
+        await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "Refreshed {Hours} rollup hours, marked from {First:o} to {Last:o}")]
+    private partial void LogRefreshed(int hours, DateTime first, DateTime last);
+
+    [LoggerMessage(EventId = 4102, Level = LogLevel.Warning, Message = "Rollup refresh failed ({Error}); the marked hours stay dirty and are retried in {Interval}")]
+    private partial void LogRefreshFailed(string error, TimeSpan interval);
+}

@@ -1,0 +1,57 @@
+using System.Diagnostics.Metrics;
+using KafkaClicks.ServiceDefaults;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>The sink role's one meter and its instruments.</summary>
+internal static class SinkMetrics
+{
+    /// <summary>Seconds from 0.5 s to 1 h: freshness is seconds in normal operation and minutes to hours while catching up.</summary>
+    private static readonly double[] FreshnessBucketsSeconds = [0.5, 1, 2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 300, 600, 1800, 3600];
+
+    private static readonly Meter Meter = ServiceDefaultsExtensions.CreateMeter("Sink");
+
+    public static readonly Counter<long> RowsWritten = Meter.CreateCounter<long>("kafkaclicks.sink.rows", "{row}", "Minute rows upserted.");
+
+    public static readonly Counter<long> PoisonRecords = Meter.CreateCounter<long>("kafkaclicks.sink.poison_records", "{record}", "Records that could not be decoded and were skipped.");
+
+    public static readonly Counter<long> Retries = Meter.CreateCounter<long>("kafkaclicks.sink.retries", "{retry}", "Batch writes retried because the database failed.");
+
+    public static readonly Histogram<double> BatchDuration = Meter.CreateHistogram("kafkaclicks.sink.batch.duration", "s", "Time to write one batch.",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
+
+    /// <summary>
+    /// Click-to-queryable delay of each row written: the transaction's commit time minus the row's reference instant,
+    /// clamped at 0. The reference instant is the window's end for a final count (its last click can be that late)
+    /// and the emission time, or the window's end if earlier, for a partial count (its newest click is no newer than
+    /// the emission). Tagged <c>final</c> true/false.
+    /// </summary>
+    public static readonly Histogram<double> Freshness = Meter.CreateHistogram("kafkaclicks.sink.freshness", "s",
+        "Click-to-queryable delay: commit time minus the window end (final) or the emission time (partial), at least 0.",
+        advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = FreshnessBucketsSeconds });
+
+    public static readonly Counter<long> RollupHoursRefreshed = Meter.CreateCounter<long>("kafkaclicks.sink.rollup.hours_refreshed", "{hour}",
+        "Hours of the hourly and daily rollups recomputed by the refresh job.");
+
+    public static readonly Counter<long> MaintenanceFailures = Meter.CreateCounter<long>("kafkaclicks.sink.maintenance_failures", "{run}",
+        "Rollup refresh or retention runs that failed because the database did; the next run retries.");
+
+    public static readonly ObservableGauge<int> DatabaseUnavailableGauge = Meter.CreateObservableGauge("kafkaclicks.sink.db_unavailable",
+        () => Volatile.Read(ref _unavailableSinks), "{sink}",
+        "Sink loops that cannot write to the database and have stopped consuming: 1 during an outage, else 0.");
+
+    private static int _unavailableSinks;
+
+    /// <summary>A sink loop lost (true) or regained (false) the database; drives the db_unavailable gauge.</summary>
+    public static void DatabaseUnavailable(bool unavailable)
+    {
+        if (unavailable)
+        {
+            Interlocked.Increment(ref _unavailableSinks);
+        }
+        else
+        {
+            Interlocked.Decrement(ref _unavailableSinks);
+        }
+    }
+}
