@@ -23,10 +23,10 @@ public static class ClickAggregationTopology
         var builder = new StreamBuilder();
         var retention = ImpressionRetention(options);
         var store = Stores.WindowStoreBuilder(
-                Stores.PersistentWindowStore(ImpressionStore, retention, AggregationOptions.WindowSize,
-                    (long)TimeSpan.FromMinutes(5).TotalMilliseconds, false),
-                new StringSerDes(), new Int64SerDes())
-            .WithCachingEnabled()
+                Stores.PersistentWindowStore(ImpressionStore, retention, options.DedupeHorizon,
+                    (long)options.DedupeHorizon.TotalMilliseconds, false),
+                new StringSerDes(), new SeenImpressionSerDes())
+            .WithCachingDisabled()
             .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
         var outputs = builder
@@ -52,7 +52,10 @@ public static class ClickAggregationTopology
         }),
     ];
 
-    /// <summary>Impressions are kept for the dedupe horizon plus a window and its grace, with margin.</summary>
+    /// <summary>
+    /// Impressions are filed under horizon-sized buckets and looked up in three of them, so the store keeps three
+    /// horizons, plus a window and its grace so the counts of every open window can be rebuilt from it.
+    /// </summary>
     private static TimeSpan ImpressionRetention(AggregationOptions options) =>
-        options.DedupeHorizon + AggregationOptions.WindowSize + options.Grace + TimeSpan.FromMinutes(5);
+        (3 * options.DedupeHorizon) + AggregationOptions.WindowSize + options.Grace + TimeSpan.FromMinutes(1);
 }

@@ -8,8 +8,9 @@ namespace KafkaClicks.Topology;
 /// <summary>
 /// Counts distinct impressions per (adId, salt, 1-minute window of clickedAt) for one partition of clicks.raw.
 /// <para>
-/// The only durable state is the impression store: impressionId to (adId, salt) at its window start, kept for
-/// the dedupe horizon. Counting is idempotent because a replayed or repeated impression is already in the store
+/// The only durable state is the impression store: impressionId to (adId, salt, window start), filed under the
+/// dedupe-horizon bucket of its click so a repeat is found with point lookups (this bucket and its neighbours),
+/// never a range scan; an impression is remembered for at least the horizon. Counting is idempotent because a replayed or repeated impression is already in the store
 /// and is dropped; the counts of open windows live in memory and are rebuilt from the store after a restart, so a
 /// crash between a store write and an offset commit can neither lose nor double a click.
 /// </para>
@@ -27,7 +28,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private readonly TimeSpan _emitInterval;
     private readonly Dictionary<(long AdId, int Salt, long WindowStart), OpenWindow> _open = [];
     private ProcessorContext<string, AggregatorOutput> _context = null!;
-    private IWindowStore<string, long> _impressions = null!;
+    private IWindowStore<string, SeenImpression> _impressions = null!;
     private long _streamTime = long.MinValue;
 
     /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
@@ -46,7 +47,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     public void Init(ProcessorContext<string, AggregatorOutput> context)
     {
         _context = context;
-        _impressions = (IWindowStore<string, long>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
+        _impressions = (IWindowStore<string, SeenImpression>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
         Rebuild();
         context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, _ => Emit());
     }
@@ -62,13 +63,13 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         var clickedAt = ToUnixMs(click.ClickedAt);
         var windowStart = clickedAt - Mod(clickedAt, WindowMs);
         _streamTime = Math.Max(_streamTime, clickedAt);
-        using (var seen = _impressions.Fetch(click.ImpressionId, windowStart - _horizonMs, windowStart + _horizonMs))
+        var bucket = windowStart - Mod(windowStart, _horizonMs);
+        if (_impressions.Fetch(click.ImpressionId, bucket) is not null
+            || _impressions.Fetch(click.ImpressionId, bucket - _horizonMs) is not null
+            || _impressions.Fetch(click.ImpressionId, bucket + _horizonMs) is not null)
         {
-            if (seen.MoveNext())
-            {
-                AggregatorTelemetry.Duplicate();
-                return null!;
-            }
+            AggregatorTelemetry.Duplicate();
+            return null!;
         }
 
         if (IsClosed(windowStart))
@@ -78,7 +79,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             return null!;
         }
 
-        _impressions.Put(click.ImpressionId, Pack(click.AdId, click.Salt), windowStart);
+        _impressions.Put(click.ImpressionId, new SeenImpression(click.AdId, click.Salt, windowStart), bucket);
         var key = (click.AdId, click.Salt, windowStart);
         if (!_open.TryGetValue(key, out var window))
         {
@@ -154,10 +155,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
                     continue;
                 }
 
-                var (adId, salt) = Unpack(kv.Value);
-                var start = kv.Key.Window.StartMs;
-                entries.Add((adId, salt, start));
-                newest = Math.Max(newest, start);
+                var seen = kv.Value;
+                entries.Add((seen.AdId, seen.Salt, seen.WindowStart));
+                newest = Math.Max(newest, seen.WindowStart);
             }
         }
 
@@ -183,10 +183,6 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             window.Clicks++;
         }
     }
-
-    private static long Pack(long adId, int salt) => (adId << 8) | (byte)salt;
-
-    private static (long AdId, int Salt) Unpack(long packed) => (packed >> 8, (int)(packed & 0xff));
 
     private static long Mod(long value, long divisor) => ((value % divisor) + divisor) % divisor;
 
