@@ -6,6 +6,8 @@ root.Subcommands.Add(UpCommand.Create());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(BrokerCommand.Create());
+root.Subcommands.Add(ReconcileCommand.Create());
+root.Subcommands.Add(RunsCommand.Create());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

@@ -46,7 +46,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
         var refreshed = 0;
         foreach (var (from, to) in Ranges(marks.Where(m => m.Hour >= oldest).Select(m => m.Hour)))
         {
-            await RefreshAsync(connection, from, to, cancellationToken);
+            await Rollups.RefreshAsync(connection, _flavor.Value, from, to, cancellationToken);
             refreshed += (int)((to - from) / Hour);
         }
 
@@ -128,32 +128,6 @@ public sealed partial class RollupRefreshJob : BackgroundService
         {
             yield return (from.Value, to);
         }
-    }
-
-    private async Task RefreshAsync(NpgsqlConnection connection, DateTime from, DateTime to, CancellationToken cancellationToken)
-    {
-        if (_flavor == StorageFlavor.Timescale)
-        {
-            // Only buckets wholly inside the window are refreshed: the hourly window is hour-aligned already, the
-            // daily one is widened to whole UTC days.
-            await CallRefreshAsync(connection, "ad_clicks_hourly", from, to, cancellationToken);
-            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
-            return;
-        }
-
-        await using var command = new NpgsqlCommand("SELECT refresh_ad_clicks_rollup_hours($1, $2)", connection);
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
-        await command.ExecuteNonQueryAsync(cancellationToken);
-    }
-
-    private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
-    {
-        // A CALL that must not run inside a transaction block: the connection is in autocommit here.
-        await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
-        await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
     [LoggerMessage(EventId = 4101, Level = LogLevel.Debug, Message = "Refreshed {Hours} rollup hours, marked from {First:o} to {Last:o}")]

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Text.Json;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Configuration;
+using Npgsql;
+using Spectre.Console;
+
+namespace KafkaClicks.Cli.Commands;
+
+public static class ReconcileCommand
+{
+    /// <summary>Exit code when part of the range could not be recounted because the log no longer holds it.</summary>
+    public const int Partial = 3;
+
+    public static Command Create()
+    {
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
+        var ad = new Option<long?>("--ad") { Description = "Only this ad." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var lateness = new Option<TimeSpan>("--lateness")
+        {
+            Description = "How far past the range the log is read for late clicks (default 00:05:00).",
+            DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
+        };
+        var command = new Command("reconcile",
+            "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
+            "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
+            $"Exit code 0 when done, {Partial} when the log no longer holds the start of the range (that part is not corrected).");
+        foreach (var option in new Option[] { from, to, ad, dryRun, json, lateness })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var request = new ReconcileRequest(parse.GetValue(from)!.Value, parse.GetValue(to)!.Value, parse.GetValue(ad), parse.GetValue(dryRun));
+            if (request.From >= request.To)
+            {
+                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks reconcile --help'.");
+                return CliErrors.Usage;
+            }
+
+            var configuration = KafkaClicksHost.LoadConfiguration();
+            await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
+            var reconciler = new ClickReconciler(dataSource, new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness)));
+            var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
+                progress => reconciler.RunAsync(request, progress, ct));
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(JsonSerializer.Serialize(report, ReconcileJsonContext.Default.ReconcileReport));
+            }
+            else
+            {
+                Print(report);
+            }
+
+            return report.Status == "partial" ? Partial : CliErrors.Ok;
+        }));
+        return command;
+    }
+
+    internal static string PostgresConnectionString(IConfiguration configuration) =>
+        configuration.GetConnectionString("Postgres") is { Length: > 0 } value
+            ? value
+            : throw new KafkaClicksConfigurationException("ConnectionStrings:Postgres is not set (a Npgsql connection string).");
+
+    internal static string BootstrapServers(IConfiguration configuration) =>
+        configuration[$"{KafkaOptions.Section}:BootstrapServers"] is { Length: > 0 } value
+            ? value
+            : throw new KafkaClicksConfigurationException(
+                "Kafka:BootstrapServers is not set: name the cluster (or the address `kafkaclicks up` / `kafkaclicks broker` printed), " +
+                "e.g. KAFKACLICKS_Kafka__BootstrapServers=127.0.0.1:9092.");
+
+    private static void Print(ReconcileReport report)
+    {
+        var console = AnsiConsole.Console;
+        var grid = new Grid().AddColumn().AddColumn();
+        grid.AddRow("range", $"{report.From:u} .. {report.To:u}{(report.AdId is { } a ? $" (ad {a})" : "")}");
+        grid.AddRow("status", report.DryRun ? $"{report.Status} (dry run: nothing changed)" : $"{report.Status} (run {report.RunId})");
+        grid.AddRow("raw events read", $"{report.EventsRead:N0}");
+        grid.AddRow("clicks: raw / database", $"{report.RawClicks:N0} / {report.DbClicks:N0}");
+        grid.AddRow("windows checked / differing", $"{report.WindowsChecked:N0} / {(report.DryRun ? report.LargestDifferences.Count : report.WindowsCorrected):N0}");
+        if (report.UncoveredTo is { } uncovered)
+        {
+            grid.AddRow("[yellow]not covered[/]", Markup.Escape($"{report.UncoveredFrom:u} .. {uncovered:u}: the log no longer holds it; not corrected"));
+        }
+
+        grid.AddRow("duration", $"{report.DurationSeconds:F1} s");
+        console.Write(grid);
+        if (report.LargestDifferences.Count > 0)
+        {
+            var table = new Table().AddColumns("ad", "minute", "raw", "database", "difference");
+            foreach (var d in report.LargestDifferences)
+            {
+                table.AddRow($"{d.AdId}", $"{d.Minute:u}", $"{d.RawClicks:N0}", $"{d.DbClicks:N0}", $"{d.Difference:+#,0;-#,0;0}");
+            }
+
+            console.Write(table);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+using KafkaClicks.Migrations;
+using Npgsql;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>Recomputes ad_clicks_hourly and ad_clicks_daily for a range, on either storage flavor.</summary>
+public static class Rollups
+{
+    /// <summary>
+    /// Refreshes the hours overlapping [from, to) and the days containing them. The connection must not be in a
+    /// transaction: TimescaleDB's refresh_continuous_aggregate refuses to run inside one.
+    /// </summary>
+    public static async Task RefreshAsync(NpgsqlConnection connection, StorageFlavor flavor, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        if (flavor == StorageFlavor.Timescale)
+        {
+            // Only buckets wholly inside the window are refreshed: hours are widened to whole hours, days to whole UTC days.
+            var hourFrom = new DateTime(from.Ticks - (from.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
+            var hourTo = to.Ticks % TimeSpan.TicksPerHour == 0 ? to : new DateTime(to.Ticks - (to.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc).AddHours(1);
+            await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
+            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("SELECT refresh_ad_clicks_rollup_hours($1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+}

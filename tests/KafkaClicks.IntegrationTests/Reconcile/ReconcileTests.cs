@@ -1,0 +1,281 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Confluent.Kafka;
+using KafkaClicks.Broker;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Contracts;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Reconciler;
+
+namespace KafkaClicks.IntegrationTests.Reconcile;
+
+/// <summary>Recount the raw log, correct the database, prove it: real PostgreSQL, embedded broker.</summary>
+public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
+
+    private static async Task<BrokerHandle> BrokerAsync(int partitions = 4) =>
+        await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(new Dictionary<string, string?>
+        {
+            ["Kafka:BootstrapServers"] = "",
+            ["Kafka:ClicksRawPartitions"] = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        }));
+
+    private static ClickEvent Click(long adId, DateTime at, int salt = 0, string? impression = null, string padding = "") => new()
+    {
+        ImpressionId = impression ?? Guid.NewGuid().ToString("N"),
+        AdId = adId,
+        AdvertiserId = 1,
+        Salt = salt,
+        ClickedAt = at,
+        ImpressionAt = at.AddSeconds(-3),
+        IngestInstance = padding,
+    };
+
+    private static void Produce(string bootstrapServers, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
+    {
+        using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
+            {
+                BootstrapServers = bootstrapServers,
+                EnableIdempotence = true,
+                Acks = Acks.All,
+                CompressionType = compress ? CompressionType.Lz4 : CompressionType.None,
+            })
+            .SetValueSerializer(new AvroKafkaSerializer<ClickEvent>(ContractCodecs.ClickEvent))
+            .Build();
+        foreach (var click in clicks)
+        {
+            var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, partitions);
+            producer.Produce(new TopicPartition(Topics.ClicksRaw, partition), new Message<string, ClickEvent>
+            {
+                Key = click.ImpressionId,
+                Value = click,
+                Timestamp = new Timestamp(click.ClickedAt),
+            });
+        }
+
+        producer.Flush(TimeSpan.FromSeconds(30));
+    }
+
+    /// <summary>The raw log of the scenario: 5 ads over 10 minutes, a hot ad with salts, repeated impressions.</summary>
+    private static List<ClickEvent> Scenario()
+    {
+        var random = new Random(3);
+        var clicks = new List<ClickEvent>();
+        for (var minute = 0; minute < 10; minute++)
+        {
+            for (long adId = 1; adId <= 4; adId++)
+            {
+                for (var i = 0; i < 3 + (int)adId; i++)
+                {
+                    clicks.Add(Click(adId, T0.AddMinutes(minute).AddSeconds(random.Next(60))));
+                }
+            }
+
+            for (var i = 0; i < 20; i++)
+            {
+                var impression = Guid.NewGuid().ToString("N");
+                clicks.Add(Click(5, T0.AddMinutes(minute).AddSeconds(random.Next(60)), ClickPartitioning.SaltFor(impression, 4), impression));
+            }
+        }
+
+        // Repeated impressions (a user clicking twice): counted once.
+        clicks.AddRange(clicks.Take(15).Select(c => Click(c.AdId, c.ClickedAt.AddSeconds(1) < T0.AddMinutes(10) ? c.ClickedAt.AddSeconds(1) : c.ClickedAt, c.Salt, c.ImpressionId)).ToList());
+        return clicks;
+    }
+
+    private static Dictionary<(long AdId, DateTime Minute, int Salt), long> Truth(IEnumerable<ClickEvent> clicks)
+    {
+        var seen = new HashSet<string>();
+        var truth = new Dictionary<(long, DateTime, int), long>();
+        foreach (var click in clicks.Where(c => seen.Add(c.ImpressionId)))
+        {
+            var key = (click.AdId, new DateTime(click.ClickedAt.Ticks - (click.ClickedAt.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc), click.Salt);
+            truth[key] = truth.GetValueOrDefault(key) + 1;
+        }
+
+        return truth;
+    }
+
+    private static async Task StoreAsync(TestDatabase db, IEnumerable<KeyValuePair<(long AdId, DateTime Minute, int Salt), long>> rows)
+    {
+        foreach (var ((adId, minute, salt), clicks) in rows)
+        {
+            await db.ExecuteAsync(
+                "INSERT INTO ad_clicks_minute (ad_id, minute, salt, clicks, final, emitted_at) VALUES ($1, $2, $3, $4, true, $5)",
+                adId, minute, (short)salt, clicks, minute.AddMinutes(2));
+        }
+    }
+
+    private static async Task<Dictionary<(long, DateTime), long>> StoredTotalsAsync(TestDatabase db)
+    {
+        var totals = new Dictionary<(long, DateTime), long>();
+        await using var command = db.DataSource.CreateCommand("SELECT ad_id, minute, sum(clicks)::bigint FROM ad_clicks_minute GROUP BY 1, 2 HAVING sum(clicks) > 0");
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            totals[(reader.GetInt64(0), DateTime.SpecifyKind(reader.GetDateTime(1), DateTimeKind.Utc))] = reader.GetInt64(2);
+        }
+
+        return totals;
+    }
+
+    private static Dictionary<(long, DateTime), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> rows) =>
+        rows.GroupBy(r => (r.Key.AdId, r.Key.Minute)).ToDictionary(g => g.Key, g => g.Sum(r => r.Value));
+
+    [Fact]
+    public async Task Finds_and_fixes_exactly_the_wrong_windows_a_dry_run_changes_nothing_and_a_second_run_finds_nothing()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var truth = Truth(clicks);
+
+        var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(truth);
+        stored[(1, T0, 0)] += 3;                      // too high
+        stored[(2, T0.AddMinutes(1), 0)] -= 2;        // too low
+        stored.Remove((3, T0.AddMinutes(2), 0));      // missing window
+        stored[(9, T0.AddMinutes(4), 0)] = 7;         // extra window: no such clicks in the log
+        var hotSalt = stored.Keys.First(k => k.AdId == 5 && k.Minute == T0.AddMinutes(6) && k.Salt != 0);
+        stored[hotSalt] += 1;                         // one salt of the hot ad too high
+        await StoreAsync(db, stored);
+
+        var reconciler = new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
+        var request = new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: true);
+
+        var dry = await reconciler.RunAsync(request, null, default);
+        var wrong = new[] { (1L, T0), (2L, T0.AddMinutes(1)), (3L, T0.AddMinutes(2)), (9L, T0.AddMinutes(4)), (5L, T0.AddMinutes(6)) };
+        Assert.Equal(wrong.Order(), dry.LargestDifferences.Select(d => (d.AdId, d.Minute)).Order());
+        Assert.Equal(0, dry.WindowsCorrected);
+        Assert.Equal(Totals(stored), await StoredTotalsAsync(db));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM reconciliation_runs"));
+        Assert.Equal(truth.Values.Sum(), dry.RawClicks);
+        Assert.Equal(clicks.Count, dry.EventsRead);
+
+        var fixedRun = await reconciler.RunAsync(request with { DryRun = false }, null, default);
+        Assert.Equal("succeeded", fixedRun.Status);
+        Assert.Equal(5, fixedRun.WindowsCorrected);
+        Assert.Equal(Totals(truth), await StoredTotalsAsync(db));
+        Assert.NotNull(fixedRun.RunId);
+        Assert.Equal(5L, await db.ScalarAsync<long>("SELECT windows_corrected FROM reconciliation_runs WHERE run_id = $1", fixedRun.RunId!.Value));
+        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>(
+            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
+
+        var again = await reconciler.RunAsync(request with { DryRun = false }, null, default);
+        Assert.Equal(0, again.WindowsCorrected);
+        Assert.Empty(again.LargestDifferences);
+        Assert.Equal(truth.Values.Sum(), again.DbClicks);
+    }
+
+    [Fact]
+    public async Task One_ad_only_touches_that_ad()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var truth = Truth(clicks);
+        var stored = truth.ToDictionary(t => t.Key, t => t.Value + (t.Key.Salt == 0 && t.Key.AdId is 1 or 2 ? 1 : 0));
+        await StoreAsync(db, stored);
+
+        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), 2, false), null, default);
+
+        Assert.Equal(10, report.WindowsCorrected);
+        var totals = await StoredTotalsAsync(db);
+        Assert.All(totals.Where(t => t.Key.Item1 == 2), t => Assert.Equal(Totals(truth)[t.Key], t.Value));
+        Assert.All(totals.Where(t => t.Key.Item1 == 1), t => Assert.Equal(Totals(truth)[t.Key] + 1, t.Value));
+    }
+
+    [Fact]
+    public async Task A_range_whose_start_the_log_no_longer_holds_is_reported_and_that_part_is_not_corrected()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync(partitions: 1);
+
+        // The embedded broker keeps 5 MiB per partition: 4,000 clicks of ~2 KiB (incompressible) push the oldest out.
+        var padding = Convert.ToBase64String(RandomNumberGenerator.GetBytes(1536));
+        var clicks = Enumerable.Range(0, 4000).Select(i => Click(1, T0.AddMilliseconds(i * 150), padding: padding)).ToList();
+        foreach (var chunk in clicks.Chunk(200))
+        {
+            Produce(broker.BootstrapServers, 1, chunk, compress: false);
+        }
+
+        await StoreAsync(db, [new((1, T0, 0), 1)]);
+        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.Zero))
+            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, false), null, default);
+
+        Assert.Equal("partial", report.Status);
+        Assert.Equal(T0, report.UncoveredFrom);
+        Assert.NotNull(report.UncoveredTo);
+        Assert.True(report.UncoveredTo > T0, "the lost start of the range must be reported");
+        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1 AND minute = $1", T0));
+        Assert.All(report.LargestDifferences, d => Assert.True(d.Minute >= report.UncoveredTo));
+        Assert.Equal("partial", await db.ScalarAsync<string>("SELECT status FROM reconciliation_runs WHERE run_id = $1", report.RunId!.Value));
+    }
+
+    [Fact]
+    public async Task The_command_line_reports_as_json_and_exits_with_clear_codes()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var environment = new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers,
+        };
+
+        var (code, output, _) = await RunCliAsync(environment, "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"), "--json");
+        Assert.Equal(0, code);
+        using (var json = JsonDocument.Parse(output))
+        {
+            Assert.Equal(Truth(clicks).Values.Sum(), json.RootElement.GetProperty("rawClicks").GetInt64());
+            Assert.Equal(50, json.RootElement.GetProperty("windowsCorrected").GetInt64());
+        }
+
+        var (runsCode, runsOutput, _) = await RunCliAsync(environment, "runs", "--last", "5", "--json");
+        Assert.Equal(0, runsCode);
+        Assert.Single(runsOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+        foreach (var args in new[]
+        {
+            new[] { "reconcile", "--from", "yesterday", "--to", "2026-01-01T00:00:00Z" },
+            ["reconcile", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"],
+            ["reconcile", "--to", "2026-01-01T00:00:00Z"],
+            ["runs", "--last", "0"],
+        })
+        {
+            var (badCode, _, error) = await RunCliAsync(environment, args);
+            Assert.Equal(2, badCode);
+            Assert.StartsWith("kafkaclicks: ", error, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        }
+    }
+
+    private static async Task<(int, string, string)> RunCliAsync(IDictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kafkaclicks.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove("KAFKACLICKS_CONFIG");
+        foreach (var (key, value) in environment)
+        {
+            start.Environment[key] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await output, await error);
+    }
+}
