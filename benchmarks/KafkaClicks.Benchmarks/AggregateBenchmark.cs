@@ -16,8 +16,6 @@ namespace KafkaClicks.Benchmarks;
 public sealed class AggregateBenchmark : IBenchmark
 {
     private const int Partitions = 64;
-    private const int HotAds = 20;
-    private const int Salts = 8;
     private static readonly DateTime Start = DateTime.UtcNow.Date.AddHours(-3);
 
     public async Task<IReadOnlyDictionary<string, object>> RunAsync(BenchmarkContext context)
@@ -38,12 +36,12 @@ public sealed class AggregateBenchmark : IBenchmark
         await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
 
         context.Say($"producing {clicks:N0} clicks over {ads:N0} ads to {Partitions} partitions");
-        var expected = Produce(broker.BootstrapServers, clicks, ads);
+        var expected = RawClickLoad.Produce(broker.BootstrapServers, Partitions, clicks, ads, Start);
         context.Say($"{expected.Windows:N0} windows, {expected.DistinctImpressions:N0} distinct impressions; baseline consumer first");
-        EnsureNothingTruncated(broker.BootstrapServers);
+        RawClickLoad.EnsureNothingTruncated(broker.BootstrapServers, Partitions);
 
         var baseline = Stopwatch.StartNew();
-        var read = ReadAll(broker.BootstrapServers);
+        var read = RawClickLoad.ReadAll(broker.BootstrapServers, Partitions);
         baseline.Stop();
         context.Say($"baseline read {read:N0} in {baseline.Elapsed.TotalSeconds:F1} s; now the aggregator");
 
@@ -77,147 +75,6 @@ public sealed class AggregateBenchmark : IBenchmark
         };
     }
 
-    private sealed record Expectation(long Windows, long DistinctImpressions);
-
-    /// <summary>Clicks spread over 20 minutes of event time, then one click per partition far ahead so every window closes.</summary>
-    private static Expectation Produce(string bootstrapServers, int count, int ads)
-    {
-        var random = new Random(11);
-        var windows = new HashSet<(long, int, long)>();
-        var recent = new ClickEvent[4096];
-        long distinct = 0;
-        var serializer = new AvroKafkaSerializer<ClickEvent>(ContractCodecs.ClickEvent);
-        using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
-            {
-                BootstrapServers = bootstrapServers,
-                EnableIdempotence = true,
-                Acks = Acks.All,
-                LingerMs = 20,
-                BatchNumMessages = 10_000,
-                CompressionType = CompressionType.Lz4,
-                QueueBufferingMaxMessages = 1_000_000,
-            })
-            .SetValueSerializer(serializer)
-            .Build();
-        for (var i = 0; i < count; i++)
-        {
-            ClickEvent click;
-            if (i > recent.Length && random.NextDouble() < 0.02)
-            {
-                click = recent[random.Next(recent.Length)];
-            }
-            else
-            {
-                var hot = random.NextDouble() < 0.05;
-                var adId = hot ? 1 + random.Next(HotAds) : 1 + HotAds + random.Next(ads - HotAds);
-                var impression = Guid.CreateVersion7().ToString("N");
-                var clickedAt = Start.AddMilliseconds((double)i / count * 20 * 60_000 + random.Next(5_000));
-                click = new ClickEvent
-                {
-                    ImpressionId = impression,
-                    AdId = adId,
-                    AdvertiserId = adId % 1000,
-                    Salt = hot ? ClickPartitioning.SaltFor(impression, Salts) : 0,
-                    ClickedAt = clickedAt,
-                    ImpressionAt = clickedAt.AddSeconds(-5),
-                };
-                recent[i % recent.Length] = click;
-                distinct++;
-                windows.Add((click.AdId, click.Salt, click.ClickedAt.Ticks / TimeSpan.TicksPerMinute));
-            }
-
-            Send(producer, click);
-        }
-
-        for (var partition = 0; partition < Partitions; partition++)
-        {
-            // A click per partition an hour later advances every partition's stream time past all windows.
-            var adId = 1_000_000_000L + partition;
-            while (ClickPartitioning.PartitionFor(adId, 0, Partitions) != partition)
-            {
-                adId += Partitions;
-            }
-
-            var closing = new ClickEvent
-            {
-                ImpressionId = Guid.CreateVersion7().ToString("N"),
-                AdId = adId,
-                ClickedAt = Start.AddHours(1),
-                ImpressionAt = Start.AddHours(1),
-            };
-            Send(producer, closing);
-        }
-
-        producer.Flush(TimeSpan.FromMinutes(2));
-        return new Expectation(windows.Count, distinct);
-    }
-
-    private static void Send(IProducer<string, ClickEvent> producer, ClickEvent click)
-    {
-        var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, Partitions);
-        while (true)
-        {
-            try
-            {
-                producer.Produce(new TopicPartition(Topics.ClicksRaw, partition), new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click });
-                return;
-            }
-            catch (ProduceException<string, ClickEvent> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
-            {
-                producer.Poll(TimeSpan.FromMilliseconds(50));
-            }
-        }
-    }
-
-    /// <summary>The embedded broker keeps at most 5 MiB per partition: refuse to measure a truncated topic.</summary>
-    private static void EnsureNothingTruncated(string bootstrapServers)
-    {
-        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = bootstrapServers, GroupId = "bench-watermarks" }).Build();
-        for (var p = 0; p < Partitions; p++)
-        {
-            var low = consumer.QueryWatermarkOffsets(new TopicPartition(Topics.ClicksRaw, p), TimeSpan.FromSeconds(10)).Low;
-            if (low > 0)
-            {
-                throw new InvalidOperationException($"clicks.raw partition {p} lost its first {low.Value} records to the broker's retention; use fewer clicks");
-            }
-        }
-    }
-
-    private static long ReadAll(string bootstrapServers)
-    {
-        using var consumer = new ConsumerBuilder<string, ClickEvent>(new ConsumerConfig
-            {
-                BootstrapServers = bootstrapServers,
-                GroupId = "bench-baseline",
-                AutoOffsetReset = AutoOffsetReset.Earliest,
-                EnableAutoCommit = false,
-                EnablePartitionEof = true,
-            })
-            .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .Build();
-        consumer.Assign(Enumerable.Range(0, Partitions).Select(p => new TopicPartitionOffset(Topics.ClicksRaw, p, Offset.Beginning)));
-        var remaining = Partitions;
-        long read = 0;
-        while (remaining > 0)
-        {
-            var result = consumer.Consume(TimeSpan.FromSeconds(5));
-            if (result is null)
-            {
-                continue;
-            }
-
-            if (result.IsPartitionEOF)
-            {
-                remaining--;
-                continue;
-            }
-
-            read++;
-        }
-
-        return read;
-    }
-
     /// <summary>Reads clicks.minute until every expected window has its final record.</summary>
     private sealed class FinalCollector : IDisposable
     {
@@ -244,7 +101,7 @@ public sealed class AggregateBenchmark : IBenchmark
 
         public long Finals => _finals.Count;
 
-        public long SumOfFinals => _finals.Where(f => f.Key.Item1 < 1_000_000_000L).Sum(f => f.Value);
+        public long SumOfFinals => _finals.Where(f => f.Key.Item1 < RawClickLoad.ClosingAdIds).Sum(f => f.Value);
 
         public Task<bool> WaitAsync(TimeSpan timeout, BenchmarkContext context) => Task.Run(() =>
         {
@@ -257,7 +114,7 @@ public sealed class AggregateBenchmark : IBenchmark
                 {
                     Records++;
                     var count = result.Message.Value;
-                    if (count.Final && count.AdId < 1_000_000_000L)
+                    if (count.Final && count.AdId < RawClickLoad.ClosingAdIds)
                     {
                         _finals[(count.AdId, count.Salt, count.WindowStart)] = count.Clicks;
                     }

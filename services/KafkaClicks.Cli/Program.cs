@@ -8,6 +8,9 @@ root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(BrokerCommand.Create());
 root.Subcommands.Add(ReconcileCommand.Create());
 root.Subcommands.Add(RunsCommand.Create());
+root.Subcommands.Add(ReplayCommand.Create());
+root.Subcommands.Add(KafkaAdminCommands.Topics());
+root.Subcommands.Add(KafkaAdminCommands.Lag());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

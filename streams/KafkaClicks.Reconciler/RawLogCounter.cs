@@ -50,49 +50,12 @@ public sealed class RawLogCounter
             })
             .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
             .Build();
-        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
-        var partitions = admin.GetMetadata(Topics.ClicksRaw, TimeSpan.FromSeconds(10)).Topics.Single().Partitions
-            .Select(p => new TopicPartition(Topics.ClicksRaw, p.PartitionId)).ToList();
-        var timeout = TimeSpan.FromSeconds(30);
-        var starts = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(from - _lateness))), timeout);
-        var ends = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(to + _lateness))), timeout);
-
         var result = new RawCounts();
-        var plan = new List<(TopicPartition Partition, long Start, long End)>();
-        foreach (var partition in partitions)
+        var range = LogRanges.Plan(consumer, _bootstrapServers, Topics.ClicksRaw, from - _lateness, to + _lateness);
+        var plan = range.Partitions;
+        if (range.CoveredFrom is { } coveredFrom)
         {
-            var watermarks = consumer.QueryWatermarkOffsets(partition, timeout);
-            var start = starts.Single(s => s.TopicPartition == partition).Offset;
-            var end = ends.Single(e => e.TopicPartition == partition).Offset;
-            long startOffset;
-            if (start.Value >= 0)
-            {
-                startOffset = Math.Max(start.Value, watermarks.Low.Value);
-            }
-            else
-            {
-                // "No record at or after the time": trust it only if the newest record agrees; a broker that cannot
-                // look offsets up by time gets the whole partition read and filtered by event time instead.
-                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(partition, watermarks.High.Value - 1) : null;
-                startOffset = newest is { } newestAt && newestAt >= from - _lateness ? watermarks.Low.Value : watermarks.High.Value;
-            }
-
-            var endOffset = end == Offset.End || end.Value < 0 ? watermarks.High.Value : end.Value;
-            if (watermarks.Low.Value > 0 && startOffset == watermarks.Low.Value)
-            {
-                // Records before the log start were deleted: whatever they held before the first kept record is lost.
-                var first = RecordTimestamp(partition, watermarks.Low.Value);
-                if (first is { } firstAt && firstAt > from - _lateness)
-                {
-                    var coveredFrom = firstAt + _lateness;
-                    result.CoveredFrom = result.CoveredFrom is null || coveredFrom > result.CoveredFrom ? coveredFrom : result.CoveredFrom;
-                }
-            }
-
-            if (endOffset > startOffset)
-            {
-                plan.Add((partition, startOffset, endOffset));
-            }
+            result.CoveredFrom = coveredFrom + _lateness;
         }
 
         var total = plan.Sum(p => p.End - p.Start);
@@ -157,18 +120,5 @@ public sealed class RawLogCounter
         var key = (click.AdId, minute, click.Salt);
         result.Windows[key] = result.Windows.GetValueOrDefault(key) + 1;
         result.Clicks++;
-    }
-
-    private DateTime? RecordTimestamp(TopicPartition partition, long offset)
-    {
-        using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = _bootstrapServers,
-            GroupId = "kafkaclicks-reconciler",
-            EnableAutoCommit = false,
-        }).Build();
-        reader.Assign(new TopicPartitionOffset(partition, offset));
-        var record = reader.Consume(TimeSpan.FromSeconds(10));
-        return record?.Message.Timestamp.UtcDateTime;
     }
 }

@@ -9,7 +9,7 @@ public static class RunCommand
     {
         var roles = new Option<string>("--roles")
         {
-            Description = "Comma-separated roles to host: ingest, aggregator, sink, query.",
+            Description = "Comma-separated roles to host: ingest, aggregator, sink, query, reconciler.",
             Required = true,
         };
         roles.Validators.Add(result =>

@@ -10,7 +10,7 @@ public static class UpCommand
         var demo = new Option<bool>("--demo") { Description = "Seed demo advertisers and ads and generate steady demo click traffic." };
         var urls = new Option<string?>("--urls") { Description = "Addresses to listen on (default http://127.0.0.1:8080)." };
         var command = new Command("up",
-            "Run every role (ingest, aggregator, sink, query) in this process. Without Kafka:BootstrapServers it starts the " +
+            "Run every role (ingest, aggregator, sink, query, reconciler) in this process. Without Kafka:BootstrapServers it starts the " +
             "embedded broker; it applies the migrations first. For a laptop, a demo or CI.");
         command.Options.Add(demo);
         command.Options.Add(urls);

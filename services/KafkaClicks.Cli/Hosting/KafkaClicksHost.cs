@@ -3,6 +3,7 @@ using KafkaClicks.Broker;
 using KafkaClicks.Ingest;
 using KafkaClicks.Migrations;
 using KafkaClicks.Query;
+using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
 using Microsoft.AspNetCore.Builder;
@@ -59,6 +60,11 @@ public static class KafkaClicksHost
         if (roles.HasFlag(Role.Query))
         {
             builder.AddQuery();
+        }
+
+        if (roles.HasFlag(Role.Reconciler))
+        {
+            builder.AddReconciler();
         }
 
         configure?.Invoke(builder);

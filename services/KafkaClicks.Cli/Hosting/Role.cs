@@ -9,7 +9,8 @@ public enum Role
     Aggregator = 2,
     Sink = 4,
     Query = 8,
-    All = Ingest | Aggregator | Sink | Query,
+    Reconciler = 16,
+    All = Ingest | Aggregator | Sink | Query | Reconciler,
 }
 
 public static class Roles
@@ -23,7 +24,7 @@ public static class Roles
         {
             if (!Enum.TryParse<Role>(part, ignoreCase: true, out var role) || role is Role.None or Role.All || int.TryParse(part, out _))
             {
-                error = $"unknown role '{part}'; roles are ingest, aggregator, sink, query";
+                error = $"unknown role '{part}'; roles are ingest, aggregator, sink, query, reconciler";
                 return false;
             }
 
@@ -32,7 +33,7 @@ public static class Roles
 
         if (roles == Role.None)
         {
-            error = "no role given; roles are ingest, aggregator, sink, query";
+            error = "no role given; roles are ingest, aggregator, sink, query, reconciler";
             return false;
         }
 

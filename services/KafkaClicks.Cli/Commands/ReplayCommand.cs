@@ -1,0 +1,158 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Confluent.Kafka;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
+
+namespace KafkaClicks.Cli.Commands;
+
+public static class ReplayCommand
+{
+    public static Command Create()
+    {
+        var topic = new Option<string>("--topic") { Description = "Topic to read, e.g. clicks.raw.", Required = true };
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
+        var toTopic = new Option<string>("--to-topic") { Description = "Topic to republish to (must exist).", Required = true };
+        var rate = new Option<int?>("--rate") { Description = "At most this many records per second (default: as fast as possible)." };
+        rate.Validators.Add(r =>
+        {
+            if (r.GetValueOrDefault<int?>() is <= 0)
+            {
+                r.AddError("--rate must be positive");
+            }
+        });
+        var command = new Command("replay",
+            "Republish the records of a topic whose timestamps fall in a range to another topic: same keys, values, headers and " +
+            "timestamps, same partition number (modulo the target's partition count). Shows progress; exits 3 when retention already " +
+            "removed the start of the range.");
+        foreach (var option in new Option[] { topic, from, to, toTopic, rate })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) => CliErrors.RunAsync(async () =>
+        {
+            var (start, end) = (parse.GetValue(from)!.Value, parse.GetValue(to)!.Value);
+            if (start >= end)
+            {
+                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks replay --help'.");
+                return CliErrors.Usage;
+            }
+
+            var source = parse.GetValue(topic)!;
+            var target = parse.GetValue(toTopic)!;
+            if (source == target)
+            {
+                await Console.Error.WriteLineAsync("kafkaclicks: --to-topic must differ from --topic\nSee 'kafkaclicks replay --help'.");
+                return CliErrors.Usage;
+            }
+
+            var configuration = KafkaClicksHost.LoadConfiguration();
+            var bootstrap = ReconcileCommand.BootstrapServers(configuration);
+            var (copied, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
+                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(rate), progress, ct), ct));
+            Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
+            if (range.CoveredFrom is { } coveredFrom)
+            {
+                await Console.Error.WriteLineAsync($"kafkaclicks: the log no longer holds {start:u} .. {coveredFrom:u}; that part was not replayed");
+                return ReconcileCommand.Partial;
+            }
+
+            return CliErrors.Ok;
+        }));
+        return command;
+    }
+
+    private static (long Copied, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
+        DateTime from, DateTime to, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
+    {
+        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrap,
+            GroupId = "kafkaclicks-replay",
+            EnableAutoCommit = false,
+            EnablePartitionEof = true,
+        }).Build();
+        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).Build();
+        using var admin = new DependentAdminClientBuilder(producer.Handle).Build();
+        var targetMetadata = admin.GetMetadata(target, TimeSpan.FromSeconds(15)).Topics.Single();
+        if (targetMetadata.Error.IsError || targetMetadata.Partitions.Count == 0)
+        {
+            throw new KafkaException(targetMetadata.Error.IsError ? targetMetadata.Error : new Error(ErrorCode.UnknownTopicOrPart, $"no topic {target}"));
+        }
+
+        var targetPartitions = targetMetadata.Partitions.Count;
+        var range = LogRanges.Plan(consumer, bootstrap, source, from, to);
+        var total = range.Partitions.Sum(p => p.End - p.Start);
+        progress.Report(new ReadProgress(0, total));
+        if (range.Partitions.Count == 0)
+        {
+            return (0, range);
+        }
+
+        consumer.Assign(range.Partitions.Select(p => new TopicPartitionOffset(p.Partition, p.Start)));
+        var remaining = range.Partitions.ToDictionary(p => p.Partition.Partition.Value, p => p.End);
+        long read = 0, copied = 0;
+        var clock = Stopwatch.StartNew();
+        while (remaining.Count > 0)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var record = consumer.Consume(TimeSpan.FromSeconds(1));
+            if (record is null || !remaining.TryGetValue(record.Partition.Value, out var endOffset))
+            {
+                continue;
+            }
+
+            if (record.IsPartitionEOF || record.Offset.Value >= endOffset)
+            {
+                remaining.Remove(record.Partition.Value);
+                continue;
+            }
+
+            if (record.Offset.Value == endOffset - 1)
+            {
+                remaining.Remove(record.Partition.Value);
+            }
+
+            read++;
+            var at = record.Message.Timestamp.UtcDateTime;
+            if (at >= from && at < to)
+            {
+                if (rate is { } perSecond && copied >= perSecond * clock.Elapsed.TotalSeconds)
+                {
+                    Thread.Sleep(TimeSpan.FromSeconds((copied / (double)perSecond) - clock.Elapsed.TotalSeconds));
+                }
+
+                Produce(producer, new TopicPartition(target, record.Partition.Value % targetPartitions), record.Message);
+                copied++;
+            }
+
+            if (read % 5_000 == 0)
+            {
+                progress.Report(new ReadProgress(read, total));
+            }
+        }
+
+        producer.Flush(cancellationToken);
+        progress.Report(new ReadProgress(total, total));
+        return (copied, range);
+    }
+
+    private static void Produce(IProducer<byte[], byte[]> producer, TopicPartition partition, Message<byte[], byte[]> message)
+    {
+        while (true)
+        {
+            try
+            {
+                producer.Produce(partition, message);
+                return;
+            }
+            catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)
+            {
+                producer.Poll(TimeSpan.FromMilliseconds(50));
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+using Confluent.Kafka;
+
+namespace KafkaClicks.Reconciler;
+
+/// <summary>Which offsets of each partition hold a time range, and from when on the log holds it completely.</summary>
+public sealed record LogRange(IReadOnlyList<(TopicPartition Partition, long Start, long End)> Partitions, DateTime? CoveredFrom);
+
+/// <summary>
+/// Finds the offsets of a time range (by record timestamp) on every partition of a topic. Where retention moved a
+/// partition's log start past the range's start, <see cref="LogRange.CoveredFrom"/> says from when on the log is
+/// complete, so callers report the lost part instead of silently undercounting it.
+/// </summary>
+public static class LogRanges
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+
+    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime to)
+    {
+        using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
+        var metadata = admin.GetMetadata(topic, Timeout).Topics.Single();
+        if (metadata.Error.IsError)
+        {
+            throw new KafkaException(metadata.Error);
+        }
+
+        var partitions = metadata.Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).ToList();
+        var starts = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(from))), Timeout);
+        var ends = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(to))), Timeout);
+        var plan = new List<(TopicPartition, long, long)>();
+        DateTime? coveredFrom = null;
+        foreach (var partition in partitions)
+        {
+            var watermarks = consumer.QueryWatermarkOffsets(partition, Timeout);
+            var start = starts.Single(s => s.TopicPartition == partition).Offset;
+            var end = ends.Single(e => e.TopicPartition == partition).Offset;
+            long startOffset;
+            if (start.Value >= 0)
+            {
+                startOffset = Math.Max(start.Value, watermarks.Low.Value);
+            }
+            else
+            {
+                // "No record at or after the time": trust it only if the newest record agrees; a broker that cannot
+                // look offsets up by time gets the whole partition read (and filtered by time) instead.
+                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(bootstrapServers, partition, watermarks.High.Value - 1) : null;
+                startOffset = newest is { } newestAt && newestAt >= from ? watermarks.Low.Value : watermarks.High.Value;
+            }
+
+            var endOffset = end.Value >= 0 ? end.Value : watermarks.High.Value;
+            if (watermarks.Low.Value > 0 && startOffset == watermarks.Low.Value
+                && RecordTimestamp(bootstrapServers, partition, watermarks.Low.Value) is { } firstAt && firstAt > from)
+            {
+                // Records before the log start were deleted: whatever they held before the first kept record is lost.
+                coveredFrom = coveredFrom is null || firstAt > coveredFrom ? firstAt : coveredFrom;
+            }
+
+            if (endOffset > startOffset)
+            {
+                plan.Add((partition, startOffset, endOffset));
+            }
+        }
+
+        return new LogRange(plan, coveredFrom);
+    }
+
+    private static DateTime? RecordTimestamp(string bootstrapServers, TopicPartition partition, long offset)
+    {
+        using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
+        {
+            BootstrapServers = bootstrapServers,
+            GroupId = "kafkaclicks-log-ranges",
+            EnableAutoCommit = false,
+        }).Build();
+        reader.Assign(new TopicPartitionOffset(partition, offset));
+        return reader.Consume(TimeSpan.FromSeconds(10))?.Message.Timestamp.UtcDateTime;
+    }
+}

@@ -1,0 +1,19 @@
+namespace KafkaClicks.Reconciler;
+
+/// <summary>Section <c>Reconciler</c>: the scheduled reconciliation role.</summary>
+public sealed class ReconcilerOptions
+{
+    public const string Section = "Reconciler";
+
+    /// <summary>Cron expression (UTC) for the hourly run, which reconciles the last whole hour.</summary>
+    public string HourlySchedule { get; set; } = "15 * * * *";
+
+    /// <summary>Cron expression (UTC) for the daily run, which reconciles the previous UTC day.</summary>
+    public string DailySchedule { get; set; } = "30 0 * * *";
+
+    /// <summary>How far past a range the raw log is read for late clicks.</summary>
+    public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
+    public long AlertThreshold { get; set; } = 10;
+}
