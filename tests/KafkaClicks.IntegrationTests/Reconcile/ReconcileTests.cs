@@ -256,6 +256,103 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         }
     }
 
+    [Fact]
+    public async Task A_scheduled_run_corrects_and_alerts_only_on_windows_past_the_threshold()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(Truth(clicks));
+        stored[(1, T0, 0)] += 5;
+        stored[(2, T0.AddMinutes(3), 0)] += 1;
+        await StoreAsync(db, stored);
+        long alerts = 0, corrected = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "KafkaClicks.Reconciler")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((instrument, value, _, _) =>
+        {
+            if (instrument.Name == "kafkaclicks.reconciler.alerts")
+            {
+                Interlocked.Add(ref alerts, value);
+            }
+            else if (instrument.Name == "kafkaclicks.reconciler.windows_corrected")
+            {
+                Interlocked.Add(ref corrected, value);
+            }
+        });
+        listener.Start();
+        var scheduler = new ReconciliationScheduler(
+            new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5))),
+            Microsoft.Extensions.Options.Options.Create(new ReconcilerOptions { AlertThreshold = 2 }),
+            TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<ReconciliationScheduler>.Instance);
+
+        var report = await scheduler.RunAsync(T0, T0.AddMinutes(10), default);
+
+        Assert.Equal(2, report.WindowsCorrected);
+        Assert.Equal(2, Interlocked.Read(ref corrected));
+        Assert.Equal(1, Interlocked.Read(ref alerts));
+        Assert.Equal(Totals(Truth(clicks)), await StoredTotalsAsync(db));
+    }
+
+    [Fact]
+    public async Task Replay_topics_and_lag_work_from_the_command_line()
+    {
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var environment = new Dictionary<string, string> { ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers };
+
+        var (code, output, _) = await RunCliAsync(environment, "replay", "--topic", "clicks.raw", "--from", T0.ToString("O"),
+            "--to", T0.AddMinutes(5).ToString("O"), "--to-topic", "clicks.late", "--rate", "100000");
+        Assert.Equal(0, code);
+        var expected = clicks.Count(c => c.ClickedAt >= T0 && c.ClickedAt < T0.AddMinutes(5));
+        Assert.Contains($"replayed {expected:N0} records", output, StringComparison.Ordinal);
+        var late = TopicReader.ReadClicks(broker.BootstrapServers, Topics.ClicksLate);
+        Assert.Equal(expected, late.Count);
+        Assert.All(late, r => Assert.Equal(r.Message.Key, r.Message.Value.ImpressionId));
+
+        var (listCode, list, _) = await RunCliAsync(environment, "topics", "list", "--json");
+        Assert.Equal(0, listCode);
+        using (var json = JsonDocument.Parse(list))
+        {
+            var raw = json.RootElement.EnumerateArray().Single(t => t.GetProperty("topic").GetString() == Topics.ClicksRaw);
+            Assert.Equal(4, raw.GetProperty("partitions").GetInt32());
+            Assert.Equal(clicks.Count, raw.GetProperty("messages").GetInt64());
+        }
+
+        var (describeCode, describe, _) = await RunCliAsync(environment, "topics", "describe", Topics.ClicksRaw, "--json");
+        Assert.Equal(0, describeCode);
+        using (var json = JsonDocument.Parse(describe))
+        {
+            Assert.Equal(clicks.Count, json.RootElement.EnumerateArray().Sum(p => p.GetProperty("messages").GetInt64()));
+        }
+
+        using (var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "lag-test" }).Build())
+        {
+            consumer.Commit([new TopicPartitionOffset(Topics.ClicksRaw, 0, 1)]);
+        }
+
+        var (lagCode, lag, _) = await RunCliAsync(environment, "lag", "--group", "lag-test", "--json");
+        Assert.Equal(0, lagCode);
+        using (var json = JsonDocument.Parse(lag))
+        {
+            var row = json.RootElement.EnumerateArray().Single();
+            Assert.Equal(1, row.GetProperty("committed").GetInt64());
+            Assert.Equal(row.GetProperty("high").GetInt64() - 1, row.GetProperty("lag").GetInt64());
+        }
+
+        var (missingCode, _, missing) = await RunCliAsync(environment, "topics", "describe", "no.such.topic");
+        Assert.Equal(1, missingCode);
+        Assert.Contains("no topic 'no.such.topic'", missing, StringComparison.Ordinal);
+    }
+
     private static async Task<(int, string, string)> RunCliAsync(IDictionary<string, string> environment, params string[] args)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
