@@ -193,6 +193,28 @@ public sealed class EmbeddedKafkaCluster : IDisposable
     }
 
     /// <summary>Stops the forwarder (if any), destroys the mock cluster and its handle.</summary>
+    /// <summary>
+    /// Takes every broker of the cluster down (connections closed, new ones refused) or brings them back up, so
+    /// fault tests can make the broker unreachable the way a network partition would.
+    /// </summary>
+    public void SetReachable(bool reachable)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_mcluster == IntPtr.Zero, this);
+            for (var broker = 1; broker <= BrokerCount; broker++)
+            {
+                var err = reachable
+                    ? LibrdkafkaMockNative.rd_kafka_mock_broker_set_up(_mcluster, broker)
+                    : LibrdkafkaMockNative.rd_kafka_mock_broker_set_down(_mcluster, broker);
+                if (err != 0)
+                {
+                    throw new InvalidOperationException($"could not set broker {broker} {(reachable ? "up" : "down")} (librdkafka error {err})");
+                }
+            }
+        }
+    }
+
     public void Dispose()
     {
         IAdminClient? admin;

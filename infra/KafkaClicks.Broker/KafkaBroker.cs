@@ -79,6 +79,9 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
     public string BootstrapServers { get; }
 
     /// <summary>For logs only, e.g. "embedded librdkafka mock cluster at 127.0.0.1:40123".</summary>
+    /// <summary>The embedded cluster behind this handle, or null on real Kafka: for fault tests only.</summary>
+    public EmbeddedKafkaCluster? Embedded => _embedded;
+
     public string Description => _embedded is not null
         ? $"embedded librdkafka mock cluster at {BootstrapServers}"
         : $"Kafka cluster at {BootstrapServers}";

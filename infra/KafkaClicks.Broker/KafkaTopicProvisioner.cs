@@ -76,13 +76,19 @@ public sealed class KafkaTopicProvisioner
 
             if (failures.Count > 0)
             {
-                throw new InvalidOperationException(
+                throw new TopicProvisioningException(
                     $"Creating Kafka topics on {_config.BootstrapServers} failed: {string.Join("; ", failures)}", ex);
             }
         }
+        catch (KafkaException ex) when (ex.Error.Code == ErrorCode.Local_UnsupportedFeature)
+        {
+            // A broker without the CreateTopics API (e.g. `kafkaclicks broker`, which created every topic itself):
+            // nothing can be created here, so every declared topic must already be there as declared.
+            existing.AddRange(specs);
+        }
         catch (KafkaException ex)
         {
-            throw new InvalidOperationException(
+            throw new TopicProvisioningException(
                 $"Creating Kafka topics on {_config.BootstrapServers} failed: {ex.Error.Code} ({ex.Error.Reason})", ex);
         }
 
@@ -100,7 +106,11 @@ public sealed class KafkaTopicProvisioner
             var md = admin.GetMetadata(spec.Name, Timeout);
             var t = md.Topics.FirstOrDefault(x => x.Topic == spec.Name);
             var count = t is null || t.Error.IsError ? 0 : t.Partitions.Count;
-            if (count != spec.Partitions)
+            if (count == 0)
+            {
+                mismatches.Add($"'{spec.Name}' does not exist (declared with {spec.Partitions} partitions)");
+            }
+            else if (count != spec.Partitions)
             {
                 mismatches.Add($"'{spec.Name}' has {count} partitions, declared {spec.Partitions}");
             }
@@ -108,9 +118,19 @@ public sealed class KafkaTopicProvisioner
 
         if (mismatches.Count > 0)
         {
-            throw new InvalidOperationException(
-                $"Existing Kafka topics on {_config.BootstrapServers} do not match their declaration: {string.Join("; ", mismatches)}. " +
+            throw new TopicProvisioningException(
+                $"Kafka topics on {_config.BootstrapServers} do not match their declaration: {string.Join("; ", mismatches)}. " +
                 "Change the declaration or the topic (kafka-topics --alter) on purpose.");
         }
     }
+}
+
+/// <summary>The declared topics could not be created or do not match their declaration; the message says which and why.</summary>
+public sealed class TopicProvisioningException : InvalidOperationException
+{
+    public TopicProvisioningException(string message) : base(message) { }
+
+    public TopicProvisioningException(string message, Exception inner) : base(message, inner) { }
+
+    public TopicProvisioningException() { }
 }

@@ -84,6 +84,12 @@ internal static partial class LibrdkafkaMockNative
     [LibraryImport(Lib)]
     internal static partial void rd_kafka_mock_group_initial_rebalance_delay_ms(IntPtr mcluster, int delayMs);
 
+    [LibraryImport(Lib)]
+    internal static partial int rd_kafka_mock_broker_set_down(IntPtr mcluster, int brokerId);
+
+    [LibraryImport(Lib)]
+    internal static partial int rd_kafka_mock_broker_set_up(IntPtr mcluster, int brokerId);
+
     [LibraryImport(Lib, StringMarshalling = StringMarshalling.Utf8)]
     internal static partial int rd_kafka_mock_topic_create(IntPtr mcluster, string topic, int partitionCount, int replicationFactor);
 

@@ -19,14 +19,16 @@ public sealed partial class ClickHandler
     private readonly ImpressionDeduplicator _dedupe;
     private readonly ClickEventProducer _producer;
     private readonly HotAdDetector _hotAds;
+    private readonly ClickSpool _spool;
     private readonly TimeProvider _time;
     private readonly ILogger<ClickHandler> _logger;
     private readonly string _instance = Environment.MachineName;
 
     public ClickHandler(ImpressionTokens tokens, AdDirectory ads, ImpressionDeduplicator dedupe, ClickEventProducer producer,
-        HotAdDetector hotAds, TimeProvider time, ILogger<ClickHandler> logger)
+        HotAdDetector hotAds, ClickSpool spool, TimeProvider time, ILogger<ClickHandler> logger)
     {
         _hotAds = hotAds;
+        _spool = spool;
         _tokens = tokens;
         _ads = ads;
         _dedupe = dedupe;
@@ -93,16 +95,8 @@ public sealed partial class ClickHandler
             DedupeChecked = dedupe == DedupeResult.New,
             IngestInstance = _instance,
         };
-        var started = Stopwatch.GetTimestamp();
-        try
+        if (!await MakeDurableAsync(click))
         {
-            await _producer.ProduceAsync(click, cancellationToken);
-            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: true);
-        }
-        catch (Exception e) when (e is KafkaException or OperationCanceledException)
-        {
-            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: false);
-            LogProduceFailed(impressionId, e.Message);
             if (dedupe == DedupeResult.New)
             {
                 await _dedupe.ReleaseAsync(impressionId);
@@ -116,7 +110,46 @@ public sealed partial class ClickHandler
         return Results.Redirect(ad.RedirectUrl);
     }
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Click for impression {ImpressionId} not recorded: {Error}")]
+    /// <summary>
+    /// The broker's acknowledgement, or else an fsynced record in the local spool. While recent failures say the
+    /// broker is down, clicks go to the spool at once instead of each waiting out the produce deadline. The request's
+    /// own cancellation is not passed on: a click being made durable finishes even if the browser went away.
+    /// </summary>
+    private async Task<bool> MakeDurableAsync(ClickEvent click)
+    {
+        if (!_spool.BrokerLikelyDown)
+        {
+            var started = Stopwatch.GetTimestamp();
+            try
+            {
+                await _producer.ProduceAsync(click, CancellationToken.None);
+                IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: true);
+                return true;
+            }
+            catch (Exception e) when (e is KafkaException or OperationCanceledException)
+            {
+                IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: false);
+                LogProduceFailed(click.ImpressionId, e.Message);
+                _spool.MarkBrokerDown();
+            }
+        }
+
+        try
+        {
+            await _spool.AppendAsync(click);
+            return true;
+        }
+        catch (SpoolUnavailableException e)
+        {
+            LogSpoolFailed(click.ImpressionId, e.Message);
+            return false;
+        }
+    }
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Click for impression {ImpressionId} refused: the broker and the spool are both unavailable ({Error})")]
+    private partial void LogSpoolFailed(string impressionId, string error);
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Broker did not acknowledge the click for impression {ImpressionId} ({Error}); it goes to the spool")]
     private partial void LogProduceFailed(string impressionId, string error);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Ad {AdId} lookup failed: {Error}")]

@@ -21,8 +21,8 @@ public sealed class IngestOptions
     [Range(256, 1 << 20)]
     public int MaxRequestBytes { get; set; } = 4096;
 
-    /// <summary>How long a click waits for the broker's acknowledgement before it is refused with 503.</summary>
-    public TimeSpan ProduceTimeout { get; set; } = TimeSpan.FromSeconds(5);
+    /// <summary>How long a click waits for the broker's acknowledgement before it goes to the local spool instead.</summary>
+    public TimeSpan ProduceTimeout { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long Redis may take to answer the dedupe check before the click is accepted unchecked.</summary>
     public TimeSpan DedupeTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
@@ -36,6 +36,9 @@ public sealed class IngestOptions
 
     /// <summary>When an ad counts as hot and how far its clicks are spread.</summary>
     public HotAdOptions HotAds { get; set; } = new();
+
+    /// <summary>The durable local spool that takes clicks while the broker is unreachable.</summary>
+    public SpoolOptions Spool { get; set; } = new();
 }
 
 /// <summary>Section <c>Ingest:Tokens</c>: several keys may be active at once, for rotation; new tokens use <see cref="ActiveKeyId"/>.</summary>

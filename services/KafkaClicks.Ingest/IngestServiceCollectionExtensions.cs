@@ -23,6 +23,9 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<ImpressionDeduplicator>();
         services.AddSingleton<ClickEventProducer>();
         services.AddSingleton<HotAdDetector>();
+        services.AddSingleton<ClickSpool>();
+        services.AddSingleton<SpoolForwarder>();
+        services.AddHostedService(sp => sp.GetRequiredService<SpoolForwarder>());
         services.AddSingleton<ClickHandler>();
         services.AddHostedService<IngestWarmup>();
         return builder;

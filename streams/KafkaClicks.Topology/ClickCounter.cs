@@ -30,6 +30,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private ProcessorContext<string, AggregatorOutput> _context = null!;
     private IWindowStore<string, SeenImpression> _impressions = null!;
     private long _streamTime = long.MinValue;
+    private bool _rebuilt;
 
     /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
     public ClickCounter()
@@ -48,7 +49,10 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     {
         _context = context;
         _impressions = (IWindowStore<string, SeenImpression>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
-        Rebuild();
+
+        // Not here: Streamiz calls Init before the store's changelog restore has finished, and a rebuild from a
+        // half-restored store would lose the clicks restored after it. The first record comes after the restore.
+        _rebuilt = false;
         context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, _ => Emit());
     }
 
@@ -58,6 +62,12 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         if (click is null)
         {
             return null!;
+        }
+
+        if (!_rebuilt)
+        {
+            Rebuild();
+            _rebuilt = true;
         }
 
         var clickedAt = ToUnixMs(click.ClickedAt);
@@ -136,9 +146,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     }
 
     /// <summary>
-    /// After a restart or rebalance: recount the windows that may still be open from the impression store.
-    /// Only windows near the newest stored impression are taken (older ones were closed before), so a window
-    /// whose impressions were partly expired from the store is never re-emitted with a smaller count.
+    /// After a restart or rebalance (on the first record, once the store is restored): recount from the impression
+    /// store every window it holds completely (two horizons back from the newest impression; the store keeps
+    /// three), so a window whose impressions were partly expired is never re-emitted with a smaller count.
     /// </summary>
     private void Rebuild()
     {
@@ -169,7 +179,10 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         _streamTime = newest;
         foreach (var key in entries)
         {
-            if (key.WindowStart + WindowMs + _graceMs <= newest)
+            // A window closed before the crash may not have had its final emitted yet (finals go out at the next
+            // punctuation), so every window the store still holds completely is reopened and finalized again; a
+            // final emitted twice carries the same absolute count. Older windows may be partly expired: left alone.
+            if (key.WindowStart < newest - (2 * _horizonMs))
             {
                 continue;
             }

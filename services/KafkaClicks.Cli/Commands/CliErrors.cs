@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using KafkaClicks.Broker;
 using KafkaClicks.Migrations;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Options;
@@ -37,6 +38,7 @@ public static class CliErrors
         MigrationException => e.Message,
         NpgsqlException => $"PostgreSQL: {e.Message} (is it running? infra/dev.sh up starts a local one)",
         KafkaException => $"Kafka: {e.Message}",
+        TopicProvisioningException => $"Kafka: {e.Message}",
         IOException when e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase) => $"{e.Message} (use --urls to pick another address)",
         AggregateException { InnerExceptions.Count: 1 } a => Describe(a.InnerException!),
         _ => null,

@@ -1,0 +1,276 @@
+using System.Buffers.Binary;
+using System.Diagnostics.Metrics;
+using System.IO.Hashing;
+using System.Text;
+using System.Threading.Channels;
+using KafkaClicks.Contracts;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.Ingest;
+
+/// <summary>Section <c>Ingest:Spool</c>: where clicks wait while the broker is unreachable.</summary>
+public sealed class SpoolOptions
+{
+    /// <summary>Folder of the spool's segment files; must survive a process restart (a volume in production).</summary>
+    public string Directory { get; set; } = Path.Combine(Path.GetTempPath(), "kafkaclicks-spool");
+
+    /// <summary>Most bytes the spool may hold; past it clicks are refused with 503 rather than risking the disk.</summary>
+    public long MaxBytes { get; set; } = 1L << 30;
+
+    /// <summary>How often the forwarder tries to drain the spool to Kafka.</summary>
+    public TimeSpan ForwardInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>After a failed produce, clicks go straight to the spool for this long instead of waiting on the broker again.</summary>
+    public TimeSpan BrokerDownFor { get; set; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>The spool cannot take more clicks (full, or the disk failed).</summary>
+public sealed class SpoolUnavailableException : Exception
+{
+    public SpoolUnavailableException(string message) : base(message) { }
+
+    public SpoolUnavailableException(string message, Exception inner) : base(message, inner) { }
+
+    public SpoolUnavailableException() { }
+}
+
+/// <summary>
+/// A durable local append-only spool for click events, used when the broker is unreachable or slow past the
+/// produce deadline: <see cref="AppendAsync"/> completes only after the record is fsynced (appends that arrive
+/// together share one fsync). Records are framed as [length][CRC-32C][payload]; a torn tail left by a crash is
+/// detected on reading and skipped without losing the records before it. Segments are sealed and handed to the
+/// forwarder in order, and deleted once every record in them was acknowledged by the broker.
+/// </summary>
+public sealed partial class ClickSpool : IAsyncDisposable
+{
+    private const string Prefix = "spool-";
+    private const string Suffix = ".log";
+    private const int HeaderLength = 8;
+    private const int MaxRecordLength = 64 * 1024;
+    private static readonly Meter Meter = ServiceDefaultsExtensions.CreateMeter("Ingest.Spool");
+    private static readonly Counter<long> Spooled = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.appended", "{click}", "Clicks written to the spool.");
+    private static readonly Counter<long> Forwarded = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.forwarded", "{click}", "Spooled clicks acknowledged by the broker.");
+    private static readonly Counter<long> TornTails = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.torn_tails", "{segment}", "Segments whose tail was torn by a crash.");
+
+    private readonly SpoolOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ILogger<ClickSpool> _logger;
+    private readonly Channel<Pending> _appends = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
+    private readonly Lock _gate = new();
+    private readonly Task _writer;
+    private FileStream? _active;
+    private string? _activePath;
+    private long _sequence;
+    private long _bytes;
+    private long _brokerDownUntil;
+
+    public ClickSpool(IOptions<IngestOptions> options, TimeProvider time, ILogger<ClickSpool> logger)
+    {
+        _options = options.Value.Spool;
+        _time = time;
+        _logger = logger;
+        Directory.CreateDirectory(_options.Directory);
+        var segments = Segments();
+        _bytes = segments.Sum(s => new FileInfo(s).Length);
+        _sequence = segments.Count == 0 ? 0 : segments.Max(SequenceOf);
+        Meter.CreateObservableGauge("kafkaclicks.ingest.spool.bytes", () => Interlocked.Read(ref _bytes), "By", "Bytes waiting in the spool.");
+        Meter.CreateObservableGauge("kafkaclicks.ingest.spool.age", () => OldestAge().TotalSeconds, "s", "Age of the oldest spooled segment.");
+        _writer = Task.Run(WriteLoopAsync);
+    }
+
+    /// <summary>True while recent produce failures say the broker is down: clicks go straight to the spool.</summary>
+    public bool BrokerLikelyDown => _time.GetUtcNow().ToUnixTimeMilliseconds() < Interlocked.Read(ref _brokerDownUntil);
+
+    /// <summary>Bytes waiting in the spool.</summary>
+    public long PendingBytes => Interlocked.Read(ref _bytes);
+
+    public void MarkBrokerDown() =>
+        Interlocked.Exchange(ref _brokerDownUntil, (_time.GetUtcNow() + _options.BrokerDownFor).ToUnixTimeMilliseconds());
+
+    public void MarkBrokerUp() => Interlocked.Exchange(ref _brokerDownUntil, 0);
+
+    /// <summary>Appends the click and returns once it is on disk (fsynced).</summary>
+    public Task AppendAsync(ClickEvent click)
+    {
+        var key = Encoding.UTF8.GetBytes(click.ImpressionId);
+        var value = ContractCodecs.ClickEvent.Serialize(click);
+        var payload = new byte[2 + key.Length + value.Length];
+        BinaryPrimitives.WriteUInt16BigEndian(payload, (ushort)key.Length);
+        key.CopyTo(payload, 2);
+        value.CopyTo(payload, 2 + key.Length);
+        var pending = new Pending(payload, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        if (!_appends.Writer.TryWrite(pending))
+        {
+            throw new SpoolUnavailableException("the spool is closed");
+        }
+
+        return pending.Done.Task;
+    }
+
+    /// <summary>Closes the segment being written (if it holds anything) and returns every sealed segment, oldest first.</summary>
+    public IReadOnlyList<string> Seal()
+    {
+        lock (_gate)
+        {
+            if (_active is not null)
+            {
+                _active.Dispose();
+                _active = null;
+                _activePath = null;
+            }
+
+            return Segments();
+        }
+    }
+
+    /// <summary>Reads a sealed segment: its intact records in order, and whether a torn tail was skipped.</summary>
+    public static (List<ClickEvent> Clicks, bool Torn) Read(string path)
+    {
+        var bytes = File.ReadAllBytes(path);
+        var clicks = new List<ClickEvent>();
+        var position = 0;
+        while (position + HeaderLength <= bytes.Length)
+        {
+            var length = BinaryPrimitives.ReadInt32BigEndian(bytes.AsSpan(position));
+            var crc = BinaryPrimitives.ReadUInt32BigEndian(bytes.AsSpan(position + 4));
+            if (length <= 2 || length > MaxRecordLength || position + HeaderLength + length > bytes.Length)
+            {
+                break;
+            }
+
+            var payload = bytes.AsSpan(position + HeaderLength, length);
+            if (Crc32.HashToUInt32(payload) != crc)
+            {
+                break;
+            }
+
+            var keyLength = BinaryPrimitives.ReadUInt16BigEndian(payload);
+            clicks.Add(ContractCodecs.ClickEvent.Deserialize(payload[(2 + keyLength)..]));
+            position += HeaderLength + length;
+        }
+
+        var torn = position < bytes.Length;
+        if (torn)
+        {
+            TornTails.Add(1);
+        }
+
+        return (clicks, torn);
+    }
+
+    /// <summary>Deletes a segment whose records were all acknowledged by the broker.</summary>
+    public void Forgotten(string segment, int records)
+    {
+        var length = new FileInfo(segment).Length;
+        File.Delete(segment);
+        Interlocked.Add(ref _bytes, -length);
+        Forwarded.Add(records);
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        var batch = new List<Pending>();
+        while (await _appends.Reader.WaitToReadAsync())
+        {
+            while (batch.Count < 1024 && _appends.Reader.TryRead(out var pending))
+            {
+                batch.Add(pending);
+            }
+
+            try
+            {
+                Write(batch);
+                Spooled.Add(batch.Count);
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetResult();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or SpoolUnavailableException)
+            {
+                LogWriteFailed(e.Message);
+                var failure = e as SpoolUnavailableException ?? new SpoolUnavailableException($"spool write failed: {e.Message}", e);
+                foreach (var pending in batch)
+                {
+                    pending.Done.TrySetException(failure);
+                }
+            }
+
+            batch.Clear();
+        }
+    }
+
+    private void Write(List<Pending> batch)
+    {
+        var size = batch.Sum(p => HeaderLength + p.Payload.Length);
+        if (Interlocked.Read(ref _bytes) + size > _options.MaxBytes)
+        {
+            throw new SpoolUnavailableException($"the spool is full ({_options.MaxBytes:N0} bytes)");
+        }
+
+        var buffer = new byte[size];
+        var position = 0;
+        foreach (var pending in batch)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(buffer.AsSpan(position), pending.Payload.Length);
+            BinaryPrimitives.WriteUInt32BigEndian(buffer.AsSpan(position + 4), Crc32.HashToUInt32(pending.Payload));
+            pending.Payload.CopyTo(buffer, position + HeaderLength);
+            position += HeaderLength + pending.Payload.Length;
+        }
+
+        lock (_gate)
+        {
+            if (_active is null)
+            {
+                _sequence++;
+                _activePath = Path.Combine(_options.Directory, $"{Prefix}{_time.GetUtcNow().ToUnixTimeMilliseconds():D15}-{_sequence:D9}{Suffix}");
+                _active = new FileStream(_activePath, FileMode.CreateNew, FileAccess.Write, FileShare.Read);
+            }
+
+            _active.Write(buffer);
+            _active.Flush(flushToDisk: true);
+        }
+
+        Interlocked.Add(ref _bytes, size);
+    }
+
+    private List<string> Segments() =>
+        [.. Directory.EnumerateFiles(_options.Directory, Prefix + "*" + Suffix)
+            .Where(p => p != _activePath)
+            .OrderBy(p => Path.GetFileName(p), StringComparer.Ordinal)];
+
+    private static long SequenceOf(string path)
+    {
+        var name = Path.GetFileNameWithoutExtension(path);
+        return long.TryParse(name[(name.LastIndexOf('-') + 1)..], out var sequence) ? sequence : 0;
+    }
+
+    private TimeSpan OldestAge()
+    {
+        var oldest = Directory.EnumerateFiles(_options.Directory, Prefix + "*" + Suffix).Order(StringComparer.Ordinal).FirstOrDefault();
+        if (oldest is null || !long.TryParse(Path.GetFileName(oldest).AsSpan(Prefix.Length, 15), out var createdMs))
+        {
+            return TimeSpan.Zero;
+        }
+
+        return _time.GetUtcNow() - DateTimeOffset.FromUnixTimeMilliseconds(createdMs);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _appends.Writer.TryComplete();
+        await _writer;
+        lock (_gate)
+        {
+            _active?.Dispose();
+            _active = null;
+        }
+    }
+
+    [LoggerMessage(EventId = 2201, Level = LogLevel.Error, Message = "Writing to the click spool failed: {Error}")]
+    private partial void LogWriteFailed(string error);
+
+    private sealed record Pending(byte[] Payload, TaskCompletionSource Done);
+}

@@ -1,0 +1,125 @@
+using System.Net;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Contracts;
+using KafkaClicks.Ingest;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.IntegrationTests.Ingest;
+
+/// <summary>A 302 means the click is durable: acknowledged by the broker, or fsynced in the local spool while it is down.</summary>
+public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    private static string TempDirectory() => Path.Combine(Path.GetTempPath(), "kafkaclicks-spool-tests", Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public async Task While_the_broker_is_unreachable_clicks_are_spooled_and_forwarded_when_it_is_back()
+    {
+        var spoolDirectory = TempDirectory();
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?>
+        {
+            ["Ingest:Spool:Directory"] = spoolDirectory,
+            ["Ingest:Spool:ForwardInterval"] = "00:00:00.200",
+            ["Ingest:ProduceTimeout"] = "00:00:00.500",
+        });
+        await host.AddAdvertiserAsync(1, 60);
+        var impressions = new List<string>();
+        var tokens = host.App.Services.GetRequiredService<ImpressionTokens>();
+        async Task ClickAsync()
+        {
+            var minted = tokens.Mint(60);
+            using var click = await host.Http.GetAsync(new Uri($"/c/{minted.Token}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
+            Assert.Equal(ProductHost.AdUrl(60), click.Headers.Location?.ToString());
+            impressions.Add(minted.ImpressionId);
+        }
+
+        for (var i = 0; i < 10; i++)
+        {
+            await ClickAsync();
+        }
+
+        var spool = host.App.Services.GetRequiredService<ClickSpool>();
+        host.Broker.Embedded!.SetReachable(false);
+        for (var i = 0; i < 30; i++)
+        {
+            await ClickAsync();
+        }
+
+        Assert.True(spool.PendingBytes > 0, "clicks accepted while the broker was down must be in the spool");
+        Assert.NotEmpty(Directory.EnumerateFiles(spoolDirectory));
+
+        host.Broker.Embedded.SetReachable(true);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(0, spool.PendingBytes);
+        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Distinct().Order());
+        Assert.All(events, e => Assert.Equal(ClickPartitioning.PartitionFor(60, e.Message.Value.Salt, 8), e.Partition.Value));
+        Directory.Delete(spoolDirectory, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_torn_tail_after_a_crash_is_skipped_and_every_record_before_it_survives_a_restart()
+    {
+        var directory = TempDirectory();
+        var options = Options.Create(new IngestOptions { Spool = new SpoolOptions { Directory = directory } });
+        var now = DateTime.UnixEpoch.AddMilliseconds(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        var clicks = Enumerable.Range(0, 10).Select(i => new ClickEvent
+        {
+            ImpressionId = Guid.NewGuid().ToString("N"),
+            AdId = 7,
+            AdvertiserId = 1,
+            ClickedAt = now.AddSeconds(-i),
+            ImpressionAt = DateTime.UtcNow.AddMinutes(-1),
+        }).ToList();
+        string segment;
+        await using (var spool = new ClickSpool(options, TimeProvider.System, NullLogger<ClickSpool>.Instance))
+        {
+            await Task.WhenAll(clicks.Select(spool.AppendAsync));
+            segment = Assert.Single(spool.Seal());
+        }
+
+        // A crash in the middle of a write: a header that promises more bytes than were written.
+        await using (var file = new FileStream(segment, FileMode.Append))
+        {
+            await file.WriteAsync(new byte[] { 0, 0, 0, 90, 1, 2, 3, 4, 5, 6, 7 });
+        }
+
+        await using var restarted = new ClickSpool(options, TimeProvider.System, NullLogger<ClickSpool>.Instance);
+        Assert.True(restarted.PendingBytes > 0);
+        var (recovered, torn) = ClickSpool.Read(Assert.Single(restarted.Seal()));
+        Assert.True(torn);
+        Assert.Equal(clicks.Select(c => c.ImpressionId), recovered.Select(c => c.ImpressionId));
+        Assert.Equal(clicks.Select(c => c.ClickedAt), recovered.Select(c => c.ClickedAt));
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [Fact]
+    public async Task A_full_spool_refuses_instead_of_filling_the_disk()
+    {
+        var directory = TempDirectory();
+        await using var spool = new ClickSpool(Options.Create(new IngestOptions { Spool = new SpoolOptions { Directory = directory, MaxBytes = 400 } }),
+            TimeProvider.System, NullLogger<ClickSpool>.Instance);
+        ClickEvent Click() => new() { ImpressionId = Guid.NewGuid().ToString("N"), AdId = 1, ClickedAt = DateTime.UtcNow, ImpressionAt = DateTime.UtcNow };
+
+        await spool.AppendAsync(Click());
+        var refused = await Record.ExceptionAsync(async () =>
+        {
+            for (var i = 0; i < 20; i++)
+            {
+                await spool.AppendAsync(Click());
+            }
+        });
+
+        Assert.IsType<SpoolUnavailableException>(refused);
+        Assert.True(spool.PendingBytes <= 400);
+        Directory.Delete(directory, recursive: true);
+    }
+}
