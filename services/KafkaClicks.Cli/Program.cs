@@ -11,6 +11,7 @@ root.Subcommands.Add(RunsCommand.Create());
 root.Subcommands.Add(ReplayCommand.Create());
 root.Subcommands.Add(KafkaAdminCommands.Topics());
 root.Subcommands.Add(KafkaAdminCommands.Lag());
+root.Subcommands.Add(LoadgenCommand.Create());
 
 var parsed = root.Parse(args);
 if (parsed.Errors.Count > 0)

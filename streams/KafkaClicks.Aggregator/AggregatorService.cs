@@ -12,7 +12,7 @@ using Streamiz.Kafka.Net.SerDes;
 namespace KafkaClicks.Aggregator;
 
 /// <summary>
-/// Hosts the aggregation topology with RocksDB state under <see cref="AggregationOptions.StateDirectory"/>.
+/// Hosts the aggregation topology with RocksDB state under <see cref="AggregationOptions.StateDirectoryFor"/>.
 /// At-least-once processing: the topology's impression store makes reprocessing after a crash idempotent.
 /// </summary>
 public sealed partial class AggregatorService : BackgroundService, IHealthCheck
@@ -44,7 +44,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             Logger = StreamizLogging.Instance,
             ApplicationId = _options.ApplicationId,
             BootstrapServers = bootstrap,
-            StateDir = _options.StateDirectory,
+            StateDir = _options.StateDirectoryFor(bootstrap ?? ""),
             NumStreamThreads = _options.Threads,
             Guarantee = ProcessingGuarantee.AT_LEAST_ONCE,
             AutoOffsetReset = AutoOffsetReset.Earliest,

@@ -20,8 +20,18 @@ public sealed class AggregationOptions
     /// <summary>How long an impressionId is remembered to drop repeated clicks of it.</summary>
     public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(10);
 
-    /// <summary>Folder for the RocksDB state stores.</summary>
-    public string StateDirectory { get; set; } = Path.Combine(Path.GetTempPath(), "kafkaclicks-aggregator");
+    /// <summary>
+    /// Folder for the RocksDB state stores (a volume in production). Default: a folder per cluster under the temp
+    /// folder, named after the bootstrap servers, so state never leaks from one cluster to another.
+    /// </summary>
+    public string? StateDirectory { get; set; }
+
+    /// <summary>The state folder to use for a cluster reached at <paramref name="bootstrapServers"/>.</summary>
+    public string StateDirectoryFor(string bootstrapServers) =>
+        StateDirectory is { Length: > 0 } configured
+            ? configured
+            : Path.Combine(Path.GetTempPath(), "kafkaclicks-aggregator",
+                string.Concat(bootstrapServers.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' ? c : '_')));
 
     /// <summary>Stream threads in this instance.</summary>
     [Range(1, 64)]

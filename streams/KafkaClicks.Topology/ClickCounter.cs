@@ -159,13 +159,13 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         {
             while (all.MoveNext())
             {
-                var current = all.Current;
-                if (current is not { } kv)
+                if (all.Current is not { Value: { } seen })
                 {
+                    // An entry this version cannot decode (written by an older store format): not ours to count.
+                    AggregatorTelemetry.Undecodable();
                     continue;
                 }
 
-                var seen = kv.Value;
                 entries.Add((seen.AdId, seen.Salt, seen.WindowStart));
                 newest = Math.Max(newest, seen.WindowStart);
             }
