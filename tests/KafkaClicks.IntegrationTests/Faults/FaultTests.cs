@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using System.Net;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Ingest;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Reconciler;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace KafkaClicks.IntegrationTests.Faults;
+
+/// <summary>
+/// Every role in one process under steady click load while a dependency fails and comes back. Each test ends by
+/// checking that what the stream wrote to the database equals the accepted impressions exactly, before any
+/// reconciliation, and then that a reconciliation run finds nothing to fix.
+/// </summary>
+public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    private static readonly long[] Ads = [81, 82, 83, 84];
+
+    [Fact]
+    public async Task Redis_stopped_under_load_loses_and_doubles_nothing()
+    {
+        await using var redis = await PrivateRedis.StartAsync();
+        await using var host = await ProductHost.StartAsync(postgres, Role.All, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Redis"] = redis.ConnectionString,
+            ["Ingest:DedupeTimeout"] = "00:00:00.200",
+        });
+        await host.AddAdvertiserAsync(1, Ads);
+
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4), redis.StopAsync, TimeSpan.FromSeconds(19), redis.StartAgainAsync);
+
+        await AssertCountedExactlyAsync(host, accepted);
+    }
+
+    [Fact]
+    public async Task Broker_unreachable_under_load_loses_nothing_thanks_to_the_spool()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.All, new Dictionary<string, string?>
+        {
+            ["Ingest:Spool:Directory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-fault-spool", Guid.NewGuid().ToString("N")),
+            ["Ingest:Spool:ForwardInterval"] = "00:00:00.250",
+            ["Ingest:ProduceTimeout"] = "00:00:00.500",
+
+            // The product's default grace: spooled clicks reach the stream up to the outage's length late, and
+            // must still fall inside their windows' grace to be counted by the stream itself.
+            ["Aggregator:Grace"] = "00:00:30",
+        });
+        await host.AddAdvertiserAsync(1, Ads);
+        var broker = host.Broker.Embedded!;
+        long spooled = 0;
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "kafkaclicks.ingest.spool.appended")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref spooled, value));
+        listener.Start();
+
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4),
+            () => { broker.SetReachable(false); return Task.CompletedTask; },
+            TimeSpan.FromSeconds(19),
+            () => { broker.SetReachable(true); return Task.CompletedTask; });
+
+        Assert.True(Interlocked.Read(ref spooled) > 50, $"only {spooled} clicks went through the spool: the broker was not unreachable");
+        await AssertCountedExactlyAsync(host, accepted);
+    }
+
+    /// <summary>
+    /// ~60 clicks/s over the ads for <paramref name="duration"/>, 3% of them repeating an earlier impression; the fault
+    /// starts and ends at the given offsets. Returns the impressions that got a 302 for a fresh click, per ad.
+    /// </summary>
+    private static async Task<Dictionary<long, HashSet<string>>> LoadAsync(ProductHost host, TimeSpan duration,
+        TimeSpan faultAt, Func<Task> fault, TimeSpan recoverAt, Func<Task> recover)
+    {
+        var tokens = host.App.Services.GetRequiredService<ImpressionTokens>();
+        var accepted = new ConcurrentDictionary<long, ConcurrentDictionary<string, bool>>();
+        var refused = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var faulted = false;
+        var recovered = false;
+        var workers = Enumerable.Range(0, 4).Select(async worker =>
+        {
+            var random = new Random(worker);
+            var mine = new List<(long AdId, string Token, string Impression)>();
+            while (clock.Elapsed < duration)
+            {
+                (long AdId, string Token, string Impression) click;
+                if (mine.Count > 10 && random.NextDouble() < 0.03)
+                {
+                    click = mine[random.Next(mine.Count)];
+                }
+                else
+                {
+                    var adId = Ads[random.Next(Ads.Length)];
+                    var minted = tokens.Mint(adId);
+                    click = (adId, minted.Token, minted.ImpressionId);
+                    mine.Add(click);
+                }
+
+                using var response = await host.Http.GetAsync(new Uri($"/c/{click.Token}", UriKind.Relative));
+                if (response.StatusCode == HttpStatusCode.Redirect)
+                {
+                    accepted.GetOrAdd(click.AdId, _ => new())[click.Impression] = true;
+                }
+                else
+                {
+                    Interlocked.Increment(ref refused);
+                }
+
+                await Task.Delay(60);
+            }
+        }).ToList();
+
+        while (clock.Elapsed < duration)
+        {
+            if (!faulted && clock.Elapsed >= faultAt)
+            {
+                await fault();
+                faulted = true;
+            }
+
+            if (!recovered && clock.Elapsed >= recoverAt)
+            {
+                await recover();
+                recovered = true;
+            }
+
+            await Task.Delay(100);
+        }
+
+        await Task.WhenAll(workers);
+        Assert.True(faulted && recovered);
+        Assert.Equal(0, refused);
+        return accepted.ToDictionary(a => a.Key, a => a.Value.Keys.ToHashSet());
+    }
+
+    private static async Task AssertCountedExactlyAsync(ProductHost host, Dictionary<long, HashSet<string>> accepted)
+    {
+        Assert.True(accepted.Values.Sum(a => a.Count) > 500, "the load must be substantial");
+        var expected = accepted.ToDictionary(a => a.Key, a => (long)a.Value.Count);
+        Dictionary<long, long> stored;
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        do
+        {
+            await Task.Delay(500);
+            stored = [];
+            await using var command = host.Database.DataSource.CreateCommand("SELECT ad_id, sum(clicks)::bigint FROM ad_clicks_minute GROUP BY ad_id");
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                stored[reader.GetInt64(0)] = reader.GetInt64(1);
+            }
+        }
+        while (!expected.All(e => stored.GetValueOrDefault(e.Key) == e.Value) && DateTime.UtcNow < deadline);
+
+        // The stream alone, before any reconciliation, counted every accepted impression exactly once.
+        Assert.Equal(expected.OrderBy(e => e.Key), stored.OrderBy(e => e.Key));
+
+        var now = DateTime.UtcNow;
+        var report = await new ClickReconciler(host.Database.DataSource, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1)))
+            .RunAsync(new ReconcileRequest(now.AddMinutes(-10), now.AddMinutes(1), null, DryRun: true), null, default);
+        Assert.Empty(report.LargestDifferences);
+        Assert.Equal(expected.Values.Sum(), report.RawClicks);
+    }
+}
