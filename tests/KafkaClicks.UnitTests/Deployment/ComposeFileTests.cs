@@ -1,0 +1,120 @@
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace KafkaClicks.UnitTests.Deployment;
+
+/// <summary>docker-compose.kafka.yml is checked here because no Docker engine runs on the build machines.</summary>
+public class ComposeFileTests
+{
+    private static readonly YamlMappingNode Root = Load();
+
+    private static YamlMappingNode Load()
+    {
+        var directory = new DirectoryInfo(AppContext.BaseDirectory);
+        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "docker-compose.kafka.yml")))
+        {
+            directory = directory.Parent;
+        }
+
+        Assert.NotNull(directory);
+        var stream = new YamlStream();
+        using var reader = new StreamReader(Path.Combine(directory.FullName, "docker-compose.kafka.yml"));
+        // Merge keys (<<: *anchor) are resolved as Docker Compose resolves them.
+        stream.Load(new MergingParser(new Parser(reader)));
+        return (YamlMappingNode)stream.Documents[0].RootNode;
+    }
+
+    private static YamlMappingNode Services => (YamlMappingNode)Root["services"];
+
+    private static YamlMappingNode Service(string name) => (YamlMappingNode)Services[name];
+
+    private static string? Scalar(YamlMappingNode node, string key) =>
+        node.Children.TryGetValue(key, out var value) && value is YamlScalarNode scalar ? scalar.Value : null;
+
+    private static IEnumerable<string> Names => Services.Children.Keys.Cast<YamlScalarNode>().Select(k => k.Value!);
+
+    [Fact]
+    public void Every_role_runs_in_its_own_container_with_two_ingest_and_two_aggregators()
+    {
+        var roles = Names.Where(n => Service(n).Children.TryGetValue("command", out var c) && c is YamlSequenceNode seq && seq.Children.Count == 3)
+            .ToDictionary(n => n, n => ((YamlScalarNode)((YamlSequenceNode)Service(n)["command"]).Children[2]).Value);
+        Assert.Equal(2, roles.Values.Count(r => r == "ingest"));
+        Assert.Equal(2, roles.Values.Count(r => r == "aggregator"));
+        foreach (var role in new[] { "sink", "query", "reconciler" })
+        {
+            Assert.Single(roles.Values, r => r == role);
+        }
+
+        Assert.Contains("schema-registry", Names);
+        Assert.Contains("prometheus", Names);
+        Assert.Contains("grafana", Names);
+    }
+
+    [Fact]
+    public void Kafka_runs_three_kraft_brokers_with_replication_three_and_two_in_sync()
+    {
+        var brokers = Names.Where(n => n.StartsWith("kafka-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(3, brokers.Count);
+        foreach (var broker in brokers)
+        {
+            var environment = (YamlMappingNode)Service(broker)["environment"];
+            Assert.Equal("broker,controller", Scalar(environment, "KAFKA_PROCESS_ROLES"));
+            Assert.Equal("3", Scalar(environment, "KAFKA_DEFAULT_REPLICATION_FACTOR"));
+            Assert.Equal("2", Scalar(environment, "KAFKA_MIN_INSYNC_REPLICAS"));
+            Assert.Equal("false", Scalar(environment, "KAFKA_AUTO_CREATE_TOPICS_ENABLE"));
+        }
+    }
+
+    [Fact]
+    public void Every_long_running_service_has_a_healthcheck_and_a_restart_policy()
+    {
+        foreach (var name in Names.Where(n => n != "migrate"))
+        {
+            Assert.True(Service(name).Children.ContainsKey("healthcheck"), $"{name} has no healthcheck");
+            Assert.Equal("unless-stopped", Scalar(Service(name), "restart"));
+        }
+
+        Assert.Equal("no", Scalar(Service("migrate"), "restart"));
+    }
+
+    [Fact]
+    public void Roles_wait_for_the_migration_and_keep_state_and_spool_on_volumes()
+    {
+        foreach (var name in Names.Where(n => n.StartsWith("ingest-", StringComparison.Ordinal) || n.StartsWith("aggregator-", StringComparison.Ordinal)
+                     || n is "sink" or "query" or "reconciler"))
+        {
+            var dependsOn = (YamlMappingNode)Service(name)["depends_on"];
+            Assert.Equal("service_completed_successfully", Scalar((YamlMappingNode)dependsOn["migrate"], "condition"));
+            var environment = (YamlMappingNode)Service(name)["environment"];
+            Assert.Equal("3", Scalar(environment, "KAFKACLICKS_Kafka__ReplicationFactor"));
+            Assert.Equal("7.00:00:00", Scalar(environment, "KAFKACLICKS_Kafka__RawRetention"));
+        }
+
+        var volumes = ((YamlMappingNode)Root["volumes"]).Children.Keys.Cast<YamlScalarNode>().Select(k => k.Value).ToList();
+        foreach (var name in new[] { "ingest-1", "ingest-2", "aggregator-1", "aggregator-2", "kafka-1", "timescaledb" })
+        {
+            var mounts = ((YamlSequenceNode)Service(name)["volumes"]).Children.Cast<YamlScalarNode>().Select(v => v.Value!.Split(':')[0]);
+            Assert.Contains(mounts, volumes.Contains);
+        }
+    }
+
+    [Fact]
+    public void No_secret_is_written_in_the_file()
+    {
+        foreach (var name in Names)
+        {
+            if (Service(name).Children.TryGetValue("environment", out var node) && node is YamlMappingNode environment)
+            {
+                foreach (var (key, value) in environment.Children)
+                {
+                    var text = ((YamlScalarNode)value).Value ?? "";
+                    var k = ((YamlScalarNode)key).Value!;
+                    if (k.Contains("KEY", StringComparison.Ordinal) || k.Contains("PASSWORD", StringComparison.Ordinal) || text.Contains("Password=", StringComparison.Ordinal))
+                    {
+                        Assert.Contains("${", text, StringComparison.Ordinal);
+                    }
+                }
+            }
+        }
+    }
+}
