@@ -33,6 +33,9 @@ ensure_packages() {
   [ -x "$PG_BIN/initdb" ] || missing+=(postgresql)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v redis-cli >/dev/null || missing+=(redis-tools)
+  # The browser tests drive Debian's Chromium through Playwright, which downloads no browser of its own.
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v npm >/dev/null || missing+=(npm)
   command -v dotnet >/dev/null || die "the .NET 10 SDK is required (dotnet not on PATH)"
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"
@@ -115,7 +118,8 @@ JSON
 
 build() {
   log "building (Release)"
-  dotnet build "$ROOT/KafkaClicks.sln" -c Release -nologo -v q -clp:ErrorsOnly
+  # Build output goes to stderr so that commands printing JSON (bench --json) keep stdout clean.
+  dotnet build "$ROOT/KafkaClicks.sln" -c Release -nologo -v q -clp:ErrorsOnly >&2
   dotnet publish "$ROOT/services/KafkaClicks.Cli/KafkaClicks.Cli.csproj" -c Release -nologo -v q -clp:ErrorsOnly \
     --no-build -o "$ROOT/artifacts/cli" >/dev/null
 }

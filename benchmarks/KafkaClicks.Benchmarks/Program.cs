@@ -6,8 +6,11 @@ using KafkaClicks.Benchmarks;
 var benchmarks = new Dictionary<string, IBenchmark>(StringComparer.Ordinal)
 {
     ["aggregate"] = new AggregateBenchmark(),
+    ["e2e"] = new EndToEndBenchmark(),
     ["ingest"] = new IngestBenchmark(),
+    ["reconcile"] = new ReconcileBenchmark(),
     ["sink"] = new SinkBenchmark(),
+    ["query"] = new QueryBenchmark(),
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))

@@ -1,50 +1,108 @@
+using System.Text;
+using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using NpgsqlTypes;
 
 namespace KafkaClicks.Query;
 
-/// <summary>One bucket of a click series.</summary>
+/// <summary>One bucket of a click series: its start, its clicks, and whether its count can still change.</summary>
 public sealed record ClickPoint(DateTimeOffset T, long Clicks, bool Final);
 
-/// <summary>Reads click series and the completeness watermark from Postgres. Salts are summed here.</summary>
-public sealed class ClickSeriesStore
+/// <summary>Clicks per bucket for a set of ads, summed over the ads or per ad.</summary>
+public sealed record SeriesResult(DateTimeOffset[] Starts, long[] Totals, IReadOnlyDictionary<long, long[]> PerAd);
+
+/// <summary>Where a run of time is read from.</summary>
+public enum Source
 {
-    private static readonly DateTimeOffset Origin = new(2000, 1, 1, 0, 0, 0, TimeSpan.Zero);
+    /// <summary>ad_clicks_daily: whole clean UTC days.</summary>
+    Daily,
+
+    /// <summary>ad_clicks_hourly: clean hours.</summary>
+    Hourly,
+
+    /// <summary>ad_clicks_minute: the real-time tail, dirty hours, and buckets finer than an hour.</summary>
+    Minute,
+}
+
+/// <summary>A run of time [From, To) read from one source.</summary>
+public sealed record Segment(Source Source, DateTimeOffset From, DateTimeOffset To);
+
+/// <summary>One ad of a top-ads answer.</summary>
+public sealed record TopAd(long AdId, long AdvertiserId, long Clicks);
+
+/// <summary>One advertiser the caller may see.</summary>
+public sealed record AdvertiserSummary(long AdvertiserId, string Name, long Ads);
+
+/// <summary>
+/// Reads click series and the completeness watermark from Postgres. Salts are summed here. Each query is answered
+/// from the cheapest source that is exact: whole clean UTC days from ad_clicks_daily, clean hours from
+/// ad_clicks_hourly, and the real-time tail from ad_clicks_minute. The tail is every hour at or after the hour of
+/// completeThrough (what the refresh job may not have seen yet) and every hour still marked in rollup_dirty (the
+/// sink marks an hour in the same transaction as its minutes, and the mark goes only after the refresh), so an
+/// answer is never staler than the minutes.
+/// </summary>
+public sealed class ClickSeriesStore : IDisposable
+{
+    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
+    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+    private static readonly TimeSpan OwnerTtl = TimeSpan.FromMinutes(10);
     private readonly NpgsqlDataSource _dataSource;
+
+    // An ad never changes advertiser, so its owner is remembered (ads not found are not: they may be created any time).
+    private readonly MemoryCache _owners = new(new MemoryCacheOptions { SizeLimit = 250_000 });
 
     public ClickSeriesStore(NpgsqlDataSource dataSource) => _dataSource = dataSource;
 
     /// <summary>The advertiser owning the ad, or null when there is no such ad.</summary>
     public async Task<long?> AdOwnerAsync(long adId, CancellationToken cancellationToken)
     {
+        if (_owners.TryGetValue(adId, out long cached))
+        {
+            return cached;
+        }
+
         await using var command = _dataSource.CreateCommand("SELECT advertiser_id FROM ads WHERE ad_id = $1");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
-        return await command.ExecuteScalarAsync(cancellationToken) as long?;
+        if (await command.ExecuteScalarAsync(cancellationToken) is not long owner)
+        {
+            return null;
+        }
+
+        _owners.Set(adId, owner, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = OwnerTtl });
+        return owner;
     }
 
-    /// <summary>Buckets of <paramref name="bucket"/> over [from, to) for one ad; buckets with no clicks are absent.</summary>
-    public async Task<IReadOnlyList<ClickPoint>> AdSeriesAsync(long adId, DateTimeOffset from, DateTimeOffset to, TimeSpan bucket, CancellationToken cancellationToken)
+    /// <summary>The advertiser's ads in id order, or null when there is no such advertiser.</summary>
+    public async Task<long[]?> AdvertiserAdsAsync(long advertiserId, CancellationToken cancellationToken)
     {
         await using var command = _dataSource.CreateCommand("""
-            SELECT date_bin($4, minute, $5) AS t, sum(clicks)::bigint, bool_and(final)
-            FROM ad_clicks_minute
-            WHERE ad_id = $1 AND minute >= $2 AND minute < $3
-            GROUP BY 1
-            ORDER BY 1
+            SELECT array(SELECT ad_id FROM ads WHERE advertiser_id = $1 ORDER BY ad_id)
+            FROM advertisers WHERE advertiser_id = $1
             """);
-        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = bucket });
-        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = Origin, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        var points = new List<ClickPoint>();
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
+        return await command.ExecuteScalarAsync(cancellationToken) as long[];
+    }
+
+    /// <summary>Advertisers in id order (one, or all when <paramref name="advertiserId"/> is null), with their number of ads.</summary>
+    public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            SELECT v.advertiser_id, v.name, (SELECT count(*) FROM ads a WHERE a.advertiser_id = v.advertiser_id)
+            FROM advertisers v
+            WHERE $1::bigint IS NULL OR v.advertiser_id = $1
+            ORDER BY v.advertiser_id
+            LIMIT $2
+            """);
+        command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = advertiserId, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        var advertisers = new List<AdvertiserSummary>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            points.Add(new ClickPoint(reader.GetFieldValue<DateTimeOffset>(0), reader.GetInt64(1), reader.GetBoolean(2)));
+            advertisers.Add(new AdvertiserSummary(reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2)));
         }
 
-        return points;
+        return advertisers;
     }
 
     /// <summary>
@@ -58,4 +116,192 @@ public sealed class ClickSeriesStore
         var value = await command.ExecuteScalarAsync(cancellationToken);
         return value is DateTime dt ? new DateTimeOffset(DateTime.SpecifyKind(dt, DateTimeKind.Utc)) : null;
     }
+
+    /// <summary>
+    /// Clicks per bucket of <paramref name="range"/> for <paramref name="adIds"/>, salts summed; every bucket is
+    /// present (zero when nothing was counted). <paramref name="tailStart"/>: hours at or after it are read from the minutes.
+    /// </summary>
+    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken)
+    {
+        var starts = range.BucketStarts();
+        var totals = new long[starts.Length];
+        var byAd = new Dictionary<long, long[]>();
+        if (perAd)
+        {
+            foreach (var adId in adIds)
+            {
+                byAd[adId] = new long[starts.Length];
+            }
+        }
+
+        if (adIds.Length == 0 || starts.Length == 0)
+        {
+            return new SeriesResult(starts, totals, byAd);
+        }
+
+        var unit = RowUnit(range, starts);
+        var dirty = unit >= Hour ? await DirtyHoursAsync(range.From, range.To, cancellationToken) : [];
+        var segments = Plan(range, unit, tailStart, dirty);
+
+        var sql = new StringBuilder(perAd ? "SELECT ad_id, t, sum(clicks)::bigint FROM (" : "SELECT 0::bigint, t, sum(clicks)::bigint FROM (");
+        await using var command = _dataSource.CreateCommand();
+        command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = adIds });
+        command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = unit });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = QueryRange.Origin, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        for (var i = 0; i < segments.Count; i++)
+        {
+            var (source, from, to) = (segments[i].Source, segments[i].From, segments[i].To);
+            var f = command.Parameters.Count + 1;
+            sql.Append(i == 0 ? "\n  " : "\n  UNION ALL ").Append(source switch
+            {
+                Source.Daily => $"SELECT ad_id, day AS t, clicks FROM ad_clicks_daily WHERE ad_id = ANY($1) AND day >= ${f} AND day < ${f + 1}",
+                Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM ad_clicks_hourly WHERE ad_id = ANY($1) AND hour >= ${f} AND hour < ${f + 1}",
+                _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM ad_clicks_minute WHERE ad_id = ANY($1) AND minute >= ${f} AND minute < ${f + 1}",
+            });
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        }
+
+        sql.Append("\n) s GROUP BY 1, 2");
+        command.CommandText = sql.ToString();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            var index = Array.BinarySearch(starts, reader.GetFieldValue<DateTimeOffset>(1));
+            index = index >= 0 ? index : ~index - 1;
+            var clicks = reader.GetInt64(2);
+            totals[index] += clicks;
+            if (perAd)
+            {
+                byAd[reader.GetInt64(0)][index] += clicks;
+            }
+        }
+
+        return new SeriesResult(starts, totals, byAd);
+    }
+
+    /// <summary>The most clicked ads over minutes [from, to), salts summed, optionally of one advertiser.</summary>
+    public async Task<IReadOnlyList<TopAd>> TopAsync(DateTimeOffset from, DateTimeOffset to, int limit, long? advertiserId, CancellationToken cancellationToken)
+    {
+        // Scoped: the advertiser's ads by primary key. Global: the minute index over the window.
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT t.ad_id, a.advertiser_id, t.clicks
+            FROM (
+                SELECT ad_id, sum(clicks)::bigint AS clicks
+                FROM ad_clicks_minute
+                WHERE minute >= $1 AND minute < $2
+                  {(advertiserId is null ? "" : "AND ad_id = ANY(array(SELECT ad_id FROM ads WHERE advertiser_id = $4))")}
+                GROUP BY ad_id
+                ORDER BY clicks DESC, ad_id
+                LIMIT $3
+            ) t
+            JOIN ads a ON a.ad_id = t.ad_id
+            ORDER BY t.clicks DESC, t.ad_id
+            """);
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        if (advertiserId is { } id)
+        {
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = id });
+        }
+
+        var top = new List<TopAd>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            top.Add(new TopAd(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt64(2)));
+        }
+
+        return top;
+    }
+
+    /// <summary>
+    /// Splits the range into runs by source: every hour is read from the minutes when it is in the tail (at or after
+    /// <paramref name="tailStart"/>) or dirty, else from the hourly rollup; a whole clean UTC day of UTC day buckets
+    /// from the daily rollup. Buckets finer than an hour, or not made of whole hours (a time zone with a
+    /// half-hour offset), are read from the minutes alone.
+    /// </summary>
+    public static IReadOnlyList<Segment> Plan(QueryRange range, TimeSpan unit, DateTimeOffset tailStart, IReadOnlySet<DateTimeOffset> dirtyHours)
+    {
+        if (unit < Hour)
+        {
+            return [new Segment(Source.Minute, range.From, range.To)];
+        }
+
+        var hours = new List<(DateTimeOffset Hour, Source Source)>();
+        var daily = range.Bucket == Day && range.TimeZone is null;
+        for (var day = range.From; day < range.To; day += Day)
+        {
+            var dayEnd = day + Day < range.To ? day + Day : range.To;
+            var clean = daily && dayEnd - day == Day && dayEnd <= tailStart;
+            for (var hour = day; hour < dayEnd; hour += Hour)
+            {
+                var source = hour >= tailStart || dirtyHours.Contains(hour) ? Source.Minute : Source.Hourly;
+                clean &= source == Source.Hourly;
+                hours.Add((hour, source));
+            }
+
+            if (clean)
+            {
+                hours.RemoveRange(hours.Count - 24, 24);
+                hours.Add((day, Source.Daily));
+            }
+        }
+
+        var segments = new List<Segment>();
+        foreach (var (start, source) in hours)
+        {
+            var end = start + (source == Source.Daily ? Day : Hour);
+            if (segments.Count > 0 && segments[^1].Source == source && segments[^1].To == start)
+            {
+                segments[^1] = segments[^1] with { To = end };
+            }
+            else
+            {
+                segments.Add(new Segment(source, start, end));
+            }
+        }
+
+        return segments;
+    }
+
+    /// <summary>
+    /// The size of the rows the database returns before they are summed into buckets: the bucket itself below an
+    /// hour; an hour when every bucket starts on a whole UTC hour; else the largest of 15 and 1 minutes that fits.
+    /// </summary>
+    public static TimeSpan RowUnit(QueryRange range, DateTimeOffset[] starts)
+    {
+        if (range.Bucket < Hour)
+        {
+            return range.Bucket;
+        }
+
+        foreach (var unit in new[] { Hour, TimeSpan.FromMinutes(15) })
+        {
+            if (starts.All(s => (s - QueryRange.Origin).Ticks % unit.Ticks == 0) && (range.To - QueryRange.Origin).Ticks % unit.Ticks == 0)
+            {
+                return unit;
+            }
+        }
+
+        return TimeSpan.FromMinutes(1);
+    }
+
+    private async Task<HashSet<DateTimeOffset>> DirtyHoursAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("SELECT hour FROM rollup_dirty WHERE hour >= $1 AND hour < $2");
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        var hours = new HashSet<DateTimeOffset>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            hours.Add(reader.GetFieldValue<DateTimeOffset>(0));
+        }
+
+        return hours;
+    }
+
+    public void Dispose() => _owners.Dispose();
 }

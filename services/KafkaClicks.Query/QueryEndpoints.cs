@@ -1,108 +1,74 @@
-using System.Globalization;
-using System.Text.Json;
-using System.Text.Json.Serialization;
+using System.ComponentModel;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
-using Microsoft.Extensions.Options;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace KafkaClicks.Query;
 
-/// <summary>Answer of GET /v1/ads/{adId}/clicks.</summary>
-public sealed record AdClicksResponse(
-    long AdId, string Granularity, DateTimeOffset From, DateTimeOffset To, DateTimeOffset? CompleteThrough, long Total, IReadOnlyList<ClickPoint> Points);
-
-[JsonSerializable(typeof(AdClicksResponse))]
-[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
-internal sealed partial class QueryJsonContext : JsonSerializerContext;
-
-/// <summary>The query role's HTTP surface.</summary>
+/// <summary>The query role's HTTP surface: the API, its OpenAPI document and the dashboard.</summary>
 public static class QueryEndpoints
 {
+    private const string FromText = "Start (ISO-8601; UTC when no offset), widened down to a whole bucket. Default: 60 buckets before to.";
+    private const string ToText = "End, exclusive (ISO-8601; UTC when no offset), widened up to a whole bucket. Default: now.";
+    private const string GranularityText = "Bucket size: 1m (default), 5m, 15m, 1h or 1d.";
+    private const string TzText = "IANA time zone whose local midnights start day buckets (granularity=1d only). Default: UTC.";
+
     public static IEndpointRouteBuilder MapQuery(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/v1/ads/{adId}/clicks", AdClicksAsync).WithName("AdClicks").WithTags("Query");
+        var api = app.MapGroup("/v1").WithTags("Query");
+        api.MapGet("/ads/{adId}/clicks", (
+                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    [Description("The ad's id.")] string adId,
+                    [Description(FromText)] string? from,
+                    [Description(ToText)] string? to,
+                    [Description(GranularityText)] string? granularity,
+                    [Description(TzText)] string? tz) =>
+                queries.AdClicksAsync(request, adId, from, to, granularity, tz, ct))
+            .WithName("AdClicks")
+            .WithSummary("Clicks of one ad per bucket")
+            .WithDescription("Every bucket of the range in order, salts summed, each marked final or partial. An advertiser's key sees only its own ads (404 for others).")
+            .Produces<AdClicksResponse>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+
+        api.MapGet("/advertisers/{advertiserId}/clicks", (
+                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    [Description("The advertiser's id.")] string advertiserId,
+                    [Description(FromText)] string? from,
+                    [Description(ToText)] string? to,
+                    [Description(GranularityText)] string? granularity,
+                    [Description(TzText)] string? tz,
+                    [Description("'ad' adds a series per ad, most clicked first.")] string? breakdown) =>
+                queries.AdvertiserClicksAsync(request, advertiserId, from, to, granularity, tz, breakdown, ct))
+            .WithName("AdvertiserClicks")
+            .WithSummary("Clicks of all of an advertiser's ads per bucket, optionally per ad")
+            .Produces<AdvertiserClicksResponse>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+
+        api.MapGet("/top", (
+                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    [Description("The last M minutes including the current one: 1m to 60m, or 1h. Default 5m.")] string? window,
+                    [Description("How many ads, 1 to 100. Default 10.")] string? limit,
+                    [Description("Only this advertiser's ads. An advertiser's key is always limited to its own.")] string? advertiserId) =>
+                queries.TopAsync(request, window, limit, advertiserId, ct))
+            .WithName("TopAds")
+            .WithSummary("The most clicked ads over the last minutes")
+            .Produces<TopAdsResponse>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+
+        api.MapGet("/advertisers", (HttpRequest request, ClickQueries queries, CancellationToken ct) => queries.AdvertisersAsync(request, ct))
+            .WithName("Advertisers")
+            .WithSummary("The advertisers the caller may see (an advertiser's key: itself)")
+            .Produces<AdvertisersResponse>()
+            .ProducesProblem(401);
+
+        app.MapOpenApi("/openapi/{documentName}.json");
+        DashboardAssets.Map(app);
+
+        // Built now, not under the first burst of requests: the Redis connection is made synchronously, and
+        // requests queued behind it would starve the thread pool.
+        app.ServiceProvider.GetRequiredService<ClickQueries>();
         return app;
     }
-
-    private static async Task<IResult> AdClicksAsync(
-        string adId, string? from, string? to, string? granularity, HttpRequest request,
-        ApiKeyAuthenticator auth, ClickSeriesStore store, IOptions<QueryOptions> options, TimeProvider time, CancellationToken ct)
-    {
-        var caller = await auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return Problems.Problem(401, "unauthenticated", "An API key is required (Authorization: Bearer <key>).");
-        }
-
-        if (!long.TryParse(adId, NumberStyles.None, CultureInfo.InvariantCulture, out var id))
-        {
-            return Problems.Problem(404, "unknown-ad", "No such ad.");
-        }
-
-        var range = QueryRange.Parse(from, to, granularity, time.GetUtcNow(), options.Value.MaxPoints);
-        if (range.Problem is not null)
-        {
-            return range.Problem;
-        }
-
-        var owner = await store.AdOwnerAsync(id, ct);
-        if (owner is null || !caller.MaySee(owner.Value))
-        {
-            // 404, not 403: another advertiser's ad ids cannot be probed.
-            return Problems.Problem(404, "unknown-ad", "No such ad.");
-        }
-
-        var points = await store.AdSeriesAsync(id, range.From, range.To, range.Bucket, ct);
-        var completeThrough = await store.CompleteThroughAsync(ct);
-        return Results.Json(
-            new AdClicksResponse(id, range.GranularityName, range.From, range.To, completeThrough, points.Sum(p => p.Clicks), points),
-            QueryJsonContext.Default.AdClicksResponse);
-    }
-}
-
-/// <summary>A validated [from, to) range with its bucket size; or the problem that explains why it is not valid.</summary>
-public sealed record QueryRange(DateTimeOffset From, DateTimeOffset To, TimeSpan Bucket, string GranularityName, IResult? Problem)
-{
-    private static readonly QueryRange Invalid = new(default, default, default, "", null);
-
-    /// <summary>Parses ISO-8601 instants (UTC assumed when no offset is given); defaults to the last hour by minute.</summary>
-    public static QueryRange Parse(string? from, string? to, string? granularity, DateTimeOffset now, int maxPoints)
-    {
-        var name = granularity ?? "1m";
-        if (!Granularity.TryParse(name, out var bucket))
-        {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-granularity",
-                $"granularity must be one of {string.Join(", ", Granularity.Names)}.") };
-        }
-
-        DateTimeOffset end = now, start;
-        if (to is not null && !TryParseInstant(to, out end))
-        {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-time", "'to' is not an ISO-8601 instant.") };
-        }
-
-        start = end - TimeSpan.FromHours(1);
-        if (from is not null && !TryParseInstant(from, out start))
-        {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-time", "'from' is not an ISO-8601 instant.") };
-        }
-
-        if (start >= end)
-        {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-range", "'from' must be before 'to'.") };
-        }
-
-        if ((end - start) / bucket > maxPoints)
-        {
-            return Invalid with { Problem = Problems.Problem(400, "range-too-large",
-                $"The range holds more than {maxPoints} points at granularity {name}; use a coarser granularity or a shorter range.") };
-        }
-
-        return new QueryRange(start, end, bucket, name, null);
-    }
-
-    private static bool TryParseInstant(string text, out DateTimeOffset value) =>
-        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value);
 }

@@ -1,4 +1,5 @@
 using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
@@ -7,14 +8,29 @@ namespace KafkaClicks.Query;
 
 public static class QueryServiceCollectionExtensions
 {
-    /// <summary>Registers the query role. Map it with <see cref="QueryEndpoints.MapQuery"/>.</summary>
+    /// <summary>
+    /// Registers the query role: API-key auth, the click series store, the Redis response cache (when
+    /// ConnectionStrings:Redis is set) and the OpenAPI document. Map it with <see cref="QueryEndpoints.MapQuery"/>.
+    /// </summary>
     public static IHostApplicationBuilder AddQuery(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<QueryOptions>().BindConfiguration(QueryOptions.Section).ValidateOnStart();
+        builder.Services.AddOptions<QueryOptions>().BindConfiguration(QueryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddPostgres(builder.Configuration);
+        if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString("Redis")))
+        {
+            builder.Services.AddRedis(builder.Configuration);
+        }
+
         builder.Services.AddSingleton<ApiKeyAuthenticator>();
         builder.Services.AddSingleton<ClickSeriesStore>();
+        builder.Services.AddSingleton<ResponseCache>();
+        builder.Services.AddSingleton<ClickQueries>();
+        builder.Services.AddOpenApi(options =>
+        {
+            options.AddDocumentTransformer<QueryOpenApi>();
+            options.AddOperationTransformer<QueryOpenApi>();
+        });
         return builder;
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using KafkaClicks.Contracts;
 using Streamiz.Kafka.Net.Processors.Public;
@@ -58,6 +59,10 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     public Record<string, AggregatorOutput> Process(Record<string, ClickEvent> record)
     {
+        // Continues the click's trace from ingest (W3C context in the record headers) when tracing listens.
+        using var activity = AggregatorTelemetry.Source.HasListeners()
+            ? AggregatorTelemetry.Source.StartActivity("aggregate click", ActivityKind.Consumer, TraceContext.Extract(record.Headers))
+            : null;
         var click = record.Value;
         if (click is null)
         {
@@ -212,6 +217,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 /// <summary>The aggregator's one Meter (no per-ad tags).</summary>
 public static class AggregatorTelemetry
 {
+    /// <summary>The aggregator's ActivitySource: one span per processed click, child of the click's ingest span.</summary>
+    public static readonly ActivitySource Source = new("KafkaClicks.Aggregator");
+
     private static readonly Meter Meter = new("KafkaClicks.Aggregator");
     private static readonly Counter<long> Clicks = Meter.CreateCounter<long>("kafkaclicks.aggregator.clicks", "{click}", "Raw clicks by outcome.");
     private static readonly Counter<long> Emits = Meter.CreateCounter<long>("kafkaclicks.aggregator.emits", "{record}", "Minute counts emitted.");

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Confluent.Kafka;
 
-namespace KafkaClicks.ServiceDefaults;
+namespace KafkaClicks.Contracts;
 
 /// <summary>W3C trace context (traceparent, tracestate) carried in Kafka record headers.</summary>
 public static class TraceContext

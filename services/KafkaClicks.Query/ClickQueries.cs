@@ -1,0 +1,268 @@
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.Query;
+
+/// <summary>
+/// The query endpoints' logic: authenticate, validate, check the caller's scope, then answer from the cache (final
+/// ranges only) or the database.
+/// </summary>
+public sealed class ClickQueries
+{
+    private const int MaxTopLimit = 100;
+    private const int MaxTopWindowMinutes = 60;
+    private const int MaxAdvertisers = 1000;
+    private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
+    private readonly ApiKeyAuthenticator _auth;
+    private readonly ClickSeriesStore _store;
+    private readonly ResponseCache _cache;
+    private readonly QueryOptions _options;
+    private readonly TimeProvider _time;
+    private volatile Watermark? _completeThrough;
+
+    public ClickQueries(ApiKeyAuthenticator auth, ClickSeriesStore store, ResponseCache cache, IOptions<QueryOptions> options, TimeProvider time)
+    {
+        _auth = auth;
+        _store = store;
+        _cache = cache;
+        _options = options.Value;
+        _time = time;
+    }
+
+    /// <summary>GET /v1/ads/{adId}/clicks.</summary>
+    public async Task<IResult> AdClicksAsync(HttpRequest request, string adId, string? from, string? to, string? granularity, string? tz, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        if (!TryParseId(adId, out var id))
+        {
+            return UnknownAd();
+        }
+
+        var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
+        if (range.Problem is not null)
+        {
+            return range.Problem;
+        }
+
+        var owner = await _store.AdOwnerAsync(id, ct);
+        if (owner is null || !caller.MaySee(owner.Value))
+        {
+            // 404, not 403: another advertiser's ad ids cannot be probed.
+            return UnknownAd();
+        }
+
+        var completeThrough = await CompleteThroughAsync(ct);
+        var final = range.To <= completeThrough;
+        var key = _cache.Key(caller, $"ad/{id}?{Canonical(range)}");
+        return await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
+        {
+            var series = await _store.SeriesAsync([id], range, TailStart(completeThrough), perAd: false, ct);
+            return new AdClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
+                series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough));
+        }, ct);
+    }
+
+    /// <summary>GET /v1/advertisers/{id}/clicks.</summary>
+    public async Task<IResult> AdvertiserClicksAsync(
+        HttpRequest request, string advertiserId, string? from, string? to, string? granularity, string? tz, string? breakdown, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        if (!TryParseId(advertiserId, out var id))
+        {
+            return UnknownAdvertiser();
+        }
+
+        var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
+        if (range.Problem is not null)
+        {
+            return range.Problem;
+        }
+
+        if (breakdown is not null and not "ad")
+        {
+            return Problems.Problem(400, "invalid-breakdown", "breakdown must be 'ad' (a series per ad) or absent (the advertiser's total).");
+        }
+
+        var perAd = breakdown == "ad";
+        var ads = caller.MaySee(id) ? await _store.AdvertiserAdsAsync(id, ct) : null;
+        if (ads is null)
+        {
+            return UnknownAdvertiser();
+        }
+
+        if (perAd && (long)ads.Length * range.BucketCount > _options.MaxBreakdownPoints)
+        {
+            return Problems.Problem(400, "range-too-large",
+                $"A breakdown of {ads.Length} ads holds more than {_options.MaxBreakdownPoints} points at granularity {range.GranularityName}; use a coarser granularity or a shorter range.");
+        }
+
+        var completeThrough = await CompleteThroughAsync(ct);
+        var final = range.To <= completeThrough;
+        var key = _cache.Key(caller, $"advertiser/{id}?{Canonical(range)}&breakdown={breakdown}");
+        return await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
+        {
+            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, ct);
+            var breakdownSeries = perAd
+                ? series.PerAd
+                    .Select(a => new AdSeries(a.Key, a.Value.Sum(), Points(range, series.Starts, a.Value, completeThrough)))
+                    .OrderByDescending(a => a.Total).ThenBy(a => a.AdId).ToList()
+                : null;
+            return new AdvertiserClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
+                series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough), breakdownSeries);
+        }, ct);
+    }
+
+    /// <summary>GET /v1/top.</summary>
+    public async Task<IResult> TopAsync(HttpRequest request, string? window, string? limit, string? advertiserId, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        var windowName = window ?? "5m";
+        if (!TryParseWindow(windowName, out var minutes))
+        {
+            return Problems.Problem(400, "invalid-window", $"window must be a number of minutes or hours between 1m and {MaxTopWindowMinutes}m (e.g. 5m, 1h).");
+        }
+
+        var count = 10;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxTopLimit))
+        {
+            return Problems.Problem(400, "invalid-limit", $"limit must be a whole number between 1 and {MaxTopLimit}.");
+        }
+
+        long? scope = caller.AdvertiserId;
+        if (advertiserId is not null)
+        {
+            if (!TryParseId(advertiserId, out var id))
+            {
+                return Problems.Problem(400, "invalid-advertiser", "advertiserId must be a whole number.");
+            }
+
+            if (!caller.MaySee(id) || await _store.AdvertiserAdsAsync(id, ct) is null)
+            {
+                return UnknownAdvertiser();
+            }
+
+            scope = id;
+        }
+
+        var to = QueryRange.Floor(_time.GetUtcNow(), TimeSpan.FromMinutes(1)).AddMinutes(1);
+        var from = to.AddMinutes(-minutes);
+        var completeThrough = await CompleteThroughAsync(ct);
+        var final = to <= completeThrough;
+        var key = _cache.Key(caller, $"top?from={from:O}&to={to:O}&limit={count}&advertiserId={scope}");
+        return await CachedAsync(key, final, QueryJsonContext.Default.TopAdsResponse, async () =>
+            new TopAdsResponse(windowName, scope, from, to, completeThrough, final, await _store.TopAsync(from, to, count, scope, ct)), ct);
+    }
+
+    /// <summary>GET /v1/advertisers: the advertisers the caller may see (an advertiser key: itself).</summary>
+    public async Task<IResult> AdvertisersAsync(HttpRequest request, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, MaxAdvertisers, ct);
+        return Results.Json(new AdvertisersResponse(advertisers), QueryJsonContext.Default.AdvertisersResponse);
+    }
+
+    private async Task<IResult> CachedAsync<T>(string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
+    {
+        var body = await _cache.GetAsync(key, final, ct);
+        if (body is null)
+        {
+            body = JsonSerializer.SerializeToUtf8Bytes(await compute(), type);
+            _cache.Set(key, final, body);
+        }
+
+        return Results.Bytes(body, "application/json");
+    }
+
+    /// <summary>
+    /// completeThrough, read at most once a second: it only moves forward, so a value up to a second old can only
+    /// call a bucket partial that just became final, never the reverse.
+    /// </summary>
+    private async Task<DateTimeOffset?> CompleteThroughAsync(CancellationToken ct)
+    {
+        var cached = _completeThrough;
+        var now = _time.GetTimestamp();
+        if (cached is not null && _time.GetElapsedTime(cached.At, now) < CompleteThroughTtl)
+        {
+            return cached.Value;
+        }
+
+        var value = await _store.CompleteThroughAsync(ct);
+        _completeThrough = new Watermark(now, value);
+        return value;
+    }
+
+    /// <summary>Hours from here on are read from the minutes: the refresh job may not have seen them yet.</summary>
+    private DateTimeOffset TailStart(DateTimeOffset? completeThrough)
+    {
+        var now = _time.GetUtcNow();
+        return QueryRange.Floor(completeThrough is { } c && c < now ? c : now, TimeSpan.FromHours(1));
+    }
+
+    private static List<ClickPoint> Points(QueryRange range, DateTimeOffset[] starts, long[] clicks, DateTimeOffset? completeThrough)
+    {
+        var points = new List<ClickPoint>(starts.Length);
+        for (var i = 0; i < starts.Length; i++)
+        {
+            var end = i + 1 < starts.Length ? starts[i + 1] : range.To;
+            points.Add(new ClickPoint(starts[i], clicks[i], end <= completeThrough));
+        }
+
+        return points;
+    }
+
+    private static string Canonical(QueryRange range) =>
+        $"from={range.From:O}&to={range.To:O}&granularity={range.GranularityName}&tz={range.TimeZoneName}";
+
+    private static bool TryParseId(string text, out long id) =>
+        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
+
+    private static bool TryParseWindow(string text, out int minutes)
+    {
+        minutes = 0;
+        if (text.Length < 2 || !int.TryParse(text.AsSpan(0, text.Length - 1), NumberStyles.None, CultureInfo.InvariantCulture, out var n))
+        {
+            return false;
+        }
+
+        minutes = text[^1] switch
+        {
+            'm' => n,
+            'h' when n <= MaxTopWindowMinutes / 60 => n * 60,
+            _ => 0,
+        };
+        return minutes is >= 1 and <= MaxTopWindowMinutes;
+    }
+
+    private static IResult Unauthenticated() =>
+        Problems.Problem(401, "unauthenticated", "An API key is required (Authorization: Bearer <key>).");
+
+    private static IResult UnknownAd() => Problems.Problem(404, "unknown-ad", "No such ad.");
+
+    private static IResult UnknownAdvertiser() => Problems.Problem(404, "unknown-advertiser", "No such advertiser.");
+
+    private sealed record Watermark(long At, DateTimeOffset? Value);
+}

@@ -1,0 +1,162 @@
+// KafkaClicks dashboard: plain script over the query API. The API key is typed by the user, kept in localStorage
+// and sent as a Bearer token. Every 10 s the two charts and the top-ads table are fetched again.
+(() => {
+  'use strict';
+  const KEY_STORAGE = 'kafkaclicks.apiKey';
+  const REFRESH_MS = 10000;
+  const ALL_ADS = 'all';
+  const $ = (id) => document.getElementById(id);
+  const state = { key: localStorage.getItem(KEY_STORAGE) || '', advertiser: null, ad: ALL_ADS, timer: null };
+  const charts = {};
+
+  function status(text, error) {
+    $('status').textContent = text;
+    $('status').className = error ? 'error' : '';
+  }
+
+  async function api(path) {
+    const response = await fetch(path, { headers: { Authorization: 'Bearer ' + state.key } });
+    if (!response.ok) {
+      let reason = response.statusText;
+      try { reason = (await response.json()).title || reason; } catch { /* not JSON */ }
+      throw new Error(response.status + ' ' + reason);
+    }
+    return response.json();
+  }
+
+  function makeChart(canvasId, color) {
+    return new Chart($(canvasId), {
+      type: 'line',
+      data: {
+        labels: [],
+        datasets: [{
+          label: 'clicks',
+          data: [],
+          partial: [],
+          borderColor: color,
+          backgroundColor: color,
+          tension: 0.2,
+          pointRadius: 2.5,
+          // A segment leading to a partial point is dotted; partial points are hollow.
+          segment: { borderDash: (ctx) => (ctx.chart.data.datasets[0].partial[ctx.p1DataIndex] ? [2, 3] : undefined) },
+          pointBackgroundColor: (ctx) => (ctx.chart.data.datasets[0].partial[ctx.dataIndex] ? '#fff' : color),
+        }],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, x: { ticks: { maxTicksLimit: 12, autoSkip: true } } },
+        plugins: { legend: { display: false } },
+      },
+    });
+  }
+
+  function draw(chart, canvasId, answer, label) {
+    const dataset = chart.data.datasets[0];
+    chart.data.labels = answer.points.map((p) => label(new Date(p.t)));
+    dataset.data = answer.points.map((p) => p.clicks);
+    dataset.partial = answer.points.map((p) => !p.final);
+    chart.update();
+    const canvas = $(canvasId);
+    canvas.dataset.points = String(answer.points.length);
+    canvas.dataset.partial = String(answer.points.filter((p) => !p.final).length);
+    canvas.dataset.total = String(answer.total);
+  }
+
+  const minuteLabel = (d) => d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const hourLabel = (d) => d.toLocaleDateString([], { weekday: 'short' }) + ' ' + d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+
+  function seriesPath(from, granularity) {
+    const range = '?granularity=' + granularity + '&from=' + encodeURIComponent(from.toISOString());
+    return state.ad === ALL_ADS
+      ? '/v1/advertisers/' + state.advertiser + '/clicks' + range
+      : '/v1/ads/' + state.ad + '/clicks' + range;
+  }
+
+  async function loadAdvertisers() {
+    const answer = await api('/v1/advertisers');
+    const select = $('advertiser');
+    select.replaceChildren(...answer.advertisers.map((a) => new Option(a.name + ' (' + a.advertiserId + ')', String(a.advertiserId))));
+    if (answer.advertisers.length === 0) {
+      throw new Error('this key sees no advertiser');
+    }
+    state.advertiser = select.value;
+    await loadAds();
+  }
+
+  async function loadAds() {
+    const answer = await api('/v1/advertisers/' + state.advertiser + '/clicks?granularity=1h&breakdown=ad');
+    const select = $('ad');
+    const previous = state.ad;
+    select.replaceChildren(new Option('All ads', ALL_ADS), ...answer.ads.map((a) => new Option('Ad ' + a.adId, String(a.adId))));
+    select.value = answer.ads.some((a) => String(a.adId) === previous) ? previous : ALL_ADS;
+    state.ad = select.value;
+  }
+
+  async function refresh() {
+    if (!state.key || !state.advertiser) {
+      return;
+    }
+    try {
+      const now = Date.now();
+      const [minutes, hours, top] = await Promise.all([
+        api(seriesPath(new Date(now - 3600 * 1000), '1m')),
+        api(seriesPath(new Date(now - 7 * 24 * 3600 * 1000), '1h')),
+        api('/v1/top?window=5m&limit=10&advertiserId=' + state.advertiser),
+      ]);
+      draw(charts.minute, 'minute-chart', minutes, minuteLabel);
+      draw(charts.hour, 'hour-chart', hours, hourLabel);
+      $('top').tBodies[0].replaceChildren(...top.ads.map((a, i) => {
+        const row = document.createElement('tr');
+        for (const value of [i + 1, a.adId, a.advertiserId, a.clicks.toLocaleString()]) {
+          const cell = document.createElement('td');
+          cell.textContent = String(value);
+          row.appendChild(cell);
+        }
+        return row;
+      }));
+      const complete = minutes.completeThrough ? new Date(minutes.completeThrough).toLocaleTimeString() : 'unknown';
+      status('Updated ' + new Date().toLocaleTimeString() + ' - final through ' + complete, false);
+    } catch (e) {
+      status('Could not load: ' + e.message, true);
+    }
+  }
+
+  async function start() {
+    clearInterval(state.timer);
+    if (!state.key) {
+      status('Type an API key to start.', false);
+      return;
+    }
+    try {
+      await loadAdvertisers();
+    } catch (e) {
+      status('Could not load: ' + e.message, true);
+      return;
+    }
+    await refresh();
+    state.timer = setInterval(refresh, REFRESH_MS);
+  }
+
+  $('key-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    state.key = $('api-key').value.trim();
+    localStorage.setItem(KEY_STORAGE, state.key);
+    start();
+  });
+  $('advertiser').addEventListener('change', async () => {
+    state.advertiser = $('advertiser').value;
+    state.ad = ALL_ADS;
+    try { await loadAds(); } catch (e) { status('Could not load: ' + e.message, true); }
+    refresh();
+  });
+  $('ad').addEventListener('change', () => {
+    state.ad = $('ad').value;
+    refresh();
+  });
+
+  charts.minute = makeChart('minute-chart', '#2f6fdf');
+  charts.hour = makeChart('hour-chart', '#1f9d6b');
+  $('api-key').value = state.key;
+  start();
+})();

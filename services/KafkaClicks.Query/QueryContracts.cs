@@ -1,0 +1,57 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace KafkaClicks.Query;
+
+/// <summary>Answer of GET /v1/ads/{adId}/clicks.</summary>
+/// <param name="AdId">The ad.</param>
+/// <param name="Granularity">Bucket size: 1m, 5m, 15m, 1h or 1d.</param>
+/// <param name="Tz">The IANA zone whose local midnights start day buckets; UTC otherwise.</param>
+/// <param name="From">Start of the first bucket (UTC), the requested from widened to a whole bucket.</param>
+/// <param name="To">End of the last bucket (UTC), the requested to widened to a whole bucket.</param>
+/// <param name="CompleteThrough">Every minute before this instant has its final count; null when no sink reported lately.</param>
+/// <param name="Final">Whether every bucket is final (the range ends at or before completeThrough).</param>
+/// <param name="Total">Sum of the points.</param>
+/// <param name="Points">Every bucket in order, zero when nothing was counted.</param>
+public sealed record AdClicksResponse(
+    long AdId, string Granularity, string Tz, DateTimeOffset From, DateTimeOffset To, DateTimeOffset? CompleteThrough, bool Final, long Total,
+    IReadOnlyList<ClickPoint> Points);
+
+/// <summary>Answer of GET /v1/advertisers/{id}/clicks: the advertiser's ads summed, and per ad with breakdown=ad.</summary>
+/// <param name="AdvertiserId">The advertiser.</param>
+/// <param name="Granularity">Bucket size: 1m, 5m, 15m, 1h or 1d.</param>
+/// <param name="Tz">The IANA zone whose local midnights start day buckets; UTC otherwise.</param>
+/// <param name="From">Start of the first bucket (UTC).</param>
+/// <param name="To">End of the last bucket (UTC).</param>
+/// <param name="CompleteThrough">Every minute before this instant has its final count; null when no sink reported lately.</param>
+/// <param name="Final">Whether every bucket is final.</param>
+/// <param name="Total">Sum of the points.</param>
+/// <param name="Points">Every bucket in order, all the advertiser's ads summed.</param>
+/// <param name="Ads">With breakdown=ad: each ad's series, most clicked first; absent otherwise.</param>
+public sealed record AdvertiserClicksResponse(
+    long AdvertiserId, string Granularity, string Tz, DateTimeOffset From, DateTimeOffset To, DateTimeOffset? CompleteThrough, bool Final, long Total,
+    IReadOnlyList<ClickPoint> Points, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<AdSeries>? Ads);
+
+/// <summary>One ad's series in a breakdown.</summary>
+public sealed record AdSeries(long AdId, long Total, IReadOnlyList<ClickPoint> Points);
+
+/// <summary>Answer of GET /v1/top.</summary>
+/// <param name="Window">The window asked for, e.g. 5m.</param>
+/// <param name="AdvertiserId">The advertiser the ranking is limited to; null for every advertiser.</param>
+/// <param name="From">Start of the window (UTC, whole minute).</param>
+/// <param name="To">End of the window: the end of the current minute, so the ranking includes the counts still partial.</param>
+/// <param name="CompleteThrough">Every minute before this instant has its final count.</param>
+/// <param name="Final">Whether the whole window is final.</param>
+/// <param name="Ads">Most clicked first (ties by ad id), at most limit.</param>
+public sealed record TopAdsResponse(
+    string Window, long? AdvertiserId, DateTimeOffset From, DateTimeOffset To, DateTimeOffset? CompleteThrough, bool Final, IReadOnlyList<TopAd> Ads);
+
+/// <summary>Answer of GET /v1/advertisers: the advertisers the caller may see.</summary>
+public sealed record AdvertisersResponse(IReadOnlyList<AdvertiserSummary> Advertisers);
+
+[JsonSerializable(typeof(AdClicksResponse))]
+[JsonSerializable(typeof(AdvertiserClicksResponse))]
+[JsonSerializable(typeof(TopAdsResponse))]
+[JsonSerializable(typeof(AdvertisersResponse))]
+[JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
+internal sealed partial class QueryJsonContext : JsonSerializerContext;

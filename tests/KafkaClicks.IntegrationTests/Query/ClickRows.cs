@@ -1,0 +1,74 @@
+using System.Net;
+using System.Text.Json;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Sink;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.IntegrationTests.Query;
+
+/// <summary>Writes minute rows, dirty marks and the completeness watermark straight into a test database, as the sink would.</summary>
+public static class ClickRows
+{
+    public static DateTimeOffset Minute(DateTimeOffset t) => new(t.Ticks - (t.Ticks % TimeSpan.TicksPerMinute), TimeSpan.Zero);
+
+    public static DateTimeOffset Hour(DateTimeOffset t) => new(t.Ticks - (t.Ticks % TimeSpan.TicksPerHour), TimeSpan.Zero);
+
+    public static DateTimeOffset Day(DateTimeOffset t) => new(t.UtcDateTime.Date, TimeSpan.Zero);
+
+    public static string Iso(DateTimeOffset t) => Uri.EscapeDataString(t.ToString("O"));
+
+    /// <summary>A minute row and the dirty mark of its hour (the sink writes both in one transaction).</summary>
+    public static async Task InsertAsync(TestDatabase db, long adId, DateTimeOffset minute, long clicks, short salt = 0, bool final = true)
+    {
+        await db.ExecuteAsync("SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '1 minute')", minute);
+        await db.ExecuteAsync(
+            "INSERT INTO ad_clicks_minute (ad_id, minute, salt, clicks, final, emitted_at) VALUES ($1, $2, $3, $4, $5, now())",
+            adId, minute, salt, clicks, final);
+        await db.ExecuteAsync(
+            "INSERT INTO rollup_dirty (hour) VALUES (date_bin('1 hour', $1::timestamptz, timestamptz '2000-01-01 00:00:00+00')) ON CONFLICT (hour) DO UPDATE SET version = nextval('rollup_dirty_version')",
+            minute);
+    }
+
+    /// <summary>Runs the sink's rollup refresh job once: every dirty hour is recomputed and unmarked.</summary>
+    public static Task<int> RefreshRollupsAsync(TestDatabase db) =>
+        new RollupRefreshJob(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance).RunOnceAsync(default);
+
+    /// <summary>Sets completeThrough (one partition reporting now).</summary>
+    public static Task CompleteThroughAsync(TestDatabase db, DateTimeOffset finalThrough) =>
+        db.ExecuteAsync("""
+            INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())
+            ON CONFLICT (topic, partition) DO UPDATE SET final_through = EXCLUDED.final_through, updated_at = now()
+            """, finalThrough);
+
+    /// <summary>GET as <paramref name="apiKey"/>, expecting 200; the parsed body.</summary>
+    public static async Task<JsonElement> GetJsonAsync(ProductHost host, string path, string apiKey)
+    {
+        using var response = await host.GetAsync(path, apiKey);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == HttpStatusCode.OK, $"{path}: {(int)response.StatusCode} {body}");
+        using var json = JsonDocument.Parse(body);
+        return json.RootElement.Clone();
+    }
+
+    /// <summary>The clicks of every point, in order.</summary>
+    public static long[] Clicks(JsonElement answer) => answer.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("clicks").GetInt64()).ToArray();
+
+    /// <summary>The final flag of every point, in order.</summary>
+    public static bool[] Finals(JsonElement answer) => answer.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("final").GetBoolean()).ToArray();
+
+    /// <summary>The start of every point, in order.</summary>
+    public static DateTimeOffset[] Starts(JsonElement answer) => answer.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("t").GetDateTimeOffset()).ToArray();
+
+    /// <summary>An array of <paramref name="length"/> zeros with the given values at the given indexes.</summary>
+    public static long[] Expected(int length, params (int Index, long Clicks)[] values)
+    {
+        var expected = new long[length];
+        foreach (var (index, clicks) in values)
+        {
+            expected[index] = clicks;
+        }
+
+        return expected;
+    }
+}

@@ -1,0 +1,280 @@
+using System.Net;
+using System.Text.Json;
+using KafkaClicks.Cli.Hosting;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using static KafkaClicks.IntegrationTests.Query.ClickRows;
+
+namespace KafkaClicks.IntegrationTests.Query;
+
+public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    private const string Admin = ProductHost.AdminKey;
+
+    // Three whole UTC days back, so every day in these tests is over and none is today.
+    private static readonly DateTimeOffset Base = Day(DateTimeOffset.UtcNow).AddDays(-3);
+
+    [Fact]
+    public async Task Every_granularity_sums_salts_into_hand_computed_buckets()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        await host.AddAdvertiserAsync(1, 101);
+        foreach (var (minute, clicks, salt) in new (double Minute, long Clicks, short Salt)[]
+        {
+            (0, 3, 0), (0, 4, 1), (4, 2, 0), (5, 5, 0), (14, 1, 0), (15, 6, 3), (59, 10, 0), (60, 20, 0), (330, 8, 0), (1440 + 120, 9, 0),
+        })
+        {
+            await InsertAsync(host.Database, 101, Base.AddMinutes(minute), clicks, salt);
+        }
+
+        await RefreshRollupsAsync(host.Database);
+        await CompleteThroughAsync(host.Database, Minute(DateTimeOffset.UtcNow));
+        var range = $"from={Iso(Base)}&to={Iso(Base.AddHours(1))}";
+
+        var byMinute = await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=1m", Admin);
+        Assert.Equal(Expected(60, (0, 7), (4, 2), (5, 5), (14, 1), (15, 6), (59, 10)), Clicks(byMinute));
+        Assert.Equal(31, byMinute.GetProperty("total").GetInt64());
+        Assert.Equal(Base, Starts(byMinute)[0]);
+        Assert.Equal(Base.AddMinutes(59), Starts(byMinute)[59]);
+
+        var by5 = await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=5m", Admin);
+        Assert.Equal(Expected(12, (0, 9), (1, 5), (2, 1), (3, 6), (11, 10)), Clicks(by5));
+
+        var by15 = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Base.AddHours(2))}&granularity=15m", Admin);
+        Assert.Equal(Expected(8, (0, 15), (1, 6), (3, 10), (4, 20)), Clicks(by15));
+
+        var byHour = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(1))}&granularity=1h", Admin);
+        Assert.Equal(Expected(24, (0, 31), (1, 20), (5, 8)), Clicks(byHour));
+
+        var byDay = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(2))}&granularity=1d", Admin);
+        Assert.Equal([59L, 9L], Clicks(byDay));
+        Assert.Equal("UTC", byDay.GetProperty("tz").GetString());
+
+        // Tokyo (UTC+9, no daylight saving): local days start at 15:00 UTC, so the range widens to the local midnight before Base.
+        var tokyo = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(2))}&granularity=1d&tz=Asia/Tokyo", Admin);
+        Assert.Equal([Base.AddHours(-9), Base.AddHours(15), Base.AddHours(39)], Starts(tokyo));
+        Assert.Equal([59L, 9L, 0L], Clicks(tokyo));
+        Assert.Equal(Base.AddHours(63), tokyo.GetProperty("to").GetDateTimeOffset());
+
+        // Kolkata (UTC+5:30): local days start at 18:30 UTC, between two hourly rollup rows, and are still exact.
+        var kolkata = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(1))}&granularity=1d&tz=Asia/Kolkata", Admin);
+        Assert.Equal([Base.AddHours(-5.5), Base.AddHours(18.5)], Starts(kolkata));
+        Assert.Equal([59L, 9L], Clicks(kolkata));
+
+        // Unaligned bounds widen to whole buckets.
+        var widened = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base.AddMinutes(7))}&to={Iso(Base.AddMinutes(61))}&granularity=15m", Admin);
+        Assert.Equal(Base, widened.GetProperty("from").GetDateTimeOffset());
+        Assert.Equal(Base.AddMinutes(75), widened.GetProperty("to").GetDateTimeOffset());
+        Assert.Equal([15L, 6L, 0L, 10L, 20L], Clicks(widened));
+    }
+
+    [Fact]
+    public async Task Refreshed_hours_come_from_the_rollups_and_the_real_time_tail_from_the_minutes()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        await host.AddAdvertiserAsync(1, 101);
+        var db = host.Database;
+        await InsertAsync(db, 101, Base.AddMinutes(10), 5);
+        await InsertAsync(db, 101, Base.AddDays(1).AddMinutes(10), 7);
+        await InsertAsync(db, 101, Base.AddDays(1).AddHours(1).AddMinutes(10), 11);
+        Assert.Equal(3, await RefreshRollupsAsync(db));
+
+        // Rewrite refreshed rollup rows: an answer that shows them was read from the rollups, not recomputed.
+        await db.ExecuteAsync("UPDATE ad_clicks_daily SET clicks = 5000 WHERE day = $1", Base);
+        await db.ExecuteAsync("UPDATE ad_clicks_hourly SET clicks = 1000 WHERE hour = $1", Base);
+        await db.ExecuteAsync("UPDATE ad_clicks_hourly SET clicks = 700 WHERE hour = $1", Base.AddDays(1));
+
+        // A late correction of a refreshed hour, still marked dirty: read from the minutes (11 + 2 + 3, salts summed).
+        await InsertAsync(db, 101, Base.AddDays(1).AddHours(1).AddMinutes(20), 2, salt: 1);
+        await InsertAsync(db, 101, Base.AddDays(1).AddHours(1).AddMinutes(20), 3, salt: 2);
+
+        // The real-time tail: a minute of the last hour, after completeThrough, never refreshed and not even marked.
+        var now = DateTimeOffset.UtcNow;
+        var recent = Minute(now).AddMinutes(-1);
+        await InsertAsync(db, 101, recent, 4);
+        await InsertAsync(db, 101, recent, 6, salt: 5);
+        await db.ExecuteAsync("DELETE FROM rollup_dirty WHERE hour = $1", Hour(recent));
+        await CompleteThroughAsync(db, Minute(now).AddMinutes(-30));
+
+        var to = Hour(now).AddHours(1);
+        var byHour = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(to)}&granularity=1h", Admin);
+        var hours = Clicks(byHour);
+        Assert.Equal(1000, hours[0]);
+        Assert.Equal(700, hours[24]);
+        Assert.Equal(16, hours[25]);
+        Assert.Equal(10, hours[(int)((Hour(recent) - Base) / TimeSpan.FromHours(1))]);
+        Assert.Equal(1000 + 700 + 16 + 10, byHour.GetProperty("total").GetInt64());
+
+        var byDay = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base)}&to={Iso(Day(now).AddDays(1))}&granularity=1d", Admin);
+        var days = Clicks(byDay);
+        Assert.Equal(4, days.Length);
+        Assert.Equal(5000, days[0]);
+        Assert.Equal(700 + 16, days[1]);
+        Assert.Equal(10, days[2] + days[3]);
+    }
+
+    [Fact]
+    public async Task Points_are_final_when_their_bucket_ends_by_complete_through()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        await host.AddAdvertiserAsync(1, 101);
+        await InsertAsync(host.Database, 101, Base.AddHours(9).AddMinutes(15), 3);
+        await RefreshRollupsAsync(host.Database);
+        await InsertAsync(host.Database, 101, Base.AddHours(10).AddMinutes(45), 2, final: false);
+        await CompleteThroughAsync(host.Database, Base.AddHours(10).AddMinutes(30));
+
+        var byHour = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base.AddHours(8))}&to={Iso(Base.AddHours(13))}&granularity=1h", Admin);
+        Assert.Equal([true, true, false, false, false], Finals(byHour));
+        Assert.Equal([0L, 3L, 2L, 0L, 0L], Clicks(byHour));
+        Assert.False(byHour.GetProperty("final").GetBoolean());
+        Assert.Equal(Base.AddHours(10).AddMinutes(30), byHour.GetProperty("completeThrough").GetDateTimeOffset());
+
+        var byMinute = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base.AddHours(10).AddMinutes(28))}&to={Iso(Base.AddHours(10).AddMinutes(32))}", Admin);
+        Assert.Equal([true, true, false, false], Finals(byMinute));
+
+        var closed = await GetJsonAsync(host, $"/v1/ads/101/clicks?from={Iso(Base.AddHours(8))}&to={Iso(Base.AddHours(10))}&granularity=1h", Admin);
+        Assert.True(closed.GetProperty("final").GetBoolean());
+        Assert.All(Finals(closed), Assert.True);
+    }
+
+    [Fact]
+    public async Task Advertiser_totals_sum_its_ads_and_the_breakdown_splits_them()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var key = await host.AddAdvertiserAsync(1, 11, 12, 13);
+        await host.AddAdvertiserAsync(2, 21);
+        await InsertAsync(host.Database, 11, Base.AddMinutes(5), 4);
+        await InsertAsync(host.Database, 12, Base.AddMinutes(5), 6, salt: 2);
+        await InsertAsync(host.Database, 12, Base.AddMinutes(65), 1);
+        await InsertAsync(host.Database, 21, Base.AddMinutes(5), 100);
+        await RefreshRollupsAsync(host.Database);
+        await CompleteThroughAsync(host.Database, Minute(DateTimeOffset.UtcNow));
+
+        var range = $"from={Iso(Base)}&to={Iso(Base.AddHours(3))}&granularity=1h";
+        var totals = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{range}", key);
+        Assert.Equal([10L, 1L, 0L], Clicks(totals));
+        Assert.Equal(11, totals.GetProperty("total").GetInt64());
+        Assert.False(totals.TryGetProperty("ads", out _));
+
+        var breakdown = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{range}&breakdown=ad", key);
+        var ads = breakdown.GetProperty("ads").EnumerateArray().ToList();
+        Assert.Equal([12L, 11L, 13L], ads.Select(a => a.GetProperty("adId").GetInt64()));
+        Assert.Equal([7L, 4L, 0L], ads.Select(a => a.GetProperty("total").GetInt64()));
+        Assert.Equal([6L, 1L, 0L], Clicks(ads[0]));
+        Assert.Equal([10L, 1L, 0L], Clicks(breakdown));
+    }
+
+    [Fact]
+    public async Task An_advertiser_key_sees_only_its_own_advertiser_and_an_admin_key_sees_all()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var first = await host.AddAdvertiserAsync(1, 11, 12);
+        var second = await host.AddAdvertiserAsync(2, 21);
+        var recent = Minute(DateTimeOffset.UtcNow).AddMinutes(-1);
+        await InsertAsync(host.Database, 11, recent, 5);
+        await InsertAsync(host.Database, 12, recent, 3);
+        await InsertAsync(host.Database, 21, recent, 50);
+
+        foreach (var path in new[] { "/v1/ads/21/clicks", "/v1/advertisers/2/clicks", "/v1/top?advertiserId=2", "/v1/ads/999/clicks", "/v1/advertisers/999/clicks" })
+        {
+            await AssertProblemAsync(host, path, first, HttpStatusCode.NotFound, path.StartsWith("/v1/ads", StringComparison.Ordinal) ? "unknown-ad" : "unknown-advertiser");
+        }
+
+        await AssertProblemAsync(host, "/v1/ads/11/clicks", second, HttpStatusCode.NotFound, "unknown-ad");
+        await AssertProblemAsync(host, "/v1/ads/11/clicks", "not-a-key", HttpStatusCode.Unauthorized, "unauthenticated");
+        using (var anonymous = await host.Http.GetAsync(new Uri("/v1/top", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        }
+
+        var own = await GetJsonAsync(host, "/v1/ads/11/clicks", first);
+        Assert.Equal(5, own.GetProperty("total").GetInt64());
+
+        // No sink has reported: completeThrough is unknown and nothing is final.
+        Assert.Equal(JsonValueKind.Null, own.GetProperty("completeThrough").ValueKind);
+        Assert.All(Finals(own), Assert.False);
+
+        var ownTop = await GetJsonAsync(host, "/v1/top", first);
+        Assert.Equal(1, ownTop.GetProperty("advertiserId").GetInt64());
+        Assert.Equal([(11L, 5L), (12L, 3L)], TopAds(ownTop));
+
+        var allTop = await GetJsonAsync(host, "/v1/top?window=5m&limit=2", Admin);
+        Assert.Equal([(21L, 50L), (11L, 5L)], TopAds(allTop));
+        Assert.Equal(JsonValueKind.Null, allTop.GetProperty("advertiserId").ValueKind);
+        var scopedTop = await GetJsonAsync(host, "/v1/top?advertiserId=2", Admin);
+        Assert.Equal([(21L, 50L)], TopAds(scopedTop));
+
+        Assert.Equal([1L], Advertisers(await GetJsonAsync(host, "/v1/advertisers", first)));
+        Assert.Equal([1L, 2L], Advertisers(await GetJsonAsync(host, "/v1/advertisers", Admin)));
+        Assert.Equal(50, (await GetJsonAsync(host, "/v1/advertisers/2/clicks", Admin)).GetProperty("total").GetInt64());
+    }
+
+    [Fact]
+    public async Task Every_invalid_parameter_gets_a_problem_with_its_reason()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?> { ["Query:MaxBreakdownPoints"] = "100" });
+        var key = await host.AddAdvertiserAsync(1, 11, 12);
+        var from = Iso(Base);
+        foreach (var (path, reason) in new[]
+        {
+            ("/v1/ads/11/clicks?granularity=2m", "invalid-granularity"),
+            ("/v1/ads/11/clicks?granularity=", "invalid-granularity"),
+            ("/v1/advertisers/1/clicks?granularity=1w", "invalid-granularity"),
+            ("/v1/ads/11/clicks?from=yesterday", "invalid-time"),
+            ("/v1/ads/11/clicks?to=soon", "invalid-time"),
+            ($"/v1/ads/11/clicks?from={Iso(Base.AddHours(2))}&to={from}", "invalid-range"),
+            ($"/v1/ads/11/clicks?from={from}&to={from}", "invalid-range"),
+            ($"/v1/ads/11/clicks?from={from}&to={Iso(Base.AddDays(8))}&granularity=1m", "range-too-large"),
+            ($"/v1/advertisers/1/clicks?from={from}&to={Iso(Base.AddDays(1))}&granularity=1m&breakdown=ad", "range-too-large"),
+            ("/v1/ads/11/clicks?granularity=1d&tz=Mars/Olympus_Mons", "invalid-tz"),
+            ("/v1/ads/11/clicks?granularity=1h&tz=Europe/Paris", "invalid-tz"),
+            ("/v1/advertisers/1/clicks?breakdown=campaign", "invalid-breakdown"),
+            ("/v1/top?window=0m", "invalid-window"),
+            ("/v1/top?window=61m", "invalid-window"),
+            ("/v1/top?window=2h", "invalid-window"),
+            ("/v1/top?window=5s", "invalid-window"),
+            ("/v1/top?window=m", "invalid-window"),
+            ("/v1/top?limit=0", "invalid-limit"),
+            ("/v1/top?limit=101", "invalid-limit"),
+            ("/v1/top?limit=ten", "invalid-limit"),
+            ("/v1/top?advertiserId=first", "invalid-advertiser"),
+        })
+        {
+            await AssertProblemAsync(host, path, key, HttpStatusCode.BadRequest, reason);
+        }
+
+        await AssertProblemAsync(host, "/v1/ads/eleven/clicks", key, HttpStatusCode.NotFound, "unknown-ad");
+        await AssertProblemAsync(host, "/v1/advertisers/-1/clicks", key, HttpStatusCode.NotFound, "unknown-advertiser");
+    }
+
+    [Fact]
+    public async Task The_openapi_document_describes_every_endpoint_with_examples()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        using var document = JsonDocument.Parse(await host.Http.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)));
+        var paths = document.RootElement.GetProperty("paths");
+        foreach (var path in new[] { "/v1/ads/{adId}/clicks", "/v1/advertisers/{advertiserId}/clicks", "/v1/top", "/v1/advertisers" })
+        {
+            var ok = paths.GetProperty(path).GetProperty("get").GetProperty("responses").GetProperty("200");
+            Assert.Equal(JsonValueKind.Object, ok.GetProperty("content").GetProperty("application/json").GetProperty("example").ValueKind);
+        }
+
+        Assert.True(document.RootElement.GetProperty("components").GetProperty("securitySchemes").TryGetProperty("ApiKey", out _));
+    }
+
+    private static async Task AssertProblemAsync(ProductHost host, string path, string key, HttpStatusCode status, string reason)
+    {
+        using var response = await host.GetAsync(path, key);
+        var body = await response.Content.ReadAsStringAsync();
+        Assert.True(response.StatusCode == status, $"{path}: expected {(int)status}, got {(int)response.StatusCode} {body}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        using var json = JsonDocument.Parse(body);
+        Assert.True(reason == json.RootElement.GetProperty("reason").GetString(), $"{path}: expected {reason}, got {body}");
+        Assert.Equal("https://kafkaclicks.dev/problems/" + reason, json.RootElement.GetProperty("type").GetString());
+    }
+
+    private static List<(long AdId, long Clicks)> TopAds(JsonElement answer) =>
+        answer.GetProperty("ads").EnumerateArray().Select(a => (a.GetProperty("adId").GetInt64(), a.GetProperty("clicks").GetInt64())).ToList();
+
+    private static List<long> Advertisers(JsonElement answer) =>
+        answer.GetProperty("advertisers").EnumerateArray().Select(a => a.GetProperty("advertiserId").GetInt64()).ToList();
+}
