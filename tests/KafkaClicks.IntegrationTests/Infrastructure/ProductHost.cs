@@ -41,7 +41,8 @@ public sealed class ProductHost : IAsyncDisposable
     /// <summary>A client that does not follow redirects, so tests see the 302 itself.</summary>
     public HttpClient Http { get; }
 
-    public static async Task<ProductHost> StartAsync(PostgresServer postgres, Role roles = Role.All, IDictionary<string, string?>? settings = null)
+    public static async Task<ProductHost> StartAsync(PostgresServer postgres, Role roles = Role.All, IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configure = null)
     {
         var database = await postgres.CreateDatabaseAsync();
         var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-tests", Guid.NewGuid().ToString("N"));
@@ -71,7 +72,7 @@ public sealed class ProductHost : IAsyncDisposable
 
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
         var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
-        var app = KafkaClicksHost.Build(roles, broker, overrides);
+        var app = KafkaClicksHost.Build(roles, broker, overrides, configure);
         await app.StartAsync();
         return new ProductHost(database, broker, app, stateDirectory);
     }
