@@ -69,7 +69,9 @@ public sealed class AggregateBenchmark : IBenchmark
             ["final_records"] = finals.Finals,
             ["rss_mb"] = Math.Round(rss),
             ["completed"] = done,
-            ["correct"] = done && finals.SumOfFinals == expected.DistinctImpressions && finals.Finals == expected.Windows,
+            ["events_in_topic"] = read,
+            ["correct"] = done && read == clicks + Partitions && finals.SumOfFinals == expected.DistinctImpressions && finals.Finals == expected.Windows,
+            ["wrong_windows"] = finals.Differences(expected.PerWindow).Take(5).ToList(),
             ["sum_of_finals"] = finals.SumOfFinals,
             ["distinct_impressions"] = expected.DistinctImpressions,
         };
@@ -102,6 +104,14 @@ public sealed class AggregateBenchmark : IBenchmark
         public long Finals => _finals.Count;
 
         public long SumOfFinals => _finals.Where(f => f.Key.Item1 < RawClickLoad.ClosingAdIds).Sum(f => f.Value);
+
+        /// <summary>Windows whose final differs from the generated count, as "ad/salt/minute: expected -> final".</summary>
+        public IEnumerable<string> Differences(IReadOnlyDictionary<(long AdId, int Salt, DateTime Minute), long> expected) =>
+            expected.Where(e => _finals.GetValueOrDefault((e.Key.AdId, e.Key.Salt, e.Key.Minute)) != e.Value)
+                .Select(e => $"{e.Key.AdId}/{e.Key.Salt}/{e.Key.Minute:HH:mm}: {e.Value} -> " +
+                    (_finals.TryGetValue((e.Key.AdId, e.Key.Salt, e.Key.Minute), out var final) ? $"final {final}" : "no final"))
+                .Concat(_finals.Where(f => f.Key.Item1 < RawClickLoad.ClosingAdIds && !expected.ContainsKey(f.Key))
+                    .Select(f => $"{f.Key.Item1}/{f.Key.Item2}/{f.Key.Item3:HH:mm}: none expected -> final {f.Value}"));
 
         public Task<bool> WaitAsync(TimeSpan timeout, BenchmarkContext context) => Task.Run(() =>
         {

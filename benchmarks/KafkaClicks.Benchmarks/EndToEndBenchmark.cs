@@ -4,11 +4,8 @@ using System.Security.Cryptography;
 using KafkaClicks.Cli.Commands;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Ingest;
-using KafkaClicks.Migrations;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace KafkaClicks.Benchmarks;
 
@@ -25,7 +22,8 @@ public sealed class EndToEndBenchmark : IBenchmark
     {
         var rate = int.Parse(Environment.GetEnvironmentVariable("BENCH_RATE") ?? "10000", CultureInfo.InvariantCulture);
         var seconds = int.Parse(Environment.GetEnvironmentVariable("BENCH_DURATION_S") ?? "60", CultureInfo.InvariantCulture);
-        var database = await CreateDatabaseAsync(context);
+        var database = await context.CreateDatabaseAsync("kc_bench_e2e");
+        await BenchmarkContext.SeedAdsAsync(database, Ads);
         var overrides = new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
@@ -65,8 +63,7 @@ public sealed class EndToEndBenchmark : IBenchmark
         context.Say($"accepted {metrics.Accepted:N0}, counted by the stream {metrics.StreamCounted:N0}, in the database {countedDb:N0}");
         var rss = BenchmarkContext.RssMb();
         await app.StopAsync();
-        NpgsqlConnection.ClearAllPools();
-        await DropDatabaseAsync(context, database);
+        await context.DropDatabaseAsync(database);
         return new Dictionary<string, object>
         {
             ["benchmark"] = "e2e",
@@ -84,48 +81,6 @@ public sealed class EndToEndBenchmark : IBenchmark
             ["errors"] = (long)load["errors"] + (long)load["other_status"],
             ["rss_mb"] = Math.Round(rss),
         };
-    }
-
-    private static async Task<string> CreateDatabaseAsync(BenchmarkContext context)
-    {
-        const string name = "kc_bench_e2e";
-        await using (var admin = new NpgsqlConnection(context.PostgresAdmin))
-        {
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = name }.ConnectionString;
-        await using var dataSource = NpgsqlDataSource.Create(connectionString);
-        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
-        await using (var advertiser = dataSource.CreateCommand("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'bench')"))
-        {
-            await advertiser.ExecuteNonQueryAsync();
-        }
-
-        await using var connection = await dataSource.OpenConnectionAsync();
-        await using var copy = await connection.BeginBinaryImportAsync("COPY ads (ad_id, advertiser_id, redirect_url) FROM STDIN (FORMAT BINARY)");
-        for (long adId = 1; adId <= Ads; adId++)
-        {
-            await copy.StartRowAsync();
-            await copy.WriteAsync(adId, NpgsqlDbType.Bigint);
-            await copy.WriteAsync(1L, NpgsqlDbType.Bigint);
-            await copy.WriteAsync($"https://advertiser.example/landing/{adId}", NpgsqlDbType.Text);
-        }
-
-        await copy.CompleteAsync();
-        return connectionString;
-    }
-
-    private static async Task DropDatabaseAsync(BenchmarkContext context, string connectionString)
-    {
-        await using var admin = new NpgsqlConnection(context.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {new NpgsqlConnectionStringBuilder(connectionString).Database} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
     }
 
     /// <summary>Reads the roles' own instruments in-process: ingest outcomes, the aggregator's counted clicks, the sink's freshness.</summary>

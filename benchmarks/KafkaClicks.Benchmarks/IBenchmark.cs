@@ -1,3 +1,8 @@
+using KafkaClicks.Migrations;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+using NpgsqlTypes;
+
 namespace KafkaClicks.Benchmarks;
 
 /// <summary>One macro benchmark: measures the product and a baseline in the same run.</summary>
@@ -17,6 +22,54 @@ public sealed class BenchmarkContext(TextWriter progress)
     public string Redis { get; } = $"127.0.0.1:{Environment.GetEnvironmentVariable("REDIS_PORT") ?? "63799"},abortConnect=false";
 
     public void Say(string line) => Progress.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
+
+    /// <summary>A fresh, migrated database of that name on the local server (dropped first if it exists); returns its connection string.</summary>
+    public async Task<string> CreateDatabaseAsync(string name)
+    {
+        await AdminAsync($"DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+        await AdminAsync($"CREATE DATABASE {name}");
+        var connectionString = new NpgsqlConnectionStringBuilder(PostgresAdmin) { Database = name }.ConnectionString;
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+        return connectionString;
+    }
+
+    /// <summary>Drops a database made by <see cref="CreateDatabaseAsync"/>.</summary>
+    public async Task DropDatabaseAsync(string connectionString)
+    {
+        NpgsqlConnection.ClearAllPools();
+        await AdminAsync($"DROP DATABASE IF EXISTS {new NpgsqlConnectionStringBuilder(connectionString).Database} WITH (FORCE)");
+    }
+
+    /// <summary>Advertiser 1 with ads 1..<paramref name="ads"/>, each redirecting to its own landing page.</summary>
+    public static async Task SeedAdsAsync(string connectionString, int ads)
+    {
+        await using var dataSource = NpgsqlDataSource.Create(connectionString);
+        await using (var advertiser = dataSource.CreateCommand("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'bench')"))
+        {
+            await advertiser.ExecuteNonQueryAsync();
+        }
+
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var copy = await connection.BeginBinaryImportAsync("COPY ads (ad_id, advertiser_id, redirect_url) FROM STDIN (FORMAT BINARY)");
+        for (long adId = 1; adId <= ads; adId++)
+        {
+            await copy.StartRowAsync();
+            await copy.WriteAsync(adId, NpgsqlDbType.Bigint);
+            await copy.WriteAsync(1L, NpgsqlDbType.Bigint);
+            await copy.WriteAsync($"https://advertiser.example/landing/{adId}", NpgsqlDbType.Text);
+        }
+
+        await copy.CompleteAsync();
+    }
+
+    private async Task AdminAsync(string sql)
+    {
+        await using var admin = new NpgsqlConnection(PostgresAdmin);
+        await admin.OpenAsync();
+        await using var command = new NpgsqlCommand(sql, admin);
+        await command.ExecuteNonQueryAsync();
+    }
 
     /// <summary>Resident set size of this process in MiB.</summary>
     public static double RssMb()

@@ -7,15 +7,11 @@ using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
-using KafkaClicks.Migrations;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
-using Npgsql;
-using NpgsqlTypes;
 
 namespace KafkaClicks.Benchmarks;
 
@@ -33,7 +29,8 @@ public sealed class IngestBenchmark : IBenchmark
     public async Task<IReadOnlyDictionary<string, object>> RunAsync(BenchmarkContext context)
     {
         var seconds = int.Parse(Environment.GetEnvironmentVariable("BENCH_DURATION_S") ?? "30", CultureInfo.InvariantCulture);
-        var database = await CreateDatabaseAsync(context);
+        var database = await context.CreateDatabaseAsync("kc_bench_ingest");
+        await BenchmarkContext.SeedAdsAsync(database, Ads);
         var overrides = new Dictionary<string, string?>
         {
             ["Urls"] = "http://127.0.0.1:0",
@@ -65,7 +62,7 @@ public sealed class IngestBenchmark : IBenchmark
         await app.StopAsync();
         var counted = CountEvents(broker.BootstrapServers);
         context.Say($"ingest {ingestRun.Requests / ingestRun.DurationS:N0} req/s, accepted {accepted.Accepted:N0}, in clicks.raw {counted:N0}");
-        await DropDatabaseAsync(context, database);
+        await context.DropDatabaseAsync(database);
         File.Delete(paths);
         var clicksPerS = ingestRun.Requests / ingestRun.DurationS;
         var baselinePerS = baselineRun.Requests / baselineRun.DurationS;
@@ -153,52 +150,6 @@ public sealed class IngestBenchmark : IBenchmark
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         return admin.GetMetadata(Topics.ClicksRaw, TimeSpan.FromSeconds(10)).Topics.Single().Partitions
             .Sum(p => consumer.QueryWatermarkOffsets(new TopicPartition(Topics.ClicksRaw, p.PartitionId), TimeSpan.FromSeconds(10)).High.Value);
-    }
-
-    private static async Task<string> CreateDatabaseAsync(BenchmarkContext context)
-    {
-        const string name = "kc_bench_ingest";
-        await using (var admin = new NpgsqlConnection(context.PostgresAdmin))
-        {
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = name }.ConnectionString;
-        await using var dataSource = NpgsqlDataSource.Create(connectionString);
-        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
-        await using (var advertiser = dataSource.CreateCommand("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'bench')"))
-        {
-            await advertiser.ExecuteNonQueryAsync();
-        }
-
-        await using var connection = await dataSource.OpenConnectionAsync();
-        await using (var copy = await connection.BeginBinaryImportAsync("COPY ads (ad_id, advertiser_id, redirect_url) FROM STDIN (FORMAT BINARY)"))
-        {
-            for (long adId = 1; adId <= Ads; adId++)
-            {
-                await copy.StartRowAsync();
-                await copy.WriteAsync(adId, NpgsqlDbType.Bigint);
-                await copy.WriteAsync(1L, NpgsqlDbType.Bigint);
-                await copy.WriteAsync($"https://advertiser.example/landing/{adId}", NpgsqlDbType.Text);
-            }
-
-            await copy.CompleteAsync();
-        }
-
-        return connectionString;
-    }
-
-    private static async Task DropDatabaseAsync(BenchmarkContext context, string connectionString)
-    {
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(context.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {new NpgsqlConnectionStringBuilder(connectionString).Database} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
     }
 
     private sealed record WrkResult(long Requests, double DurationS, long Redirects, long OtherStatus, long SocketErrors, double P50Ms, double P99Ms);

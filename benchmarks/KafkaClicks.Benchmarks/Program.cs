@@ -2,7 +2,7 @@ using System.Text.Json;
 using KafkaClicks.Benchmarks;
 
 // kafkaclicks-bench NAME [--json]: runs one macro benchmark against the local servers that infra/dev.sh started,
-// measures its baseline in the same run, and prints the figures (JSON with --json).
+// measures its baseline in the same run, and prints the figures as JSON on stdout (--json is accepted for scripts).
 var benchmarks = new Dictionary<string, IBenchmark>(StringComparer.Ordinal)
 {
     ["aggregate"] = new AggregateBenchmark(),
@@ -19,8 +19,10 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))
     return 2;
 }
 
-var json = args.Contains("--json");
-var result = await benchmark.RunAsync(new BenchmarkContext(json ? Console.Error : Console.Out));
-var text = JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true });
-Console.WriteLine(text);
+
+// Everything the product logs while it runs goes to stderr; stdout carries only the result.
+var stdout = Console.Out;
+Console.SetOut(Console.Error);
+var result = await benchmark.RunAsync(new BenchmarkContext(Console.Error));
+stdout.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
 return 0;

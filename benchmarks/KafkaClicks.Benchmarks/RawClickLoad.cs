@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 
@@ -25,6 +26,7 @@ public static class RawClickLoad
         var windows = new Dictionary<(long, int, DateTime), long>();
         var recent = new ClickEvent[4096];
         long distinct = 0;
+        var failed = new StrongBox<long>(0);
         using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
             {
                 BootstrapServers = bootstrapServers,
@@ -49,7 +51,7 @@ public static class RawClickLoad
                 var hot = random.NextDouble() < 0.05;
                 var adId = hot ? 1 + random.Next(HotAds) : 1 + HotAds + random.Next(ads - HotAds);
                 var impression = Guid.CreateVersion7().ToString("N");
-                var clickedAt = start.AddMilliseconds(((double)i / count * 20 * 60_000) + random.Next(5_000));
+                var clickedAt = start.AddMilliseconds(Math.Floor((double)i / count * 20 * 60_000) + random.Next(5_000));
                 click = new ClickEvent
                 {
                     ImpressionId = impression,
@@ -65,7 +67,7 @@ public static class RawClickLoad
                 windows[key] = windows.GetValueOrDefault(key) + 1;
             }
 
-            Send(producer, click, partitions);
+            Send(producer, click, partitions, failed);
         }
 
         for (var partition = 0; partition < partitions; partition++)
@@ -82,10 +84,15 @@ public static class RawClickLoad
                 AdId = adId,
                 ClickedAt = start.AddHours(1),
                 ImpressionAt = start.AddHours(1),
-            }, partitions);
+            }, partitions, failed);
         }
 
         producer.Flush(TimeSpan.FromMinutes(2));
+        if (Interlocked.Read(ref failed.Value) > 0)
+        {
+            throw new InvalidOperationException($"{failed.Value} generated clicks were not delivered to the broker; the load is incomplete");
+        }
+
         return new LoadExpectation(windows.Count, distinct, windows);
     }
 
@@ -139,14 +146,22 @@ public static class RawClickLoad
         return read;
     }
 
-    private static void Send(IProducer<string, ClickEvent> producer, ClickEvent click, int partitions)
+    private static void Send(IProducer<string, ClickEvent> producer, ClickEvent click, int partitions, StrongBox<long> failed)
     {
         var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, partitions);
         while (true)
         {
             try
             {
-                producer.Produce(new TopicPartition(Topics.ClicksRaw, partition), new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click, Timestamp = new Timestamp(click.ClickedAt) });
+                producer.Produce(new TopicPartition(Topics.ClicksRaw, partition),
+                    new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click, Timestamp = new Timestamp(click.ClickedAt) },
+                    report =>
+                    {
+                        if (report.Error.IsError)
+                        {
+                            Interlocked.Increment(ref failed.Value);
+                        }
+                    });
                 return;
             }
             catch (ProduceException<string, ClickEvent> e) when (e.Error.Code == ErrorCode.Local_QueueFull)

@@ -1,9 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using KafkaClicks.Cli.Hosting;
-using KafkaClicks.Migrations;
 using KafkaClicks.Reconciler;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -33,7 +31,7 @@ public sealed class ReconcileBenchmark : IBenchmark
         var expected = RawClickLoad.Produce(broker.BootstrapServers, Partitions, clicks, ads, Start);
         RawClickLoad.EnsureNothingTruncated(broker.BootstrapServers, Partitions);
 
-        var connectionString = await CreateDatabaseAsync(context);
+        var connectionString = await context.CreateDatabaseAsync("kc_bench_reconcile");
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         var perturbed = await StoreAsync(dataSource, expected);
         context.Say($"{expected.Windows:N0} windows stored, {perturbed:N0} of them wrong; baseline consumer first");
@@ -50,8 +48,8 @@ public sealed class ReconcileBenchmark : IBenchmark
         var again = await reconciler.RunAsync(request, null, default);
         context.Say($"recounted {report.EventsRead:N0} events in {timer.Elapsed.TotalSeconds:F1} s, corrected {report.WindowsCorrected:N0}");
 
-        NpgsqlConnection.ClearAllPools();
-        await DropDatabaseAsync(context, connectionString);
+        await dataSource.DisposeAsync();
+        await context.DropDatabaseAsync(connectionString);
         var eventsPerS = report.EventsRead / timer.Elapsed.TotalSeconds;
         var baselinePerS = read / baseline.Elapsed.TotalSeconds;
         return new Dictionary<string, object>
@@ -104,29 +102,4 @@ public sealed class ReconcileBenchmark : IBenchmark
         return wrong.Count;
     }
 
-    private static async Task<string> CreateDatabaseAsync(BenchmarkContext context)
-    {
-        const string name = "kc_bench_reconcile";
-        await using (var admin = new NpgsqlConnection(context.PostgresAdmin))
-        {
-            await admin.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-            await drop.ExecuteNonQueryAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = name }.ConnectionString;
-        await using var dataSource = NpgsqlDataSource.Create(connectionString);
-        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
-        return connectionString;
-    }
-
-    private static async Task DropDatabaseAsync(BenchmarkContext context, string connectionString)
-    {
-        await using var admin = new NpgsqlConnection(context.PostgresAdmin);
-        await admin.OpenAsync();
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {new NpgsqlConnectionStringBuilder(connectionString).Database} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
 }
