@@ -117,6 +117,14 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             ["Ingest:DedupeTimeout"] = "00:00:00.200",
         });
         await host.AddAdvertiserAsync(1, 30);
+        // Start from a connected client, so the first click is checked against Redis.
+        var multiplexer = host.App.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+        for (var wait = 0; wait < 100 && !multiplexer.IsConnected; wait++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(multiplexer.IsConnected);
         var checkedToken = await host.MintAsync(30);
         using (var click = await host.Http.GetAsync(new Uri($"/c/{checkedToken}", UriKind.Relative)))
         {
