@@ -1,0 +1,126 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using KafkaClicks.Ingest;
+using KafkaClicks.IntegrationTests.Aggregator;
+using KafkaClicks.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.Options;
+
+namespace KafkaClicks.IntegrationTests.Faults;
+
+/// <summary>
+/// The ingest process SIGKILLed under load: every click that got a 302 is in clicks.raw (from the broker's ack, or from
+/// the spool once the process is back); clicks that got no answer were never acknowledged to the user.
+/// </summary>
+public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresServer>
+{
+    [Fact]
+    public async Task Every_click_that_got_a_302_before_the_kill_is_in_the_raw_log()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.ExecuteAsync("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'crash')");
+        for (long adId = 1; adId <= 20; adId++)
+        {
+            await db.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES ($1, 1, $2)", adId, ProductHost.AdUrl(adId));
+        }
+
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var port = FreePort();
+        var spool = Path.Combine(Path.GetTempPath(), "kafkaclicks-ingest-crash-" + Guid.NewGuid().ToString("N"));
+        await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" },
+            "broker", "--port", FreePort().ToString(CultureInfo.InvariantCulture));
+        var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
+        var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+        var environment = new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = bootstrap,
+            ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8",
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_ConnectionStrings__Redis"] = RedisServer.ConnectionString,
+            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "crash",
+            ["KAFKACLICKS_Ingest__Tokens__Keys__crash"] = key,
+            ["KAFKACLICKS_Ingest__Spool__Directory"] = spool,
+            ["KAFKACLICKS_Urls"] = $"http://127.0.0.1:{port}",
+        };
+        var tokens = new ImpressionTokens(Options.Create(new IngestOptions
+        {
+            Tokens = new TokenOptions { ActiveKeyId = "crash", Keys = new() { ["crash"] = key } },
+        }), TimeProvider.System);
+
+        var ingest = KafkaClicksProcess.Start("ingest #1", environment, "run", "--roles", "ingest");
+        try
+        {
+            await ingest.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
+            var acknowledged = new ConcurrentBag<string>();
+            var unanswered = 0;
+            using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            using var stop = new CancellationTokenSource();
+            var workers = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
+            {
+                var random = new Random(worker);
+                while (!stop.IsCancellationRequested)
+                {
+                    var minted = tokens.Mint(1 + random.Next(20));
+                    try
+                    {
+                        using var response = await http.GetAsync(new Uri($"/c/{minted.Token}", UriKind.Relative));
+                        if (response.StatusCode == HttpStatusCode.Redirect)
+                        {
+                            acknowledged.Add(minted.ImpressionId);
+                        }
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+                    {
+                        Interlocked.Increment(ref unanswered);
+                    }
+                }
+            })).ToList();
+
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            ingest.Kill();
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            stop.Cancel();
+            await Task.WhenAll(workers);
+            Assert.True(acknowledged.Count > 200, $"only {acknowledged.Count} clicks were acknowledged before the kill");
+            Assert.True(unanswered > 0, "the kill must have cut requests off");
+
+            // Back up with the same spool: anything spooled before the kill is forwarded.
+            await ingest.DisposeAsync();
+            ingest = KafkaClicksProcess.Start("ingest #2", environment, "run", "--roles", "ingest");
+            await ingest.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
+            HashSet<string> inLog = [];
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            do
+            {
+                inLog = TopicReader.ReadClicks(bootstrap).Select(r => r.Message.Key).ToHashSet();
+                if (acknowledged.All(inLog.Contains))
+                {
+                    break;
+                }
+
+                await Task.Delay(500);
+            }
+            while (DateTime.UtcNow < deadline);
+
+            var missing = acknowledged.Where(id => !inLog.Contains(id)).ToList();
+            Assert.True(missing.Count == 0, $"{missing.Count} of {acknowledged.Count} acknowledged clicks are not in clicks.raw");
+        }
+        finally
+        {
+            await ingest.DisposeAsync();
+            if (Directory.Exists(spool))
+            {
+                Directory.Delete(spool, recursive: true);
+            }
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
