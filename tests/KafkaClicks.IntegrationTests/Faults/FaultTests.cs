@@ -3,7 +3,11 @@ using System.Net;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Migrations;
 using KafkaClicks.Reconciler;
+using KafkaClicks.IntegrationTests.Sink;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace KafkaClicks.IntegrationTests.Faults;
@@ -67,6 +71,35 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 
         Assert.True(Interlocked.Read(ref spooled) > 50, $"only {spooled} clicks went through the spool: the broker was not unreachable");
         await AssertCountedExactlyAsync(host, accepted);
+    }
+
+    [Fact]
+    public async Task PostgreSQL_stopped_under_load_loses_nothing_and_the_sink_catches_up()
+    {
+        await using var pg = await PrivatePostgres.StartAsync();
+        await using (var setup = NpgsqlDataSource.Create(pg.ConnectionString))
+        {
+            await new DatabaseMigrator(setup, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+            await using var advertiser = setup.CreateCommand("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'fault')");
+            await advertiser.ExecuteNonQueryAsync();
+            foreach (var adId in Ads)
+            {
+                await using var ad = setup.CreateCommand($"INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES ({adId}, 1, '{ProductHost.AdUrl(adId)}')");
+                await ad.ExecuteNonQueryAsync();
+            }
+        }
+
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest | Role.Aggregator | Role.Sink, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:Postgres"] = pg.ConnectionString,
+            ["Sink:MaxRetryDelay"] = "00:00:01",
+        });
+
+        // The ads are looked up (and cached) before the database goes away; clicks keep flowing while it is down.
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4), pg.StopServerAsync, TimeSpan.FromSeconds(19), pg.StartServerAsync);
+
+        await using var database = NpgsqlDataSource.Create(pg.ConnectionString);
+        await AssertCountedExactlyAsync(host, database, accepted);
     }
 
     /// <summary>
@@ -138,7 +171,10 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         return accepted.ToDictionary(a => a.Key, a => a.Value.Keys.ToHashSet());
     }
 
-    private static async Task AssertCountedExactlyAsync(ProductHost host, Dictionary<long, HashSet<string>> accepted)
+    private static Task AssertCountedExactlyAsync(ProductHost host, Dictionary<long, HashSet<string>> accepted) =>
+        AssertCountedExactlyAsync(host, host.Database.DataSource, accepted);
+
+    private static async Task AssertCountedExactlyAsync(ProductHost host, NpgsqlDataSource database, Dictionary<long, HashSet<string>> accepted)
     {
         Assert.True(accepted.Values.Sum(a => a.Count) > 500, "the load must be substantial");
         var expected = accepted.ToDictionary(a => a.Key, a => (long)a.Value.Count);
@@ -148,7 +184,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         {
             await Task.Delay(500);
             stored = [];
-            await using var command = host.Database.DataSource.CreateCommand("SELECT ad_id, sum(clicks)::bigint FROM ad_clicks_minute GROUP BY ad_id");
+            await using var command = database.CreateCommand("SELECT ad_id, sum(clicks)::bigint FROM ad_clicks_minute GROUP BY ad_id");
             await using var reader = await command.ExecuteReaderAsync();
             while (await reader.ReadAsync())
             {
@@ -161,7 +197,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Equal(expected.OrderBy(e => e.Key), stored.OrderBy(e => e.Key));
 
         var now = DateTime.UtcNow;
-        var report = await new ClickReconciler(host.Database.DataSource, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1)))
+        var report = await new ClickReconciler(database, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1)))
             .RunAsync(new ReconcileRequest(now.AddMinutes(-10), now.AddMinutes(1), null, DryRun: true), null, default);
         Assert.Empty(report.LargestDifferences);
         Assert.Equal(expected.Values.Sum(), report.RawClicks);
