@@ -32,7 +32,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         });
         await host.AddAdvertiserAsync(1, Ads);
 
-        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4), redis.StopAsync, TimeSpan.FromSeconds(19), redis.StartAgainAsync);
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(4), redis.StopAsync, TimeSpan.FromSeconds(24), redis.StartAgainAsync);
 
         await AssertCountedExactlyAsync(host, accepted);
     }
@@ -64,9 +64,9 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref spooled, value));
         listener.Start();
 
-        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4),
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(4),
             () => { broker.SetReachable(false); return Task.CompletedTask; },
-            TimeSpan.FromSeconds(19),
+            TimeSpan.FromSeconds(24),
             () => { broker.SetReachable(true); return Task.CompletedTask; });
 
         Assert.True(Interlocked.Read(ref spooled) > 50, $"only {spooled} clicks went through the spool: the broker was not unreachable");
@@ -96,7 +96,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         });
 
         // The ads are looked up (and cached) before the database goes away; clicks keep flowing while it is down.
-        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(24), TimeSpan.FromSeconds(4), pg.StopServerAsync, TimeSpan.FromSeconds(19), pg.StartServerAsync);
+        var accepted = await LoadAsync(host, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(4), pg.StopServerAsync, TimeSpan.FromSeconds(24), pg.StartServerAsync);
 
         await using var database = NpgsqlDataSource.Create(pg.ConnectionString);
         await AssertCountedExactlyAsync(host, database, accepted);
