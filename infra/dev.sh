@@ -36,6 +36,8 @@ ensure_packages() {
   # The browser tests drive Debian's Chromium through Playwright, which downloads no browser of its own.
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   command -v npm >/dev/null || missing+=(npm)
+  # The observability test scrapes the product with a real Prometheus.
+  command -v prometheus >/dev/null || missing+=(prometheus)
   command -v dotnet >/dev/null || die "the .NET 10 SDK is required (dotnet not on PATH)"
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing ${missing[*]}"

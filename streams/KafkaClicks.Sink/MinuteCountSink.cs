@@ -107,6 +107,8 @@ public sealed partial class MinuteCountSink : BackgroundService
 
                 consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
                 Interlocked.Increment(ref _batchesCommitted);
+                SinkMetrics.BatchRecords.Add(batch.Count);
+                SinkMetrics.ConsumerLag(Lag(consumer));
                 batch.Clear();
                 offsets.Clear();
             }
@@ -156,6 +158,23 @@ public sealed partial class MinuteCountSink : BackgroundService
                 LogPoisonRecord(result.TopicPartitionOffset.ToString(), e.Reason.ToString(), e.Message);
             }
         }
+    }
+
+    /// <summary>End offsets minus positions over the assigned partitions, from the consumer's cached watermarks (no request).</summary>
+    private static long Lag(IConsumer<string, byte[]> consumer)
+    {
+        long lag = 0;
+        foreach (var partition in consumer.Assignment)
+        {
+            var high = consumer.GetWatermarkOffsets(partition).High;
+            var position = consumer.Position(partition);
+            if (high.Value >= 0 && position.Value >= 0)
+            {
+                lag += Math.Max(0, high.Value - position.Value);
+            }
+        }
+
+        return lag;
     }
 
     [LoggerMessage(EventId = 4001, Level = LogLevel.Warning, Message = "Writing minute counts failed (attempt {Attempt}): {Error}; retrying in {Delay}")]

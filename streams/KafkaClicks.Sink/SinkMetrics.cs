@@ -42,6 +42,17 @@ internal static class SinkMetrics
 
     private static int _unavailableSinks;
 
+    public static readonly ObservableGauge<long> ConsumerLagGauge = Meter.CreateObservableGauge("kafkaclicks.sink.consumer_lag",
+        () => Interlocked.Read(ref _consumerLag), "{record}",
+        "Records of clicks.minute not yet written: the partitions' end offsets minus the sink's committed offsets, after each batch.");
+
+    private static long _consumerLag;
+
+    public static void ConsumerLag(long records) => Interlocked.Exchange(ref _consumerLag, records);
+
+    public static readonly Counter<long> BatchRecords = Meter.CreateCounter<long>("kafkaclicks.sink.batch.records", "{record}",
+        "Records consumed per batch (sum; divide by batch.duration's count for the mean batch size).");
+
     /// <summary>A sink loop lost (true) or regained (false) the database; drives the db_unavailable gauge.</summary>
     public static void DatabaseUnavailable(bool unavailable)
     {

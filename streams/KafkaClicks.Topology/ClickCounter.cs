@@ -100,6 +100,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         {
             window = new OpenWindow();
             _open[key] = window;
+            AggregatorTelemetry.WindowsOpened(1);
         }
 
         window.Clicks++;
@@ -108,7 +109,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         return null!;
     }
 
-    public void Close() => _open.Clear();
+    public void Close()
+    {
+        AggregatorTelemetry.WindowsOpened(-_open.Count);
+        _open.Clear();
+    }
 
     private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
 
@@ -147,6 +152,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             {
                 _open.Remove(key);
             }
+
+            AggregatorTelemetry.WindowsOpened(-closed.Count);
         }
     }
 
@@ -157,6 +164,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// </summary>
     private void Rebuild()
     {
+        AggregatorTelemetry.WindowsOpened(-_open.Count);
         _open.Clear();
         var entries = new List<(long AdId, int Salt, long WindowStart)>();
         long newest = long.MinValue;
@@ -196,6 +204,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             {
                 window = new OpenWindow { Dirty = true };
                 _open[key] = window;
+                AggregatorTelemetry.WindowsOpened(1);
             }
 
             window.Clicks++;
@@ -235,6 +244,13 @@ public static class AggregatorTelemetry
     internal static void Late() => Clicks.Add(1, LateTag);
 
     public static void Undecodable() => Clicks.Add(1, PoisonTag);
+
+    private static long _openWindows;
+
+    private static readonly ObservableGauge<long> OpenWindows = Meter.CreateObservableGauge("kafkaclicks.aggregator.open_windows",
+        () => Interlocked.Read(ref _openWindows), "{window}", "Windows counted in memory and not yet final, over this process's tasks.");
+
+    internal static void WindowsOpened(long delta) => Interlocked.Add(ref _openWindows, delta);
 
     internal static void Emitted(bool final) => Emits.Add(1, new KeyValuePair<string, object?>("kind", final ? "final" : "partial"));
 }
