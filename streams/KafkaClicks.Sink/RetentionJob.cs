@@ -70,19 +70,7 @@ public sealed partial class RetentionJob : BackgroundService
                 LogRetentionFailed(e.Message, _options.RetentionInterval);
             }
         }
-        while (await WaitAsync(timer, stoppingToken));
-    }
-
-    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
-    {
-        try
-        {
-            return await timer.WaitForNextTickAsync(stoppingToken);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            return false;
-        }
+        while (await timer.TickAsync(stoppingToken));
     }
 
     private static async Task<T> ScalarAsync<T>(NpgsqlConnection connection, string sql, DateTime first, DateTime? second, CancellationToken cancellationToken)

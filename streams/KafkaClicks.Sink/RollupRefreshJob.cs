@@ -79,19 +79,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
                 LogRefreshFailed(e.Message, _options.RollupRefreshInterval);
             }
         }
-        while (await WaitAsync(timer, stoppingToken));
-    }
-
-    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken stoppingToken)
-    {
-        try
-        {
-            return await timer.WaitForNextTickAsync(stoppingToken);
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-            return false;
-        }
+        while (await timer.TickAsync(stoppingToken));
     }
 
     private static async Task<List<(DateTime Hour, long Version)>> DirtyHoursAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
