@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using KafkaClicks.Contracts;
 using Xunit.Abstractions;
+
+using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Aggregator;
 
@@ -45,7 +45,7 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
         };
 
-        await using var broker = KafkaClicksProcess.Start("broker", common, "broker", "--port", FreePort().ToString(CultureInfo.InvariantCulture));
+        await using var broker = KafkaClicksProcess.Start("broker", common, "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
         KafkaClicksProcess? aggregator = null;
         BrokerProbe? probe = null;
         MinuteCountCollector? collector = null;
@@ -247,13 +247,6 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
         {
             throw new TimeoutException($"{aggregator.Name} committed only {committed:N0} of {target:N0} offsets on clicks.raw before the test's deadline\n{aggregator.Output()}");
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private void Say(Stopwatch clock, string message) => output.WriteLine($"[{clock.Elapsed.TotalSeconds,6:F1} s] {message}");

@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using Confluent.Kafka;
 using KafkaClicks.Broker;
 
+using KafkaClicks.IntegrationTests.Infrastructure;
+
 namespace KafkaClicks.IntegrationTests.Broker;
 
 /// <summary>Tests that start their own embedded clusters (through <see cref="KafkaBroker"/> or directly).</summary>
@@ -58,7 +60,7 @@ public sealed class KafkaBrokerTests
     [Fact]
     public async Task A_fixed_port_is_served_and_advertised()
     {
-        var port = FreePort();
+        var port = FreePorts.Next();
         using var cluster = new EmbeddedKafkaCluster(new EmbeddedKafkaOptions { Port = port });
         Assert.Equal($"127.0.0.1:{port}", cluster.BootstrapServers);
         Assert.NotEqual(cluster.BootstrapServers, cluster.MockBootstrapServers);
@@ -127,13 +129,6 @@ public sealed class KafkaBrokerTests
         Assert.All(specs, s => Assert.Equal(8, s.Partitions));
         Assert.Equal("compact", specs[0].Configs[TopicSpec.ConfigKeys.CleanupPolicy]);
         Assert.Equal("delete", specs[1].Configs[TopicSpec.ConfigKeys.CleanupPolicy]);
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private static bool CanConnect(int port)

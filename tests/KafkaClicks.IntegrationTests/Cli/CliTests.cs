@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
 
@@ -7,36 +6,13 @@ namespace KafkaClicks.IntegrationTests.Cli;
 /// <summary>The kafkaclicks program as an SRE runs it: exit codes and messages, never a stack trace.</summary>
 public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 {
-    private static async Task<(int ExitCode, string Output, string Error)> RunAsync(IDictionary<string, string>? environment, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kafkaclicks.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment.Remove("KAFKACLICKS_CONFIG");
-        foreach (var (key, value) in environment ?? new Dictionary<string, string>())
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await output, await error);
-    }
-
     [Theory]
     [InlineData("unknown role 'nope'", "run", "--roles", "nope")]
     [InlineData("Option '--roles' is required", "run")]
     [InlineData("Unrecognized command or argument 'frobnicate'", "frobnicate")]
     public async Task Bad_arguments_exit_2_with_a_message(string message, params string[] args)
     {
-        var (exitCode, _, error) = await RunAsync(null, args);
+        var (exitCode, _, error) = await CliRunner.RunAsync(null, args);
         Assert.Equal(2, exitCode);
         Assert.Contains(message, error, StringComparison.Ordinal);
         Assert.Contains("--help", error, StringComparison.Ordinal);
@@ -46,7 +22,7 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     [Fact]
     public async Task Migrate_against_an_unreachable_database_exits_1_with_a_clear_message()
     {
-        var (exitCode, _, error) = await RunAsync(
+        var (exitCode, _, error) = await CliRunner.RunAsync(
             new Dictionary<string, string> { ["KAFKACLICKS_ConnectionStrings__Postgres"] = "Host=127.0.0.1;Port=1;Username=postgres;Timeout=3" }, "migrate");
         Assert.Equal(1, exitCode);
         Assert.StartsWith("kafkaclicks: PostgreSQL:", error, StringComparison.Ordinal);
@@ -60,8 +36,8 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         var environment = new Dictionary<string, string> { ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString };
         var count = DatabaseMigrator.Bundled(StorageFlavor.Plain).Count;
 
-        var first = await RunAsync(environment, "migrate");
-        var second = await RunAsync(environment, "migrate");
+        var first = await CliRunner.RunAsync(environment, "migrate");
+        var second = await CliRunner.RunAsync(environment, "migrate");
 
         Assert.Equal(0, first.ExitCode);
         Assert.Contains($"{count} applied, 0 already applied", first.Output, StringComparison.Ordinal);
@@ -74,7 +50,7 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     {
         foreach (var command in new[] { "up", "run", "migrate", "broker" })
         {
-            var (exitCode, output, _) = await RunAsync(null, command, "--help");
+            var (exitCode, output, _) = await CliRunner.RunAsync(null, command, "--help");
             Assert.Equal(0, exitCode);
             Assert.Contains($"kafkaclicks {command}", output, StringComparison.Ordinal);
             Assert.Contains("Description:", output, StringComparison.Ordinal);

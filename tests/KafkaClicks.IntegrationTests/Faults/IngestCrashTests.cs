@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Aggregator;
@@ -27,10 +26,10 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
         }
 
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
-        var port = FreePort();
+        var port = FreePorts.Next();
         var spool = Path.Combine(Path.GetTempPath(), "kafkaclicks-ingest-crash-" + Guid.NewGuid().ToString("N"));
         await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" },
-            "broker", "--port", FreePort().ToString(CultureInfo.InvariantCulture));
+            "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
         var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
         var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
         var environment = new Dictionary<string, string>
@@ -115,12 +114,5 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
                 Directory.Delete(spool, recursive: true);
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

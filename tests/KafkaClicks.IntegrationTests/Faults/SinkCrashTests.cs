@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Aggregator;
@@ -19,7 +17,7 @@ public class SinkCrashTests(PostgresServer postgres) : IClassFixture<PostgresSer
     public async Task After_a_kill_and_a_restart_every_window_has_its_newest_count()
     {
         await using var db = await postgres.CreateDatabaseAsync();
-        await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string>(), "broker", "--port", FreePort().ToString(CultureInfo.InvariantCulture));
+        await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string>(), "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
         var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
         var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
         var environment = new Dictionary<string, string>
@@ -90,12 +88,5 @@ public class SinkCrashTests(PostgresServer postgres) : IClassFixture<PostgresSer
         {
             await sink.DisposeAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

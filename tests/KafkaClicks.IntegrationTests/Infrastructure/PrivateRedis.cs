@@ -20,7 +20,7 @@ public sealed class PrivateRedis : IAsyncDisposable
 
     public static async Task<PrivateRedis> StartAsync()
     {
-        var redis = new PrivateRedis(FreePort());
+        var redis = new PrivateRedis(FreePorts.Next());
         await redis.StartAgainAsync();
         return redis;
     }
@@ -64,12 +64,5 @@ public sealed class PrivateRedis : IAsyncDisposable
     {
         await StopAsync();
         _process?.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

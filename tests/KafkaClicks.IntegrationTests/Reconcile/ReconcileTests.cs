@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Json;
 using Confluent.Kafka;
@@ -229,7 +228,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers,
         };
 
-        var (code, output, _) = await RunCliAsync(environment, "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"), "--json");
+        var (code, output, _) = await CliRunner.RunAsync(environment, "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"), "--json");
         Assert.Equal(0, code);
         using (var json = JsonDocument.Parse(output))
         {
@@ -237,7 +236,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Assert.Equal(50, json.RootElement.GetProperty("windowsCorrected").GetInt64());
         }
 
-        var (runsCode, runsOutput, _) = await RunCliAsync(environment, "runs", "--last", "5", "--json");
+        var (runsCode, runsOutput, _) = await CliRunner.RunAsync(environment, "runs", "--last", "5", "--json");
         Assert.Equal(0, runsCode);
         Assert.Single(runsOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries));
 
@@ -249,7 +248,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             ["runs", "--last", "0"],
         })
         {
-            var (badCode, _, error) = await RunCliAsync(environment, args);
+            var (badCode, _, error) = await CliRunner.RunAsync(environment, args);
             Assert.Equal(2, badCode);
             Assert.StartsWith("kafkaclicks: ", error, StringComparison.Ordinal);
             Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
@@ -309,7 +308,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Produce(broker.BootstrapServers, 4, clicks);
         var environment = new Dictionary<string, string> { ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers };
 
-        var (code, output, _) = await RunCliAsync(environment, "replay", "--topic", "clicks.raw", "--from", T0.ToString("O"),
+        var (code, output, _) = await CliRunner.RunAsync(environment, "replay", "--topic", "clicks.raw", "--from", T0.ToString("O"),
             "--to", T0.AddMinutes(5).ToString("O"), "--to-topic", "clicks.late", "--rate", "100000");
         Assert.Equal(0, code);
         var expected = clicks.Count(c => c.ClickedAt >= T0 && c.ClickedAt < T0.AddMinutes(5));
@@ -318,7 +317,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(expected, late.Count);
         Assert.All(late, r => Assert.Equal(r.Message.Key, r.Message.Value.ImpressionId));
 
-        var (listCode, list, _) = await RunCliAsync(environment, "topics", "list", "--json");
+        var (listCode, list, _) = await CliRunner.RunAsync(environment, "topics", "list", "--json");
         Assert.Equal(0, listCode);
         using (var json = JsonDocument.Parse(list))
         {
@@ -327,7 +326,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Assert.Equal(clicks.Count, raw.GetProperty("messages").GetInt64());
         }
 
-        var (describeCode, describe, _) = await RunCliAsync(environment, "topics", "describe", Topics.ClicksRaw, "--json");
+        var (describeCode, describe, _) = await CliRunner.RunAsync(environment, "topics", "describe", Topics.ClicksRaw, "--json");
         Assert.Equal(0, describeCode);
         using (var json = JsonDocument.Parse(describe))
         {
@@ -339,7 +338,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             consumer.Commit([new TopicPartitionOffset(Topics.ClicksRaw, 0, 1)]);
         }
 
-        var (lagCode, lag, _) = await RunCliAsync(environment, "lag", "--group", "lag-test", "--json");
+        var (lagCode, lag, _) = await CliRunner.RunAsync(environment, "lag", "--group", "lag-test", "--json");
         Assert.Equal(0, lagCode);
         using (var json = JsonDocument.Parse(lag))
         {
@@ -348,31 +347,8 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Assert.Equal(row.GetProperty("high").GetInt64() - 1, row.GetProperty("lag").GetInt64());
         }
 
-        var (missingCode, _, missing) = await RunCliAsync(environment, "topics", "describe", "no.such.topic");
+        var (missingCode, _, missing) = await CliRunner.RunAsync(environment, "topics", "describe", "no.such.topic");
         Assert.Equal(1, missingCode);
         Assert.Contains("no topic 'no.such.topic'", missing, StringComparison.Ordinal);
-    }
-
-    private static async Task<(int, string, string)> RunCliAsync(IDictionary<string, string> environment, params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "kafkaclicks.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment.Remove("KAFKACLICKS_CONFIG");
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
-
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await output, await error);
     }
 }

@@ -1,7 +1,7 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using Npgsql;
+
+using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Sink;
 
@@ -34,7 +34,7 @@ public sealed class PrivatePostgres : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(directory, "data"));
         await RunAsync("chown", ["-R", "postgres:postgres", directory]);
         await RunAsync("runuser", ["-u", "postgres", "--", $"{Bin}/initdb", "-D", Path.Combine(directory, "data"), "--auth=trust", "-U", "postgres", "-E", "UTF8"]);
-        var server = new PrivatePostgres(directory, FreePort());
+        var server = new PrivatePostgres(directory, FreePorts.Next());
         await server.StartServerAsync();
         return server;
     }
@@ -64,13 +64,6 @@ public sealed class PrivatePostgres : IAsyncDisposable
         }
 
         Directory.Delete(_directory, recursive: true);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task RunAsync(string file, string[] arguments)

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
@@ -26,7 +25,7 @@ public class PrometheusTests(PostgresServer postgres) : IClassFixture<PostgresSe
         }
 
         var directory = Directory.CreateTempSubdirectory("kafkaclicks-prometheus-");
-        var port = FreePort();
+        var port = FreePorts.Next();
         var config = Path.Combine(directory.FullName, "prometheus.yml");
         await File.WriteAllTextAsync(config, $"""
             global:
@@ -77,12 +76,5 @@ public class PrometheusTests(PostgresServer postgres) : IClassFixture<PostgresSe
             await prometheus.WaitForExitAsync();
             directory.Delete(recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
