@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using ConnectionMultiplexer = StackExchange.Redis.ConnectionMultiplexer;
 using static KafkaClicks.IntegrationTests.Query.ClickRows;
 
@@ -99,6 +100,14 @@ public class QueryCacheTests(PostgresServer postgres) : IClassFixture<PostgresSe
         await CompleteThroughAsync(host.Database, Minute(DateTimeOffset.UtcNow));
         var final = $"/v1/ads/11/clicks?from={Iso(Base)}&to={Iso(Base.AddHours(1))}";
 
+        // Start from a connected client, so the first lookup is a real miss and not a connection error.
+        var multiplexer = host.App.Services.GetRequiredService<StackExchange.Redis.IConnectionMultiplexer>();
+        for (var wait = 0; wait < 100 && !multiplexer.IsConnected; wait++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.True(multiplexer.IsConnected);
         var delta = await DeltaAsync(() => GetJsonAsync(host, final, key));
         Assert.Equal(1, delta["miss"]);
 
