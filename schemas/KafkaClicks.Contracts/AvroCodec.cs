@@ -21,6 +21,7 @@ public sealed class AvroCodec<T>
     private readonly FrozenDictionary<long, WriterReader> _byFingerprint;
     private readonly ConcurrentDictionary<int, WriterReader> _bySchemaId = new();
     private readonly Func<int, Schema?>? _writerSchemaById;
+    private readonly CurrentSchemaBodyReader<T>? _currentSchemaReader;
 
     /// <summary>A codec that reads and writes the bundled (current) schema of <typeparamref name="T"/> only.</summary>
     public AvroCodec()
@@ -39,8 +40,12 @@ public sealed class AvroCodec<T>
     /// registry is unreachable) propagate unchanged so that callers can retry. Null: the Confluent format is rejected
     /// with <see cref="AvroContractErrorReason.UnknownSchemaId"/>.
     /// </param>
+    /// <param name="currentSchemaReader">
+    /// Optional hand-written reader of bodies written with the current schema, tried before Apache.Avro's generic reader
+    /// (which stays the fallback and the source of error reasons); see <see cref="CurrentSchemaBodyReader{T}"/>.
+    /// </param>
     /// <exception cref="ArgumentException">An older schema cannot be resolved against the current one.</exception>
-    public AvroCodec(IEnumerable<Schema> olderWriterSchemas, Func<int, Schema?>? writerSchemaById)
+    public AvroCodec(IEnumerable<Schema> olderWriterSchemas, Func<int, Schema?>? writerSchemaById, CurrentSchemaBodyReader<T>? currentSchemaReader = null)
     {
         ArgumentNullException.ThrowIfNull(olderWriterSchemas);
 
@@ -49,6 +54,7 @@ public sealed class AvroCodec<T>
         _writer = new SpecificDatumWriter<T>(Schema);
         _header = AvroWireFormat.SingleObjectHeader(Schema);
         _writerSchemaById = writerSchemaById;
+        _currentSchemaReader = currentSchemaReader;
 
         var byFingerprint = new Dictionary<long, WriterReader> { [Fingerprint] = new(Schema, new SpecificDatumReader<T>(Schema, Schema)) };
         foreach (var older in olderWriterSchemas)
@@ -144,7 +150,13 @@ public sealed class AvroCodec<T>
                 $"No known {Schema.Fullname} schema has fingerprint 0x{fingerprint:X16}; register the writer's schema version with the codec.");
         }
 
-        return Decode(reader, data[AvroWireFormat.SingleObjectHeaderLength..]);
+        var body = data[AvroWireFormat.SingleObjectHeaderLength..];
+        if (fingerprint == Fingerprint && _currentSchemaReader?.Invoke(body) is { } fast)
+        {
+            return fast;
+        }
+
+        return Decode(reader, body);
     }
 
     private T DeserializeConfluent(ReadOnlySpan<byte> data)
@@ -215,3 +227,10 @@ public sealed class AvroCodec<T>
 
     private sealed record WriterReader(Schema WriterSchema, SpecificDatumReader<T> Reader);
 }
+
+/// <summary>
+/// Decodes an Avro body written with the current schema of <typeparamref name="T"/>, or returns null when it cannot
+/// (malformed input, or a reader that no longer matches the schema), so that the generic reader decides instead.
+/// </summary>
+public delegate T? CurrentSchemaBodyReader<T>(ReadOnlySpan<byte> body)
+    where T : class;

@@ -7,7 +7,8 @@ namespace KafkaClicks.Contracts;
 public static class ContractCodecs
 {
     /// <summary>Codec for <see cref="Contracts.ClickEvent"/> (clicks.raw, clicks.late).</summary>
-    public static AvroCodec<ClickEvent> ClickEvent { get; } = new();
+    public static AvroCodec<ClickEvent> ClickEvent { get; } =
+        new([], null, body => ClickEventReader.TryReadBody(body, out var click) ? click.ToClickEvent() : null);
 
     /// <summary>Codec for <see cref="Contracts.MinuteCount"/> (clicks.minute).</summary>
     public static AvroCodec<MinuteCount> MinuteCount { get; } = new();

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using KafkaClicks.Migrations;
@@ -58,18 +59,37 @@ public sealed class ClickReconciler
     public async Task<ReconcileReport> RunAsync(ReconcileRequest request, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
         var started = Stopwatch.StartNew();
-        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken), cancellationToken);
-        var coveredFrom = raw.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
-        var stored = await StoredAsync(request, cancellationToken);
 
-        var rawTotals = Totals(raw.Windows.Select(w => (w.Key.AdId, w.Key.Minute, w.Value)));
-        var dbTotals = Totals(stored.Select(w => (w.Key.AdId, w.Key.Minute, w.Value)));
-        var differences = rawTotals.Keys.Union(dbTotals.Keys)
-            .Where(k => k.Minute >= coveredFrom)
-            .Select(k => new WindowDifference(k.AdId, k.Minute, rawTotals.GetValueOrDefault(k), dbTotals.GetValueOrDefault(k)))
-            .Where(d => d.Difference != 0)
-            .ToList();
-        var checkedWindows = rawTotals.Keys.Union(dbTotals.Keys).Count(k => k.Minute >= coveredFrom);
+        // The database's counts are read while the log is recounted: the two take different resources.
+        var storedTask = StoredAsync(request, cancellationToken);
+        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken), cancellationToken);
+        var stored = await storedTask;
+        var coveredFrom = raw.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
+
+        var rawTotals = Totals(raw.Windows, coveredFrom);
+        var dbTotals = Totals(stored, coveredFrom);
+        var differences = new List<WindowDifference>();
+        var checkedWindows = rawTotals.Count;
+        foreach (var (key, rawClicks) in rawTotals)
+        {
+            var dbClicks = dbTotals.GetValueOrDefault(key);
+            if (rawClicks != dbClicks)
+            {
+                differences.Add(new WindowDifference(key.AdId, key.Minute, rawClicks, dbClicks));
+            }
+        }
+
+        foreach (var (key, dbClicks) in dbTotals)
+        {
+            if (!rawTotals.ContainsKey(key))
+            {
+                checkedWindows++;
+                if (dbClicks != 0)
+                {
+                    differences.Add(new WindowDifference(key.AdId, key.Minute, 0, dbClicks));
+                }
+            }
+        }
 
         long? runId = null;
         if (!request.DryRun && differences.Count > 0)
@@ -80,8 +100,8 @@ public sealed class ClickReconciler
         var status = coveredFrom > request.From ? "partial" : "succeeded";
         var report = new ReconcileReport(
             null, request.From, request.To, request.AdId, request.DryRun, status, raw.EventsRead,
-            rawTotals.Where(k => k.Key.Minute >= coveredFrom).Sum(k => k.Value),
-            dbTotals.Where(k => k.Key.Minute >= coveredFrom).Sum(k => k.Value),
+            rawTotals.Values.Sum(),
+            dbTotals.Values.Sum(),
             checkedWindows, request.DryRun ? 0 : differences.Count,
             coveredFrom > request.From ? request.From : null, coveredFrom > request.From ? coveredFrom : null,
             differences.OrderByDescending(d => Math.Abs(d.Difference)).ThenBy(d => d.AdId).ThenBy(d => d.Minute).Take(LargestDifferencesKept).ToList(),
@@ -113,12 +133,16 @@ public sealed class ClickReconciler
         return reports;
     }
 
-    private static Dictionary<(long AdId, DateTime Minute), long> Totals(IEnumerable<(long AdId, DateTime Minute, long Clicks)> rows)
+    /// <summary>Per-salt counts summed per (ad, minute), from <paramref name="coveredFrom"/> on.</summary>
+    private static Dictionary<(long AdId, DateTime Minute), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> perSalt, DateTime coveredFrom)
     {
-        var totals = new Dictionary<(long, DateTime), long>();
-        foreach (var (adId, minute, clicks) in rows)
+        var totals = new Dictionary<(long, DateTime), long>(perSalt.Count);
+        foreach (var ((adId, minute, _), clicks) in perSalt)
         {
-            totals[(adId, minute)] = totals.GetValueOrDefault((adId, minute)) + clicks;
+            if (minute >= coveredFrom)
+            {
+                CollectionsMarshal.GetValueRefOrAddDefault(totals, (adId, minute), out _) += clicks;
+            }
         }
 
         return totals;
@@ -185,9 +209,10 @@ public sealed class ClickReconciler
         }
 
         var flavor = await DatabaseMigrator.RecordedFlavorAsync(connection, cancellationToken) ?? StorageFlavor.Plain;
+        var adIds = rows.Keys.Select(k => k.AdId).Distinct().ToArray();
         foreach (var (from, to) in HourRanges(minutes))
         {
-            await Rollups.RefreshAsync(connection, flavor, from, to, cancellationToken);
+            await Rollups.RefreshAdsAsync(connection, flavor, adIds, from, to, cancellationToken);
         }
     }
 

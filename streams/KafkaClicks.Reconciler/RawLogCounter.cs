@@ -1,3 +1,6 @@
+using System.IO.Hashing;
+using System.Runtime.InteropServices;
+using System.Text;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 
@@ -30,32 +33,39 @@ public readonly record struct ReadProgress(long Read, long Total);
 public sealed class RawLogCounter
 {
     private readonly string _bootstrapServers;
-    private readonly TimeSpan _lateness;
+    private const int BatchSize = 2_048;
 
-    public RawLogCounter(string bootstrapServers, TimeSpan lateness)
+    /// <summary>
+    /// Two consumers per processor: a consumer spends part of its time waiting for fetches, so on 2 cores 4 readers
+    /// recounted 1 M clicks 15% faster than 2 (benchmarks/RESULTS.md).
+    /// </summary>
+    public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
+    private readonly TimeSpan _lateness;
+    private readonly int _readers;
+
+    /// <param name="bootstrapServers">The cluster holding clicks.raw.</param>
+    /// <param name="lateness">How much earlier and later than the range the log is read, for clicks written late.</param>
+    /// <param name="readers">Consumers reading partitions in parallel; defaults to <see cref="DefaultReaders"/>.</param>
+    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
         _bootstrapServers = bootstrapServers;
         _lateness = lateness;
+        _readers = readers ?? DefaultReaders;
     }
 
     public RawCounts Count(DateTime from, DateTime to, long? adId, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
-        using var consumer = new ConsumerBuilder<string, ClickEvent>(new ConsumerConfig
-            {
-                BootstrapServers = _bootstrapServers,
-                GroupId = "kafkaclicks-reconciler",
-                EnableAutoCommit = false,
-                EnablePartitionEof = true,
-                AutoOffsetReset = AutoOffsetReset.Earliest,
-            })
-            .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .Build();
         var result = new RawCounts();
-        var range = LogRanges.Plan(consumer, _bootstrapServers, Topics.ClicksRaw, from - _lateness, to + _lateness);
-        var plan = range.Partitions;
-        if (range.CoveredFrom is { } coveredFrom)
+        IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
+        using (var planner = CreateConsumer())
         {
-            result.CoveredFrom = coveredFrom + _lateness;
+            var range = LogRanges.Plan(planner, _bootstrapServers, Topics.ClicksRaw, from - _lateness, to + _lateness);
+            plan = range.Partitions;
+            if (range.CoveredFrom is { } coveredFrom)
+            {
+                result.CoveredFrom = coveredFrom + _lateness;
+            }
         }
 
         var total = plan.Sum(p => p.End - p.Start);
@@ -65,10 +75,66 @@ public sealed class RawLogCounter
             return result;
         }
 
-        consumer.Assign(plan.Select(p => new TopicPartitionOffset(p.Partition, p.Start)));
-        var remaining = plan.ToDictionary(p => p.Partition.Partition.Value, p => p.End);
-        var seen = new HashSet<string>(StringComparer.Ordinal);
+        // Partitions are read by several consumers at once (each with its own librdkafka threads), dealt round-robin
+        // largest first; their clicks are counted under one lock, in batches, so an impression that shows up on two
+        // partitions (its ad's salt count changed between two clicks) is still counted once.
+        var tally = new Tally(result, from, to, adId, total);
+        var readers = Math.Min(_readers, plan.Count);
+        var shares = Enumerable.Range(0, readers)
+            .Select(r => plan.OrderByDescending(p => p.End - p.Start).Where((_, i) => i % readers == r).ToList())
+            .ToList();
+        var read = 0L;
         var lastReport = 0L;
+        void Report(long batch)
+        {
+            var now = Interlocked.Add(ref read, batch);
+            var last = Interlocked.Read(ref lastReport);
+            if (now - last >= 10_000 && Interlocked.CompareExchange(ref lastReport, now, last) == last)
+            {
+                progress?.Report(new ReadProgress(now, total));
+            }
+        }
+
+        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var threads = shares.Select(share => Task.Factory.StartNew(
+                () =>
+                {
+                    try
+                    {
+                        ReadShare(share, tally, Report, failed.Token);
+                    }
+                    catch
+                    {
+                        failed.Cancel();
+                        throw;
+                    }
+                },
+                failed.Token,
+                TaskCreationOptions.LongRunning,
+                TaskScheduler.Default))
+            .ToArray();
+        try
+        {
+            Task.WaitAll(threads, CancellationToken.None);
+        }
+        catch (AggregateException e)
+        {
+            // The first real failure, not the cancellations it caused in the other readers.
+            var cause = e.Flatten().InnerExceptions.FirstOrDefault(x => x is not OperationCanceledException) ?? e.InnerExceptions[0];
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cause).Throw();
+        }
+
+        result.EventsRead = read;
+        progress?.Report(new ReadProgress(total, total));
+        return result;
+    }
+
+    private void ReadShare(List<(TopicPartition Partition, long Start, long End)> share, Tally tally, Action<long> report, CancellationToken cancellationToken)
+    {
+        using var consumer = CreateConsumer();
+        consumer.Assign(share.Select(p => new TopicPartitionOffset(p.Partition, p.Start)));
+        var remaining = share.ToDictionary(p => p.Partition.Partition.Value, p => p.End);
+        var batch = new List<RawClick>(BatchSize);
         while (remaining.Count > 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -95,30 +161,96 @@ public sealed class RawLogCounter
                 remaining.Remove(partition);
             }
 
-            result.EventsRead++;
-            Tally(result, seen, record.Message.Value, from, to, adId);
-            if (result.EventsRead - lastReport >= 10_000)
+            batch.Add(record.Message.Value);
+            if (batch.Count == BatchSize)
             {
-                lastReport = result.EventsRead;
-                progress?.Report(new ReadProgress(result.EventsRead, total));
+                tally.Add(batch);
+                report(batch.Count);
+                batch.Clear();
             }
         }
 
-        progress?.Report(new ReadProgress(total, total));
-        return result;
+        tally.Add(batch);
+        report(batch.Count);
     }
 
-    private static void Tally(RawCounts result, HashSet<string> seen, ClickEvent click, DateTime from, DateTime to, long? adId)
+    private IConsumer<Ignore, RawClick> CreateConsumer() =>
+        new ConsumerBuilder<Ignore, RawClick>(new ConsumerConfig
+            {
+                BootstrapServers = _bootstrapServers,
+                GroupId = "kafkaclicks-reconciler",
+                EnableAutoCommit = false,
+                EnablePartitionEof = true,
+                AutoOffsetReset = AutoOffsetReset.Earliest,
+                // Partition and offset are all the loop needs: skip marshalling topic names, timestamps and headers.
+                ConsumeResultFields = "none",
+                // Bounds what each of the parallel readers prefetches (librdkafka's default is 64 MiB each).
+                QueuedMaxMessagesKbytes = 16 * 1024,
+            })
+            .SetValueDeserializer(RawClickDeserializer.Instance)
+            .Build();
+
+    /// <summary>Counts each impression once, by the minute of its event time, within the range (and ad) asked for.</summary>
+    private sealed class Tally(RawCounts result, DateTime from, DateTime to, long? adId, long expected)
     {
-        var clickedAt = DateTime.SpecifyKind(click.ClickedAt, DateTimeKind.Utc);
-        if (clickedAt < from || clickedAt >= to || (adId is { } only && click.AdId != only) || !seen.Add(click.ImpressionId))
+        private readonly long _fromMs = ToUnixMs(from);
+        private readonly long _toMs = ToUnixMs(to);
+
+        // Sized for every event up front (capped at 16 M entries, 256 MB), so the set is not rehashed as it grows.
+        private readonly HashSet<UInt128> _seen = new((int)Math.Min(expected, 16_000_000));
+
+        public void Add(List<RawClick> batch)
         {
-            return;
+            lock (_seen)
+            {
+                foreach (var click in batch)
+                {
+                    Add(click);
+                }
+            }
         }
 
-        var minute = new DateTime(clickedAt.Ticks - (clickedAt.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
-        var key = (click.AdId, minute, click.Salt);
-        result.Windows[key] = result.Windows.GetValueOrDefault(key) + 1;
-        result.Clicks++;
+        private void Add(in RawClick click)
+        {
+            if (click.ClickedAtMs < _fromMs || click.ClickedAtMs >= _toMs || (adId is { } only && click.AdId != only) || !_seen.Add(click.Impression))
+            {
+                return;
+            }
+
+            var minute = DateTime.UnixEpoch.AddMilliseconds(click.ClickedAtMs - (((click.ClickedAtMs % 60_000) + 60_000) % 60_000));
+            ref var clicks = ref CollectionsMarshal.GetValueRefOrAddDefault(result.Windows, (click.AdId, minute, click.Salt), out _);
+            clicks++;
+            result.Clicks++;
+        }
+
+        private static long ToUnixMs(DateTime at) => (DateTime.SpecifyKind(at, DateTimeKind.Utc) - DateTime.UnixEpoch).Ticks / TimeSpan.TicksPerMillisecond;
+    }
+}
+
+/// <summary>
+/// What a recount needs of one raw click. The impression is kept as the 128-bit XXH3 hash of its UTF-8 id (as
+/// ClickHouse's uniqExact does for strings): a million impressions collide with a probability near 1e-27, and the
+/// set takes 16 bytes per impression instead of a string.
+/// </summary>
+internal readonly record struct RawClick(long AdId, int Salt, long ClickedAtMs, UInt128 Impression);
+
+/// <summary>
+/// Decodes clicks.raw values in place with <see cref="ClickEventReader"/>; anything it does not read (older schema
+/// versions, the Confluent wire format) goes through the full codec, which also raises the errors for bad bytes.
+/// </summary>
+internal sealed class RawClickDeserializer : IDeserializer<RawClick>
+{
+    public static readonly RawClickDeserializer Instance = new();
+
+    public RawClick Deserialize(ReadOnlySpan<byte> data, bool isNull, SerializationContext context)
+    {
+        if (!isNull && ClickEventReader.TryRead(data, out var view))
+        {
+            return new RawClick(view.AdId, view.Salt, view.ClickedAtMs, XxHash128.HashToUInt128(view.ImpressionIdUtf8));
+        }
+
+        var click = new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent).Deserialize(data, isNull, context);
+        var clickedAtMs = new DateTimeOffset(DateTime.SpecifyKind(click.ClickedAt, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
+        return new RawClick(click.AdId, click.Salt, clickedAtMs, XxHash128.HashToUInt128(Encoding.UTF8.GetBytes(click.ImpressionId)));
     }
 }

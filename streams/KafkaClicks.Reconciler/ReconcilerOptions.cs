@@ -14,6 +14,9 @@ public sealed class ReconcilerOptions
     /// <summary>How far past a range the raw log is read for late clicks.</summary>
     public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>Consumers reading clicks.raw's partitions in parallel; 0 means two per processor.</summary>
+    public int Readers { get; set; }
+
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;
 }

@@ -97,11 +97,13 @@ public static class ReconcilerServiceCollectionExtensions
         builder.Services.AddOptions<ReconcilerOptions>().BindConfiguration(ReconcilerOptions.Section)
             .Validate(o => CronExpression.TryParse(o.HourlySchedule, out _) && CronExpression.TryParse(o.DailySchedule, out _),
                 "Reconciler:HourlySchedule and Reconciler:DailySchedule must be cron expressions (5 fields, UTC).")
+            .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
             .ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddSingleton(sp => new RawLogCounter(
             sp.GetRequiredService<IConfiguration>()[$"{KafkaOptions.Section}:BootstrapServers"]!,
-            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness));
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Readers is > 0 and var readers ? readers : null));
         builder.Services.AddSingleton<ClickReconciler>();
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());

@@ -28,6 +28,26 @@ public static class Rollups
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Refreshes the rollups of just <paramref name="adIds"/> for the hours overlapping [from, to) and the days
+    /// containing them (the reconciler's corrections touch a few ads of an hour that holds many). TimescaleDB's
+    /// continuous aggregates refresh by time only, so there the whole range is refreshed.
+    /// </summary>
+    public static async Task RefreshAdsAsync(NpgsqlConnection connection, StorageFlavor flavor, long[] adIds, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        if (flavor == StorageFlavor.Timescale)
+        {
+            await RefreshAsync(connection, flavor, from, to, cancellationToken);
+            return;
+        }
+
+        await using var command = new NpgsqlCommand("SELECT refresh_ad_clicks_rollups_for_ads($1, $2, $3)", connection);
+        command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = adIds });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);

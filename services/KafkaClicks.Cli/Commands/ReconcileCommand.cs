@@ -26,11 +26,22 @@ public static class ReconcileCommand
             Description = "How far past the range the log is read for late clicks (default 00:05:00).",
             DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
         };
+        var readers = new Option<int?>("--readers")
+        {
+            Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",
+        };
+        readers.Validators.Add(result =>
+        {
+            if (result.GetValue(readers) is < 1)
+            {
+                result.AddError("--readers must be at least 1.");
+            }
+        });
         var command = new Command("reconcile",
             "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
             "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
             $"Exit code 0 when done, {Partial} when the log no longer holds the start of the range (that part is not corrected).");
-        foreach (var option in new Option[] { from, to, ad, dryRun, json, lateness })
+        foreach (var option in new Option[] { from, to, ad, dryRun, json, lateness, readers })
         {
             command.Options.Add(option);
         }
@@ -46,7 +57,7 @@ public static class ReconcileCommand
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
-            var reconciler = new ClickReconciler(dataSource, new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness)));
+            var reconciler = new ClickReconciler(dataSource, new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers)));
             var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
                 progress => reconciler.RunAsync(request, progress, ct));
             if (parse.GetValue(json))
