@@ -115,7 +115,7 @@ public sealed class ClickQueries
         var key = _cache.Key(caller, $"advertiser/{id}?{Canonical(range)}&breakdown={breakdown}");
         return await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
         {
-            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, ct);
+            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, ct, advertiserId: perAd ? null : id);
             var breakdownSeries = perAd
                 ? series.PerAd
                     .Select(a => new AdSeries(a.Key, a.Value.Sum(), Points(range, series.Starts, a.Value, completeThrough)))

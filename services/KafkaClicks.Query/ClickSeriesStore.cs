@@ -36,7 +36,7 @@ public sealed record AdvertiserSummary(long AdvertiserId, string Name, long Ads)
 /// <summary>
 /// Reads click series and the completeness watermark from Postgres. Salts are summed here. Each query is answered
 /// from the cheapest source that is exact: whole clean UTC days from ad_clicks_daily, clean hours from
-/// ad_clicks_hourly, and the real-time tail from ad_clicks_minute. The tail is every hour at or after the hour of
+/// ad_clicks_hourly (an advertiser's totals: clean hours and days from advertiser_clicks_hourly), and the real-time tail from ad_clicks_minute. The tail is every hour at or after the hour of
 /// completeThrough (what the refresh job may not have seen yet) and every hour still marked in rollup_dirty (the
 /// sink marks an hour in the same transaction as its minutes, and the mark goes only after the refresh), so an
 /// answer is never staler than the minutes.
@@ -121,8 +121,18 @@ public sealed class ClickSeriesStore : IDisposable
     /// Clicks per bucket of <paramref name="range"/> for <paramref name="adIds"/>, salts summed; every bucket is
     /// present (zero when nothing was counted). <paramref name="tailStart"/>: hours at or after it are read from the minutes.
     /// </summary>
-    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken)
+    /// <param name="advertiserId">
+    /// When <paramref name="adIds"/> are all the ads of this advertiser and only totals are wanted (not
+    /// <paramref name="perAd"/>): clean hours and days are read from advertiser_clicks_hourly, one row per hour
+    /// instead of one per ad and hour.
+    /// </param>
+    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken, long? advertiserId = null)
     {
+        if (perAd && advertiserId is not null)
+        {
+            throw new ArgumentException("A per-ad breakdown is read per ad, not from the advertiser rollup.", nameof(advertiserId));
+        }
+
         var starts = range.BucketStarts();
         var totals = new long[starts.Length];
         var byAd = new Dictionary<long, long[]>();
@@ -148,12 +158,16 @@ public sealed class ClickSeriesStore : IDisposable
         command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = adIds });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = unit });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = QueryRange.Origin, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+        command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = advertiserId, NpgsqlDbType = NpgsqlDbType.Bigint });
         for (var i = 0; i < segments.Count; i++)
         {
             var (source, from, to) = (segments[i].Source, segments[i].From, segments[i].To);
             var f = command.Parameters.Count + 1;
             sql.Append(i == 0 ? "\n  " : "\n  UNION ALL ").Append(source switch
             {
+                // Hours of a day bucket are summed into it by the reader, like any rows finer than the bucket.
+                Source.Daily or Source.Hourly when advertiserId is not null =>
+                    $"SELECT 0::bigint, hour AS t, clicks FROM advertiser_clicks_hourly WHERE advertiser_id = $4 AND hour >= ${f} AND hour < ${f + 1}",
                 Source.Daily => $"SELECT ad_id, day AS t, clicks FROM ad_clicks_daily WHERE ad_id = ANY($1) AND day >= ${f} AND day < ${f + 1}",
                 Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM ad_clicks_hourly WHERE ad_id = ANY($1) AND hour >= ${f} AND hour < ${f + 1}",
                 _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM ad_clicks_minute WHERE ad_id = ANY($1) AND minute >= ${f} AND minute < ${f + 1}",

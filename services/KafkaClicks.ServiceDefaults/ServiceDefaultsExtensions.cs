@@ -71,10 +71,26 @@ public static class ServiceDefaultsExtensions
             throw new KafkaClicksConfigurationException("ConnectionStrings:Postgres is not set (a Npgsql connection string).");
         }
 
-        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(connectionString).Build());
+        services.AddSingleton(_ => new NpgsqlDataSourceBuilder(WithAutoPrepare(connectionString)).Build());
         services.AddHealthChecks().Add(new HealthCheckRegistration(
             "postgres", sp => new PostgresHealthCheck(sp.GetRequiredService<NpgsqlDataSource>()), HealthStatus.Unhealthy, [ReadyTag]));
         return services;
+    }
+
+    /// <summary>
+    /// Statements run often (every query's series, the sink's upsert) are prepared on each connection after a few runs,
+    /// so PostgreSQL parses and plans them once instead of on every call. A connection string that sets
+    /// <c>Max Auto Prepare</c> itself (0 turns it off, as behind PgBouncer in transaction mode) is left as it is.
+    /// </summary>
+    internal static string WithAutoPrepare(string connectionString)
+    {
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString };
+        if (given.Keys.Cast<string>().Any(k => k.Replace(" ", "", StringComparison.Ordinal).Equals("MaxAutoPrepare", StringComparison.OrdinalIgnoreCase)))
+        {
+            return connectionString;
+        }
+
+        return new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 64 }.ConnectionString;
     }
 
     /// <summary>One ConnectionMultiplexer for the process, from ConnectionStrings:Redis. Never fails start-up when Redis is down.</summary>

@@ -44,8 +44,9 @@ public sealed partial class RetentionJob : BackgroundService
         var dropped = await ScalarAsync<int>(connection, "SELECT drop_ad_clicks_minute_partitions($1)", now - _options.MinuteRetention, null, cancellationToken);
         var deleted = await ScalarAsync<long>(connection, """
             WITH hourly AS (DELETE FROM ad_clicks_hourly WHERE hour < $1 RETURNING 1),
+                 advertisers AS (DELETE FROM advertiser_clicks_hourly WHERE hour < $1 RETURNING 1),
                  daily AS (DELETE FROM ad_clicks_daily WHERE day < $1 RETURNING 1)
-            SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM daily)
+            SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM advertisers) + (SELECT count(*) FROM daily)
             """, now - _options.RollupRetention, null, cancellationToken);
         var result = new RetentionResult(created, dropped, deleted);
         LogRetention(created, dropped, deleted);

@@ -3,7 +3,7 @@ using Npgsql;
 
 namespace KafkaClicks.Sink;
 
-/// <summary>Recomputes ad_clicks_hourly and ad_clicks_daily for a range, on either storage flavor.</summary>
+/// <summary>Recomputes ad_clicks_hourly, advertiser_clicks_hourly and ad_clicks_daily for a range, on either storage flavor.</summary>
 public static class Rollups
 {
     /// <summary>
@@ -18,6 +18,7 @@ public static class Rollups
             var hourFrom = new DateTime(from.Ticks - (from.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
             var hourTo = to.Ticks % TimeSpan.TicksPerHour == 0 ? to : new DateTime(to.Ticks - (to.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc).AddHours(1);
             await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
+            await CallRefreshAsync(connection, "advertiser_clicks_hourly", hourFrom, hourTo, cancellationToken);
             await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
             return;
         }

@@ -161,6 +161,19 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.Equal([7L, 4L, 0L], ads.Select(a => a.GetProperty("total").GetInt64()));
         Assert.Equal([6L, 1L, 0L], Clicks(ads[0]));
         Assert.Equal([10L, 1L, 0L], Clicks(breakdown));
+
+        // The refresh keeps one row per advertiser and hour, and the totals of clean hours are read from it (a
+        // rewritten row shows), while the breakdown is read per ad.
+        Assert.Equal(10L, await host.Database.ScalarAsync<long>("SELECT clicks FROM advertiser_clicks_hourly WHERE advertiser_id = 1 AND hour = $1", Base));
+        Assert.Equal(100L, await host.Database.ScalarAsync<long>("SELECT clicks FROM advertiser_clicks_hourly WHERE advertiser_id = 2 AND hour = $1", Base));
+        await host.Database.ExecuteAsync("UPDATE advertiser_clicks_hourly SET clicks = 999 WHERE advertiser_id = 1 AND hour = $1", Base);
+        var uncached = $"from={Iso(Base)}&to={Iso(Base.AddHours(2))}&granularity=1h"; // not a range asked (and cached) above
+        var fromRollup = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{uncached}", key);
+        Assert.Equal([999L, 1L], Clicks(fromRollup));
+        var perAd = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{uncached}&breakdown=ad", key);
+        Assert.Equal([10L, 1L], Clicks(perAd));
+        var days = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(1))}&granularity=1d", key);
+        Assert.Equal([1000L], Clicks(days));
     }
 
     [Fact]

@@ -32,13 +32,15 @@ public class RetentionJobTests(PostgresServer postgres) : IClassFixture<Postgres
         await db.ExecuteAsync("INSERT INTO ad_clicks_hourly (ad_id, hour, clicks) VALUES (1, $1, 1), (2, $2, 2)",
             Today.AddDays(-401).AddHours(3), Today.AddDays(-398).AddHours(3));
         await db.ExecuteAsync("INSERT INTO ad_clicks_daily (ad_id, day, clicks) VALUES (1, $1, 1), (2, $2, 2)", Today.AddDays(-401), Today.AddDays(-398));
+        await db.ExecuteAsync("INSERT INTO advertiser_clicks_hourly (advertiser_id, hour, clicks) VALUES (1, $1, 1), (2, $2, 2)",
+            Today.AddDays(-401).AddHours(3), Today.AddDays(-398).AddHours(3));
 
         var job = new RetentionJob(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RetentionJob>.Instance);
         var result = await job.RunOnceAsync(default);
 
         Assert.NotNull(result);
         Assert.Equal(dropped.Count, result.PartitionsDropped);
-        Assert.Equal(2L, result.RollupRowsDeleted);
+        Assert.Equal(3L, result.RollupRowsDeleted);
         foreach (var day in dropped)
         {
             Assert.False(await ExistsAsync(db, Partition(day)), $"{Partition(day)} should be dropped");
@@ -57,6 +59,7 @@ public class RetentionJobTests(PostgresServer postgres) : IClassFixture<Postgres
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT ad_id FROM ad_clicks_hourly"));
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT ad_id FROM ad_clicks_daily"));
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT advertiser_id FROM advertiser_clicks_hourly"));
 
         var again = await job.RunOnceAsync(default);
         Assert.Equal(new RetentionResult(0, 0, 0), again);
