@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
+using System.Threading.RateLimiting;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -11,7 +12,7 @@ namespace KafkaClicks.Query;
 /// The query endpoints' logic: authenticate, validate, check the caller's scope, then answer from the cache (final
 /// ranges only) or the database.
 /// </summary>
-public sealed class ClickQueries
+public sealed class ClickQueries : IDisposable
 {
     private const int MaxTopLimit = 100;
     private const int MaxTopWindowMinutes = 60;
@@ -22,6 +23,7 @@ public sealed class ClickQueries
     private readonly ResponseCache _cache;
     private readonly QueryOptions _options;
     private readonly TimeProvider _time;
+    private readonly ConcurrencyLimiter _databaseSlots;
     private volatile Watermark? _completeThrough;
 
     public ClickQueries(ApiKeyAuthenticator auth, ClickSeriesStore store, ResponseCache cache, IOptions<QueryOptions> options, TimeProvider time)
@@ -31,6 +33,12 @@ public sealed class ClickQueries
         _cache = cache;
         _options = options.Value;
         _time = time;
+        _databaseSlots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
+        {
+            PermitLimit = _options.MaxConcurrentQueries > 0 ? _options.MaxConcurrentQueries : 2 * Environment.ProcessorCount,
+            QueueLimit = _options.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        });
     }
 
     /// <summary>GET /v1/ads/{adId}/clicks.</summary>
@@ -190,11 +198,42 @@ public sealed class ClickQueries
         var body = await _cache.GetAsync(key, final, ct);
         if (body is null)
         {
+            using var slot = await DatabaseSlotAsync(ct);
+            if (!slot.IsAcquired)
+            {
+                return Overloaded(slot);
+            }
+
             body = JsonSerializer.SerializeToUtf8Bytes(await compute(), type);
             _cache.Set(key, final, body);
         }
 
         return Results.Bytes(body, "application/json");
+    }
+
+    public void Dispose() => _databaseSlots.Dispose();
+
+    /// <summary>Waits (first come, first served) for one of the slots that bound concurrent database work.</summary>
+    private async Task<RateLimitLease> DatabaseSlotAsync(CancellationToken ct)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.QueueTimeout);
+        try
+        {
+            return await _databaseSlots.AcquireAsync(1, timeout.Token);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            return TimedOut.Instance;
+        }
+    }
+
+    private IResult Overloaded(RateLimitLease lease)
+    {
+        var reason = lease is TimedOut ? "queue-timeout" : "queue-full";
+        QueryMetrics.Overloaded.Add(1, new KeyValuePair<string, object?>("reason", reason));
+        return Problems.Problem(503, "overloaded", "Too many queries are waiting for the database; retry shortly.",
+            reason == "queue-timeout" ? $"No database slot freed up within {_options.QueueTimeout.TotalSeconds:0.#} s." : $"{_options.QueueLimit} requests are already waiting.");
     }
 
     /// <summary>
@@ -265,4 +304,20 @@ public sealed class ClickQueries
     private static IResult UnknownAdvertiser() => Problems.Problem(404, "unknown-advertiser", "No such advertiser.");
 
     private sealed record Watermark(long At, DateTimeOffset? Value);
+
+    /// <summary>A lease that was not granted because the wait for it timed out.</summary>
+    private sealed class TimedOut : RateLimitLease
+    {
+        public static readonly TimedOut Instance = new();
+
+        public override bool IsAcquired => false;
+
+        public override IEnumerable<string> MetadataNames => [];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = null;
+            return false;
+        }
+    }
 }

@@ -11,5 +11,8 @@ internal static class QueryMetrics
     /// <summary>Cache lookups by result: hit, miss, bypass (a partial range, or the cache is off) or error (Redis unavailable).</summary>
     public static readonly Counter<long> Cache = Meter.CreateCounter<long>("kafkaclicks.query.cache", description: "Query response cache lookups by result");
 
+    /// <summary>Requests answered 503 because no database slot freed up in time (queue full or queue timeout).</summary>
+    public static readonly Counter<long> Overloaded = Meter.CreateCounter<long>("kafkaclicks.query.overloaded", description: "Query requests refused by reason: queue-full or queue-timeout");
+
     public static void CacheResult(string result) => Cache.Add(1, new KeyValuePair<string, object?>("result", result));
 }

@@ -274,6 +274,51 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.True(document.RootElement.GetProperty("components").GetProperty("securitySchemes").TryGetProperty("ApiKey", out _));
     }
 
+    [Fact]
+    public async Task Queries_beyond_the_database_slots_and_their_queue_are_refused_as_overloaded_not_left_hanging()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?>
+        {
+            ["Query:MaxConcurrentQueries"] = "1",
+            ["Query:QueueLimit"] = "1",
+            ["Query:QueueTimeout"] = "00:00:00.5",
+            ["Query:CacheEnabled"] = "false",
+        });
+        await host.AddAdvertiserAsync(1, 101);
+        await InsertAsync(host.Database, 101, Base.AddMinutes(5), 4);
+        var range = $"from={Iso(Base)}&to={Iso(Base.AddHours(1))}";
+
+        // Hold the minutes table: the first query takes the only slot and waits on PostgreSQL.
+        await using var connection = await host.Database.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction))
+        {
+            await lockTable.ExecuteNonQueryAsync();
+        }
+
+        var holding = host.GetAsync($"/v1/ads/101/clicks?{range}", Admin);
+        await Task.Delay(300);
+
+        // The second waits in the queue and times out; while it waits, a third finds the queue full.
+        var waiting = host.GetAsync($"/v1/ads/101/clicks?{range}&granularity=5m", Admin);
+        await Task.Delay(100);
+        await AssertProblemAsync(host, $"/v1/ads/101/clicks?{range}&granularity=15m", Admin, HttpStatusCode.ServiceUnavailable, "overloaded");
+        using (var timedOut = await waiting)
+        {
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, timedOut.StatusCode);
+            Assert.Contains("No database slot freed up within 0.5 s", await timedOut.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        // Released: the held query answers, and the slot serves the next one.
+        await transaction.RollbackAsync();
+        using (var answered = await holding)
+        {
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        }
+
+        Assert.Equal(4, (await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=1h", Admin)).GetProperty("total").GetInt64());
+    }
+
     private static async Task AssertProblemAsync(ProductHost host, string path, string key, HttpStatusCode status, string reason)
     {
         using var response = await host.GetAsync(path, key);
