@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using HdrHistogram;
 using KafkaClicks.Contracts;
@@ -34,7 +35,9 @@ public sealed class SinkBenchmark : IBenchmark
             var updates = Rows(start, start.AddMinutes(Minutes + 2));
 
             context.Say($"upserting {inserts.Count:N0} new rows then {updates.Count:N0} updates in batches of {BatchSize:N0}");
-            var writer = new MinuteCountWriter(dataSource);
+            // The sink's default: one writer connection per processor (Sink:WriterConnections).
+            var connections = int.Parse(Environment.GetEnvironmentVariable("BENCH_WRITER_CONNECTIONS") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture);
+            var writer = new MinuteCountWriter(dataSource, connections);
             var histogram = new LongHistogram(TimeStamp.Minutes(1), 3);
             var watch = Stopwatch.StartNew();
             var batches = await WriteAsync(writer, inserts, histogram) + await WriteAsync(writer, updates, histogram);
@@ -65,6 +68,7 @@ public sealed class SinkBenchmark : IBenchmark
                 ["rows_per_s"] = Math.Round(rowsPerSecond),
                 ["baseline_per_s"] = Math.Round(baselinePerSecond),
                 ["ratio"] = Math.Round(rowsPerSecond / baselinePerSecond, 3),
+                ["writer_connections"] = connections,
                 ["p99_batch_ms"] = Math.Round(histogram.GetValueAtPercentile(99) * 1000.0 / TimeStamp.Seconds(1), 1),
                 ["p50_batch_ms"] = Math.Round(histogram.GetValueAtPercentile(50) * 1000.0 / TimeStamp.Seconds(1), 1),
                 ["batches"] = batches,

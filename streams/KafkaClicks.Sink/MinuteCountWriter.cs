@@ -17,9 +17,21 @@ public sealed class MinuteCountWriter
 {
     private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
     private readonly NpgsqlDataSource _dataSource;
+    private readonly int _connections;
     private readonly HashSet<DateOnly> _daysWithPartitions = [];
 
-    public MinuteCountWriter(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+    /// <param name="dataSource">The database.</param>
+    /// <param name="connections">
+    /// Connections a batch is written over at once, each upserting the rows of a disjoint set of ads in its own
+    /// transaction (<see cref="SinkOptions.WriterConnections"/>). With more than one, the final watermark is written
+    /// after every slice committed, so it never claims a final count that is not in the database.
+    /// </param>
+    public MinuteCountWriter(NpgsqlDataSource dataSource, int connections = 1)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(connections, 1);
+        _dataSource = dataSource;
+        _connections = connections;
+    }
 
     /// <summary>
     /// Writes the batch; returns the number of distinct (ad, minute, salt) rows sent. In the same transaction it
@@ -30,7 +42,17 @@ public sealed class MinuteCountWriter
         var rows = Latest(batch);
         try
         {
-            await WriteRowsAsync(rows, batch, cancellationToken);
+            var slices = Slices(rows);
+            if (slices.Count == 1)
+            {
+                await WriteRowsAsync(rows, batch, cancellationToken);
+            }
+            else
+            {
+                await EnsurePartitionsAsync(rows, cancellationToken);
+                await Task.WhenAll(slices.Select(slice => WriteRowsAsync(slice, null, cancellationToken)));
+                await WriteProgressAsync(batch, cancellationToken);
+            }
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.CheckViolation)
         {
@@ -48,10 +70,36 @@ public sealed class MinuteCountWriter
         return rows.Count;
     }
 
-    private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    /// <summary>The rows split by ad over the writer's connections (one slice when small or single-connection).</summary>
+    private List<List<MinuteCount>> Slices(List<MinuteCount> rows)
     {
+        var count = Math.Min(_connections, Math.Max(1, rows.Count / MinSliceRows));
+        if (count == 1)
+        {
+            return [rows];
+        }
+
+        var slices = Enumerable.Range(0, count).Select(_ => new List<MinuteCount>((rows.Count / count) + 16)).ToList();
+        foreach (var row in rows)
+        {
+            slices[(int)((ulong)row.AdId % (ulong)count)].Add(row);
+        }
+
+        return slices;
+    }
+
+    /// <summary>Slices smaller than this are not worth a connection of their own.</summary>
+    private const int MinSliceRows = 1_000;
+
+    /// <summary>Writes rows in one transaction; with <paramref name="batch"/>, also its final watermark in the same one.</summary>
+    private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<MinuteCountRecord>? batch, CancellationToken cancellationToken)
+    {
+        if (batch is not null)
+        {
+            await EnsurePartitionsAsync(rows, cancellationToken);
+        }
+
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await EnsurePartitionsAsync(connection, rows, cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var create = new NpgsqlCommand("""
             CREATE TEMP TABLE IF NOT EXISTS minute_count_staging (
@@ -88,9 +136,24 @@ public sealed class MinuteCountWriter
             WHERE EXCLUDED.emitted_at >= t.emitted_at
             """));
         AddDirtyHours(statements, rows);
-        AddProgress(statements, batch);
+        if (batch is not null)
+        {
+            AddProgress(statements, batch);
+        }
+
         await statements.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
+    }
+
+    private async Task WriteProgressAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    {
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        await using var statements = new NpgsqlBatch(connection);
+        AddProgress(statements, batch);
+        if (statements.BatchCommands.Count > 0)
+        {
+            await statements.ExecuteNonQueryAsync(cancellationToken);
+        }
     }
 
     private static void RecordFreshness(List<MinuteCount> rows, DateTime committedAt)
@@ -129,14 +192,20 @@ public sealed class MinuteCountWriter
         return [.. latest.Values];
     }
 
-    private async Task EnsurePartitionsAsync(NpgsqlConnection connection, List<MinuteCount> rows, CancellationToken cancellationToken)
+    private async Task EnsurePartitionsAsync(List<MinuteCount> rows, CancellationToken cancellationToken)
     {
-        var missing = rows.Select(r => DateOnly.FromDateTime(Utc(r.WindowStart))).Distinct().Where(d => !_daysWithPartitions.Contains(d)).ToList();
+        List<DateOnly> missing;
+        lock (_daysWithPartitions)
+        {
+            missing = rows.Select(r => DateOnly.FromDateTime(Utc(r.WindowStart))).Distinct().Where(d => !_daysWithPartitions.Contains(d)).ToList();
+        }
+
         if (missing.Count == 0)
         {
             return;
         }
 
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var command = new NpgsqlCommand("SELECT ensure_ad_clicks_minute_partitions($1, $2)", connection);
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = missing.Min().ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc) });
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = missing.Max().AddDays(1).ToDateTime(TimeOnly.MinValue, DateTimeKind.Utc) });

@@ -15,6 +15,13 @@ public sealed class SinkOptions
     [Range(1, 1_000_000)]
     public int MaxBatchRecords { get; set; } = 10_000;
 
+    /// <summary>
+    /// Connections one batch is written over at once, each upserting a disjoint set of ads in its own transaction
+    /// (batches under 2,000 rows use one). 0: one per processor of this machine.
+    /// </summary>
+    [Range(0, 64)]
+    public int WriterConnections { get; set; }
+
     /// <summary>Longest a record waits in a batch before the batch is written.</summary>
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 

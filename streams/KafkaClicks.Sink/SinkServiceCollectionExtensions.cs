@@ -2,6 +2,8 @@ using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace KafkaClicks.Sink;
 
@@ -13,7 +15,9 @@ public static class SinkServiceCollectionExtensions
         builder.Services.AddOptions<SinkOptions>().BindConfiguration(SinkOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddContractSerializers();
-        builder.Services.AddSingleton<MinuteCountWriter>();
+        builder.Services.AddSingleton(sp => new MinuteCountWriter(
+            sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<IOptions<SinkOptions>>().Value.WriterConnections is > 0 and var connections ? connections : Environment.ProcessorCount));
         builder.Services.AddSingleton<MinuteCountSink>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<MinuteCountSink>());
         builder.Services.TryAddSingleton(TimeProvider.System);

@@ -46,6 +46,30 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
     }
 
     [Fact]
+    public async Task A_batch_split_over_several_connections_stores_every_row_once_with_its_watermark()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource, connections: 3);
+        var next = Minute.AddMinutes(1);
+        var first = Enumerable.Range(1, 4_000).Select(ad => Count(ad, ad % 7, final: true, 10, partition: ad % 4)).ToList();
+        var second = Enumerable.Range(1, 4_000).Select(ad => Count(ad, (ad % 7) + 1, final: false, 20, minute: next, partition: ad % 4))
+            .Concat(Enumerable.Range(1, 4_000).Select(ad => Count(ad, 99, final: false, 5))) // older than the stored ones: ignored
+            .ToList();
+
+        await writer.WriteAsync(first, default);
+        await writer.WriteAsync(second, default);
+        await writer.WriteAsync(second, default); // replayed
+
+        Assert.Equal(8_000L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
+        Assert.Equal(first.Sum(r => r.Count.Clicks), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_minute WHERE minute = $1 AND final", Minute));
+        Assert.Equal(second.Take(4_000).Sum(r => r.Count.Clicks), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_minute WHERE minute = $1 AND NOT final", next));
+        Assert.Equal((6L, true), await RowAsync(db, 6));
+
+        // Every partition's finals are in: the watermark is the end of the final minute, for each of the 4 partitions.
+        Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM stream_progress WHERE final_through = $1", Minute.AddMinutes(1)));
+    }
+
+    [Fact]
     public async Task An_older_emission_after_a_newer_one_changes_nothing()
     {
         await using var db = await postgres.CreateDatabaseAsync();
