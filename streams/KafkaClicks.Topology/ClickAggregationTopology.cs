@@ -1,5 +1,6 @@
 using KafkaClicks.Contracts;
 using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.Processors;
 using Streamiz.Kafka.Net.Processors.Public;
 using Streamiz.Kafka.Net.SerDes;
 using Streamiz.Kafka.Net.State;
@@ -37,9 +38,18 @@ public static class ClickAggregationTopology
                 .Build(), "click-counter");
 
         var branches = outputs.Branch((_, v, _) => v.Count is not null, (_, v, _) => v.Late is not null);
-        branches[0].MapValues((v, _) => v.Count!).To(Topics.ClicksMinute, new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
-        branches[1].MapValues((v, _) => v.Late!).To(Topics.ClicksLate, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
+        // No stream partitioner (null): the producer partitions by key. Streamiz' default partitioner would look up the
+        // topic's partition count for every record sent, which cost the stream thread a quarter of its time.
+        branches[0].MapValues((v, _) => v.Count!).To(
+            new FixedTopic<string, MinuteCount>(Topics.ClicksMinute), null!, new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
+        branches[1].MapValues((v, _) => v.Late!).To(
+            new FixedTopic<string, ClickEvent>(Topics.ClicksLate), null!, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
         return builder.Build();
+    }
+
+    private sealed class FixedTopic<TKey, TValue>(string topic) : ITopicNameExtractor<TKey, TValue>
+    {
+        public string Extract(TKey key, TValue value, IRecordContext recordContext) => topic;
     }
 
     /// <summary>Streamiz' internal topics for this topology: the impression store's changelog, partitioned like clicks.raw.</summary>

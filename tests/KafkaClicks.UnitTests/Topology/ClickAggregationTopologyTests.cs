@@ -201,6 +201,21 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    public void A_copy_counted_under_the_next_dedupe_bucket_is_found_from_the_bucket_before_it()
+    {
+        using var h = new AggregatorHarness();
+        var nextBucket = Noon.AddMinutes(10); // impressions are filed under 10-minute (horizon) buckets from the epoch
+
+        h.Click("imp-x", 4, nextBucket.AddSeconds(5));    // counted first, filed under 12:10
+        h.Click("imp-x", 4, nextBucket.AddSeconds(-10));  // 12:09:50: out of order but within grace, filed under 12:00
+        h.Click("imp-y", 4, nextBucket.AddSeconds(40));   // stream time 12:10:40
+        h.Click("imp-y", 4, Noon.AddMinutes(5));          // 12:05 window is closed: a repeat, not a late click
+
+        Assert.Equal([Emitted.Of(4, nextBucket, 2, false)], h.TickAndRead());
+        Assert.Empty(h.ReadLate());
+    }
+
+    [Fact]
     public void Salted_ad_gives_one_sub_count_per_salt_and_their_sum_is_the_click_count()
     {
         using var h = new AggregatorHarness();
