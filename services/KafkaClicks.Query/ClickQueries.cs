@@ -214,8 +214,16 @@ public sealed class ClickQueries : IDisposable
     public void Dispose() => _databaseSlots.Dispose();
 
     /// <summary>Waits (first come, first served) for one of the slots that bound concurrent database work.</summary>
-    private async Task<RateLimitLease> DatabaseSlotAsync(CancellationToken ct)
+    private async ValueTask<RateLimitLease> DatabaseSlotAsync(CancellationToken ct)
     {
+        // A free slot with nobody waiting: no timer needed.
+        var lease = _databaseSlots.AttemptAcquire(1);
+        if (lease.IsAcquired)
+        {
+            return lease;
+        }
+
+        lease.Dispose();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_options.QueueTimeout);
         try

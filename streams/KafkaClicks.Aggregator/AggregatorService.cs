@@ -45,7 +45,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             ApplicationId = _options.ApplicationId,
             BootstrapServers = bootstrap,
             StateDir = _options.StateDirectoryFor(bootstrap ?? ""),
-            NumStreamThreads = _options.Threads,
+            NumStreamThreads = _options.EffectiveThreads,
             Guarantee = ProcessingGuarantee.AT_LEAST_ONCE,
             AutoOffsetReset = AutoOffsetReset.Earliest,
             SessionTimeoutMs = 6000,
