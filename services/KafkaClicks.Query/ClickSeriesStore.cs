@@ -197,11 +197,13 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>The most clicked ads over minutes [from, to), salts summed, optionally of one advertiser.</summary>
     public async Task<IReadOnlyList<TopAd>> TopAsync(DateTimeOffset from, DateTimeOffset to, int limit, long? advertiserId, CancellationToken cancellationToken)
     {
-        // Scoped: the advertiser's ads by primary key. Global: the minute index over the window.
+        // Scoped: the advertiser's ads by primary key. Global: the minute index over the window. The sum is over
+        // int4: PostgreSQL sums bigint in numeric, int4 in bigint, which halves the aggregate's cost; one minute of
+        // one ad and salt is far below 2^31 clicks (60 million even at a million clicks per second).
         await using var command = _dataSource.CreateCommand($"""
             SELECT t.ad_id, a.advertiser_id, t.clicks
             FROM (
-                SELECT ad_id, sum(clicks)::bigint AS clicks
+                SELECT ad_id, sum(clicks::int4) AS clicks
                 FROM ad_clicks_minute
                 WHERE minute >= $1 AND minute < $2
                   {(advertiserId is null ? "" : "AND ad_id = ANY(array(SELECT ad_id FROM ads WHERE advertiser_id = $4))")}
