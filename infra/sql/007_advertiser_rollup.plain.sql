@@ -1,7 +1,10 @@
--- Clicks per advertiser and hour on plain PostgreSQL, so an advertiser's week by hour reads ~170 rows instead
--- of ~100 for each of its ads. Kept by the same refreshes as ad_clicks_hourly (an ad never changes advertiser),
--- inside the same advisory lock and transaction, so it is exactly the hourly rows summed by advertiser
--- whenever rollup_dirty says an hour is clean.
+-- Two additions to the plain PostgreSQL rollups:
+-- * advertiser_clicks_hourly, clicks per advertiser and hour, so an advertiser's week by hour reads ~170 rows instead
+--   of ~100 for each of its ads. Both refresh functions rewrite it with the ad hours (an ad never changes advertiser),
+--   inside the same advisory lock and transaction, so it is exactly the hourly rows summed by advertiser whenever
+--   rollup_dirty says an hour is clean.
+-- * refresh_ad_clicks_rollups_for_ads, the refresh of some ads only: the reconciler corrects a few hundred ads of an
+--   hour that holds a hundred thousand, and recomputing the whole hour would cost the whole hour's minutes.
 CREATE TABLE IF NOT EXISTS advertiser_clicks_hourly (
     advertiser_id bigint      NOT NULL,
     hour          timestamptz NOT NULL,
@@ -55,6 +58,7 @@ BEGIN
     RETURN written;
 END $$;
 
+-- Same bounds and the same advisory lock as refresh_ad_clicks_rollup_hours, for the given ads only.
 CREATE OR REPLACE FUNCTION refresh_ad_clicks_rollups_for_ads(p_ad_ids bigint[], p_from timestamptz, p_to timestamptz)
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
