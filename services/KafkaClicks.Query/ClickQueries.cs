@@ -35,7 +35,7 @@ public sealed class ClickQueries : IDisposable
         _time = time;
         _databaseSlots = new ConcurrencyLimiter(new ConcurrencyLimiterOptions
         {
-            PermitLimit = _options.MaxConcurrentQueries > 0 ? _options.MaxConcurrentQueries : 2 * Environment.ProcessorCount,
+            PermitLimit = _options.EffectiveMaxConcurrentQueries,
             QueueLimit = _options.QueueLimit,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
@@ -73,7 +73,7 @@ public sealed class ClickQueries : IDisposable
         var key = _cache.Key(caller, $"ad/{id}?{Canonical(range)}");
         return await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
         {
-            var series = await _store.SeriesAsync([id], range, TailStart(completeThrough), perAd: false, ct);
+            var series = await _store.SeriesAsync([id], range, TailStart(completeThrough), perAd: false, advertiserId: null, ct);
             return new AdClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
                 series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough));
         }, ct);
@@ -123,7 +123,7 @@ public sealed class ClickQueries : IDisposable
         var key = _cache.Key(caller, $"advertiser/{id}?{Canonical(range)}&breakdown={breakdown}");
         return await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
         {
-            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, ct, advertiserId: perAd ? null : id);
+            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, advertiserId: perAd ? null : id, ct);
             var breakdownSeries = perAd
                 ? series.PerAd
                     .Select(a => new AdSeries(a.Key, a.Value.Sum(), Points(range, series.Starts, a.Value, completeThrough)))

@@ -126,7 +126,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// <paramref name="perAd"/>): clean hours and days are read from advertiser_clicks_hourly, one row per hour
     /// instead of one per ad and hour.
     /// </param>
-    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken, long? advertiserId = null)
+    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, long? advertiserId, CancellationToken cancellationToken)
     {
         if (perAd && advertiserId is not null)
         {

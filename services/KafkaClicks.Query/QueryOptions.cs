@@ -32,6 +32,9 @@ public sealed class QueryOptions
     [Range(0, 10_000)]
     public int MaxConcurrentQueries { get; set; }
 
+    /// <summary><see cref="MaxConcurrentQueries"/>, with 0 resolved to two per processor.</summary>
+    public int EffectiveMaxConcurrentQueries => MaxConcurrentQueries > 0 ? MaxConcurrentQueries : 2 * Environment.ProcessorCount;
+
     /// <summary>Most requests waiting for a database slot; beyond it, or after <see cref="QueueTimeout"/>, the answer is 503 overloaded.</summary>
     [Range(0, 1_000_000)]
     public int QueueLimit { get; set; } = 1_000;

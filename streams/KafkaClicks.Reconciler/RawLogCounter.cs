@@ -32,7 +32,6 @@ public readonly record struct ReadProgress(long Read, long Total);
 /// </summary>
 public sealed class RawLogCounter
 {
-    private readonly string _bootstrapServers;
     private const int BatchSize = 2_048;
 
     /// <summary>
@@ -40,6 +39,7 @@ public sealed class RawLogCounter
     /// recounted 1 M clicks 15% faster than 2 (benchmarks/RESULTS.md).
     /// </summary>
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
+    private readonly string _bootstrapServers;
     private readonly TimeSpan _lateness;
     private readonly int _readers;
 
@@ -241,6 +241,7 @@ internal readonly record struct RawClick(long AdId, int Salt, long ClickedAtMs, 
 internal sealed class RawClickDeserializer : IDeserializer<RawClick>
 {
     public static readonly RawClickDeserializer Instance = new();
+    private static readonly AvroKafkaDeserializer<ClickEvent> FullCodec = new(ContractCodecs.ClickEvent);
 
     public RawClick Deserialize(ReadOnlySpan<byte> data, bool isNull, SerializationContext context)
     {
@@ -249,7 +250,7 @@ internal sealed class RawClickDeserializer : IDeserializer<RawClick>
             return new RawClick(view.AdId, view.Salt, view.ClickedAtMs, XxHash128.HashToUInt128(view.ImpressionIdUtf8));
         }
 
-        var click = new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent).Deserialize(data, isNull, context);
+        var click = FullCodec.Deserialize(data, isNull, context);
         var clickedAtMs = new DateTimeOffset(DateTime.SpecifyKind(click.ClickedAt, DateTimeKind.Utc)).ToUnixTimeMilliseconds();
         return new RawClick(click.AdId, click.Salt, clickedAtMs, XxHash128.HashToUInt128(Encoding.UTF8.GetBytes(click.ImpressionId)));
     }

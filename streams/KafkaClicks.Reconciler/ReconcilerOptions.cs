@@ -17,6 +17,9 @@ public sealed class ReconcilerOptions
     /// <summary>Consumers reading clicks.raw's partitions in parallel; 0 means two per processor.</summary>
     public int Readers { get; set; }
 
+    /// <summary><see cref="Readers"/>, with 0 resolved to <see cref="RawLogCounter.DefaultReaders"/>.</summary>
+    public int EffectiveReaders => Readers > 0 ? Readers : RawLogCounter.DefaultReaders;
+
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;
 }

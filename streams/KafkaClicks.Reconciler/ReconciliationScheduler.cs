@@ -103,7 +103,7 @@ public static class ReconcilerServiceCollectionExtensions
         builder.Services.AddSingleton(sp => new RawLogCounter(
             sp.GetRequiredService<IConfiguration>()[$"{KafkaOptions.Section}:BootstrapServers"]!,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
-            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Readers is > 0 and var readers ? readers : null));
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders));
         builder.Services.AddSingleton<ClickReconciler>();
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());

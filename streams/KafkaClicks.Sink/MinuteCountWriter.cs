@@ -42,6 +42,7 @@ public sealed class MinuteCountWriter
         var rows = Latest(batch);
         try
         {
+            await EnsurePartitionsAsync(rows, cancellationToken);
             var slices = Slices(rows);
             if (slices.Count == 1)
             {
@@ -49,7 +50,6 @@ public sealed class MinuteCountWriter
             }
             else
             {
-                await EnsurePartitionsAsync(rows, cancellationToken);
                 await Task.WhenAll(slices.Select(slice => WriteRowsAsync(slice, null, cancellationToken)));
                 await WriteProgressAsync(batch, cancellationToken);
             }
@@ -94,11 +94,6 @@ public sealed class MinuteCountWriter
     /// <summary>Writes rows in one transaction; with <paramref name="batch"/>, also its final watermark in the same one.</summary>
     private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<MinuteCountRecord>? batch, CancellationToken cancellationToken)
     {
-        if (batch is not null)
-        {
-            await EnsurePartitionsAsync(rows, cancellationToken);
-        }
-
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var create = new NpgsqlCommand("""
@@ -147,13 +142,16 @@ public sealed class MinuteCountWriter
 
     private async Task WriteProgressAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
     {
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        await using var statements = new NpgsqlBatch(connection);
+        await using var statements = new NpgsqlBatch();
         AddProgress(statements, batch);
-        if (statements.BatchCommands.Count > 0)
+        if (statements.BatchCommands.Count == 0)
         {
-            await statements.ExecuteNonQueryAsync(cancellationToken);
+            return;
         }
+
+        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        statements.Connection = connection;
+        await statements.ExecuteNonQueryAsync(cancellationToken);
     }
 
     private static void RecordFreshness(List<MinuteCount> rows, DateTime committedAt)

@@ -22,6 +22,9 @@ public sealed class SinkOptions
     [Range(0, 64)]
     public int WriterConnections { get; set; }
 
+    /// <summary><see cref="WriterConnections"/>, with 0 resolved to the number of processors.</summary>
+    public int EffectiveWriterConnections => WriterConnections > 0 ? WriterConnections : Environment.ProcessorCount;
+
     /// <summary>Longest a record waits in a batch before the batch is written.</summary>
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 

@@ -17,7 +17,7 @@ public static class SinkServiceCollectionExtensions
         builder.Services.AddContractSerializers();
         builder.Services.AddSingleton(sp => new MinuteCountWriter(
             sp.GetRequiredService<NpgsqlDataSource>(),
-            sp.GetRequiredService<IOptions<SinkOptions>>().Value.WriterConnections is > 0 and var connections ? connections : Environment.ProcessorCount));
+            sp.GetRequiredService<IOptions<SinkOptions>>().Value.EffectiveWriterConnections));
         builder.Services.AddSingleton<MinuteCountSink>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<MinuteCountSink>());
         builder.Services.TryAddSingleton(TimeProvider.System);
