@@ -31,6 +31,38 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
     }
 
     [Fact]
+    public async Task A_rewritten_count_stays_on_its_page_so_neither_index_grows()
+    {
+        // Each partial emission and the final rewrite a minute row. With room left on every page the new version is
+        // written beside the old one (a HOT update): no index gets an entry for it and pruning reclaims the old one.
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        await writer.WriteAsync(Enumerable.Range(1, 2_000).Select(ad => Count(ad, 1, false, 10)).ToList(), default);
+        var before = await PagesAsync(db);
+
+        // The next emission carries the ads clicked since the last one: here every other ad.
+        var rewritten = Enumerable.Range(1, 2_000).Where(ad => ad % 2 == 0).ToList();
+        await writer.WriteAsync(rewritten.Select(ad => Count(ad, 2, false, 20)).ToList(), default);
+        var after = await PagesAsync(db);
+
+        Assert.All(rewritten, ad => Assert.Equal(before[ad], after[ad]));
+        Assert.Equal(rewritten.Count, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute WHERE clicks = 2"));
+    }
+
+    private static async Task<Dictionary<long, int>> PagesAsync(TestDatabase db)
+    {
+        await using var command = db.DataSource.CreateCommand("SELECT ad_id, (ctid::text::point)[0]::int FROM ad_clicks_minute");
+        var pages = new Dictionary<long, int>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            pages[reader.GetInt64(0)] = reader.GetInt32(1);
+        }
+
+        return pages;
+    }
+
+    [Fact]
     public async Task Replaying_the_same_batch_changes_nothing()
     {
         await using var db = await postgres.CreateDatabaseAsync();
