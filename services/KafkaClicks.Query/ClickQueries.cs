@@ -73,7 +73,7 @@ public sealed class ClickQueries : IDisposable
         var key = _cache.Key(caller, $"ad/{id}?{Canonical(range)}");
         return await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
         {
-            var series = await _store.SeriesAsync([id], range, TailStart(completeThrough), perAd: false, advertiserId: null, ct);
+            var series = await _store.AdSeriesAsync([id], range, TailStart(completeThrough), perAd: false, ct);
             return new AdClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
                 series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough));
         }, ct);
@@ -105,8 +105,11 @@ public sealed class ClickQueries : IDisposable
             return Problems.Problem(400, "invalid-breakdown", "breakdown must be 'ad' (a series per ad) or absent (the advertiser's total).");
         }
 
+        // Totals need only the advertiser to exist (the series query reads its ads); a breakdown needs its ads here.
         var perAd = breakdown == "ad";
-        var ads = caller.MaySee(id) ? await _store.AdvertiserAdsAsync(id, ct) : null;
+        var ads = !caller.MaySee(id) ? null
+            : perAd ? await _store.AdvertiserAdsAsync(id, ct)
+            : await _store.AdvertiserExistsAsync(id, ct) ? [] : null;
         if (ads is null)
         {
             return UnknownAdvertiser();
@@ -123,7 +126,9 @@ public sealed class ClickQueries : IDisposable
         var key = _cache.Key(caller, $"advertiser/{id}?{Canonical(range)}&breakdown={breakdown}");
         return await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
         {
-            var series = await _store.SeriesAsync(ads, range, TailStart(completeThrough), perAd, advertiserId: perAd ? null : id, ct);
+            var series = perAd
+                ? await _store.AdSeriesAsync(ads, range, TailStart(completeThrough), perAd: true, ct)
+                : await _store.AdvertiserSeriesAsync(id, range, TailStart(completeThrough), ct);
             var breakdownSeries = perAd
                 ? series.PerAd
                     .Select(a => new AdSeries(a.Key, a.Value.Sum(), Points(range, series.Starts, a.Value, completeThrough)))
@@ -163,7 +168,7 @@ public sealed class ClickQueries : IDisposable
                 return Problems.Problem(400, "invalid-advertiser", "advertiserId must be a whole number.");
             }
 
-            if (!caller.MaySee(id) || await _store.AdvertiserAdsAsync(id, ct) is null)
+            if (!caller.MaySee(id) || !await _store.AdvertiserExistsAsync(id, ct))
             {
                 return UnknownAdvertiser();
             }

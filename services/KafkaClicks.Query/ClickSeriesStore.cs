@@ -48,8 +48,10 @@ public sealed class ClickSeriesStore : IDisposable
     private static readonly TimeSpan OwnerTtl = TimeSpan.FromMinutes(10);
     private readonly NpgsqlDataSource _dataSource;
 
-    // An ad never changes advertiser, so its owner is remembered (ads not found are not: they may be created any time).
+    // An ad never changes advertiser and an advertiser is never deleted, so both are remembered (ids not found are
+    // not: they may be created any time).
     private readonly MemoryCache _owners = new(new MemoryCacheOptions { SizeLimit = 250_000 });
+    private readonly MemoryCache _advertisers = new(new MemoryCacheOptions { SizeLimit = 100_000 });
 
     public ClickSeriesStore(NpgsqlDataSource dataSource) => _dataSource = dataSource;
 
@@ -70,6 +72,25 @@ public sealed class ClickSeriesStore : IDisposable
 
         _owners.Set(adId, owner, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = OwnerTtl });
         return owner;
+    }
+
+    /// <summary>Whether the advertiser exists. Advertisers are never deleted, so a yes is remembered (a no is not).</summary>
+    public async Task<bool> AdvertiserExistsAsync(long advertiserId, CancellationToken cancellationToken)
+    {
+        if (_advertisers.TryGetValue(advertiserId, out _))
+        {
+            return true;
+        }
+
+        await using var command = _dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM advertisers WHERE advertiser_id = $1)");
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
+        if (await command.ExecuteScalarAsync(cancellationToken) is not true)
+        {
+            return false;
+        }
+
+        _advertisers.Set(advertiserId, true, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = OwnerTtl });
+        return true;
     }
 
     /// <summary>The advertiser's ads in id order, or null when there is no such advertiser.</summary>
@@ -118,33 +139,37 @@ public sealed class ClickSeriesStore : IDisposable
     }
 
     /// <summary>
-    /// Clicks per bucket of <paramref name="range"/> for <paramref name="adIds"/>, salts summed; every bucket is
-    /// present (zero when nothing was counted). <paramref name="tailStart"/>: hours at or after it are read from the minutes.
+    /// Clicks per bucket of <paramref name="range"/> for <paramref name="adIds"/>, salts summed, in total or per ad
+    /// (<paramref name="perAd"/>); every bucket is present (zero when nothing was counted). <paramref name="tailStart"/>:
+    /// hours at or after it are read from the minutes.
     /// </summary>
-    /// <param name="advertiserId">
-    /// When <paramref name="adIds"/> are all the ads of this advertiser and only totals are wanted (not
-    /// <paramref name="perAd"/>): clean hours and days are read from advertiser_clicks_hourly, one row per hour
-    /// instead of one per ad and hour.
-    /// </param>
-    public async Task<SeriesResult> SeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, long? advertiserId, CancellationToken cancellationToken)
-    {
-        if (perAd && advertiserId is not null)
-        {
-            throw new ArgumentException("A per-ad breakdown is read per ad, not from the advertiser rollup.", nameof(advertiserId));
-        }
+    public Task<SeriesResult> AdSeriesAsync(long[] adIds, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken) =>
+        SeriesAsync(adIds, advertiserId: null, range, tailStart, perAd, cancellationToken);
 
+    /// <summary>
+    /// The advertiser's clicks per bucket of <paramref name="range"/>, all its ads and salts summed, in one round trip:
+    /// clean hours and days from advertiser_clicks_hourly (one row per hour instead of one per ad and hour), the tail
+    /// and dirty hours from the minutes of the ads the query itself reads from <c>ads</c>.
+    /// </summary>
+    public Task<SeriesResult> AdvertiserSeriesAsync(long advertiserId, QueryRange range, DateTimeOffset tailStart, CancellationToken cancellationToken) =>
+        SeriesAsync(adIds: null, advertiserId, range, tailStart, perAd: false, cancellationToken);
+
+    /// <summary>For the ads <paramref name="adIds"/>, or else every ad of <paramref name="advertiserId"/> (totals only).</summary>
+    private async Task<SeriesResult> SeriesAsync(
+        long[]? adIds, long? advertiserId, QueryRange range, DateTimeOffset tailStart, bool perAd, CancellationToken cancellationToken)
+    {
         var starts = range.BucketStarts();
         var totals = new long[starts.Length];
         var byAd = new Dictionary<long, long[]>();
         if (perAd)
         {
-            foreach (var adId in adIds)
+            foreach (var adId in adIds!)
             {
                 byAd[adId] = new long[starts.Length];
             }
         }
 
-        if (adIds.Length == 0 || starts.Length == 0)
+        if (adIds is { Length: 0 } || starts.Length == 0)
         {
             return new SeriesResult(starts, totals, byAd);
         }
@@ -153,12 +178,15 @@ public sealed class ClickSeriesStore : IDisposable
         var dirty = unit >= Hour ? await DirtyHoursAsync(range.From, range.To, cancellationToken) : [];
         var segments = Plan(range, unit, tailStart, dirty);
 
+        // $1 the ads or the advertiser, $2 the row unit, $3 its origin; then the bounds of each segment.
         var sql = new StringBuilder(perAd ? "SELECT ad_id, t, sum(clicks)::bigint FROM (" : "SELECT 0::bigint, t, sum(clicks)::bigint FROM (");
         await using var command = _dataSource.CreateCommand();
-        command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = adIds });
+        command.Parameters.Add(adIds is not null
+            ? new NpgsqlParameter<long[]> { TypedValue = adIds }
+            : new NpgsqlParameter<long> { TypedValue = advertiserId!.Value });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = unit });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = QueryRange.Origin, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = advertiserId, NpgsqlDbType = NpgsqlDbType.Bigint });
+        var ads = adIds is not null ? "ad_id = ANY($1)" : "ad_id = ANY(array(SELECT ad_id FROM ads WHERE advertiser_id = $1))";
         for (var i = 0; i < segments.Count; i++)
         {
             var (source, from, to) = (segments[i].Source, segments[i].From, segments[i].To);
@@ -166,11 +194,11 @@ public sealed class ClickSeriesStore : IDisposable
             sql.Append(i == 0 ? "\n  " : "\n  UNION ALL ").Append(source switch
             {
                 // Hours of a day bucket are summed into it by the reader, like any rows finer than the bucket.
-                Source.Daily or Source.Hourly when advertiserId is not null =>
-                    $"SELECT 0::bigint, hour AS t, clicks FROM advertiser_clicks_hourly WHERE advertiser_id = $4 AND hour >= ${f} AND hour < ${f + 1}",
-                Source.Daily => $"SELECT ad_id, day AS t, clicks FROM ad_clicks_daily WHERE ad_id = ANY($1) AND day >= ${f} AND day < ${f + 1}",
-                Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM ad_clicks_hourly WHERE ad_id = ANY($1) AND hour >= ${f} AND hour < ${f + 1}",
-                _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM ad_clicks_minute WHERE ad_id = ANY($1) AND minute >= ${f} AND minute < ${f + 1}",
+                Source.Daily or Source.Hourly when adIds is null =>
+                    $"SELECT 0::bigint, hour AS t, clicks FROM advertiser_clicks_hourly WHERE advertiser_id = $1 AND hour >= ${f} AND hour < ${f + 1}",
+                Source.Daily => $"SELECT ad_id, day AS t, clicks FROM ad_clicks_daily WHERE {ads} AND day >= ${f} AND day < ${f + 1}",
+                Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM ad_clicks_hourly WHERE {ads} AND hour >= ${f} AND hour < ${f + 1}",
+                _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM ad_clicks_minute WHERE {ads} AND minute >= ${f} AND minute < ${f + 1}",
             });
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -319,5 +347,9 @@ public sealed class ClickSeriesStore : IDisposable
         return hours;
     }
 
-    public void Dispose() => _owners.Dispose();
+    public void Dispose()
+    {
+        _owners.Dispose();
+        _advertisers.Dispose();
+    }
 }

@@ -177,6 +177,24 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task An_ad_added_after_its_advertiser_was_asked_about_counts_in_the_next_totals()
+    {
+        // The query role remembers that an advertiser exists, never which ads it has: totals read them each time.
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var key = await host.AddAdvertiserAsync(1, 11);
+        var recent = Minute(DateTimeOffset.UtcNow).AddMinutes(-1);
+        var range = $"from={Iso(recent.AddHours(-1))}&to={Iso(recent.AddMinutes(1))}&granularity=1m";
+        await InsertAsync(host.Database, 11, recent, 5, final: false);
+        Assert.Equal(5, (await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{range}", key)).GetProperty("total").GetInt64());
+
+        await host.Database.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES (12, 1, $1)", ProductHost.AdUrl(12));
+        await InsertAsync(host.Database, 12, recent, 3, final: false);
+
+        Assert.Equal(8, (await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{range}", key)).GetProperty("total").GetInt64());
+        Assert.Equal(8, (await GetJsonAsync(host, "/v1/top?advertiserId=1", Admin)).GetProperty("ads").EnumerateArray().Sum(a => a.GetProperty("clicks").GetInt64()));
+    }
+
+    [Fact]
     public async Task An_advertiser_key_sees_only_its_own_advertiser_and_an_admin_key_sees_all()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
