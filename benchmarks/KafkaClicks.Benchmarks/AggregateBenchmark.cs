@@ -22,6 +22,11 @@ public sealed class AggregateBenchmark : IBenchmark
     {
         var clicks = int.Parse(Environment.GetEnvironmentVariable("BENCH_CLICKS") ?? "2000000", CultureInfo.InvariantCulture);
         var ads = int.Parse(Environment.GetEnvironmentVariable("BENCH_ADS") ?? "100000", CultureInfo.InvariantCulture);
+        // The product's emit interval unless BENCH_EMIT_INTERVAL (seconds) says otherwise. Finals leave with the click
+        // that closes their window, so the run does not wait for a punctuation at its end.
+        var emitInterval = TimeSpan.FromSeconds(double.Parse(
+            Environment.GetEnvironmentVariable("BENCH_EMIT_INTERVAL") ?? new AggregationOptions().EmitInterval.TotalSeconds.ToString(CultureInfo.InvariantCulture),
+            CultureInfo.InvariantCulture));
         var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-aggregate-" + Guid.NewGuid().ToString("N"));
         var overrides = new Dictionary<string, string?>
         {
@@ -29,7 +34,7 @@ public sealed class AggregateBenchmark : IBenchmark
             ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = Partitions.ToString(CultureInfo.InvariantCulture),
             ["Aggregator:StateDirectory"] = stateDirectory,
-            ["Aggregator:EmitInterval"] = "00:00:01",
+            ["Aggregator:EmitInterval"] = emitInterval.ToString("c", CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
@@ -66,6 +71,7 @@ public sealed class AggregateBenchmark : IBenchmark
             ["ratio"] = Math.Round(eventsPerS / baselinePerS, 3),
             ["windows"] = expected.Windows,
             ["output_records"] = finals.Records,
+            ["emit_interval_s"] = emitInterval.TotalSeconds,
             ["final_records"] = finals.Finals,
             ["rss_mb"] = Math.Round(rss),
             ["completed"] = done,

@@ -50,7 +50,10 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             AutoOffsetReset = AutoOffsetReset.Earliest,
             SessionTimeoutMs = 6000,
             HeartbeatIntervalMs = 1500,
-            MaxPollRecords = 5000,
+            // Streamiz queues each poll's records per partition in a list it takes from the front, moving the rest
+            // for every record: 5,000 per poll cost the stream thread about a quarter of its time (aggregate
+            // benchmark: 46-48k clicks/s at 5,000, 62-65k at 200-1,000).
+            MaxPollRecords = 1000,
             DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
             ReplicationFactor = _configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
             DeserializationExceptionHandler = (_, record, e) =>

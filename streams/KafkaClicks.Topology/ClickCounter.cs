@@ -17,8 +17,9 @@ namespace KafkaClicks.Topology;
 /// </para>
 /// <para>
 /// Every <see cref="AggregationOptions.EmitInterval"/> (wall clock) the windows that changed are forwarded as
-/// partial counts; once stream time (the largest clickedAt seen) passes window end + grace, a final count is
-/// forwarded and the window is closed. A click for a closed window is forwarded as late and not counted.
+/// partial counts. As soon as stream time (the largest clickedAt seen) reaches window end + grace, a final count is
+/// forwarded and the window is closed: with the click that moved stream time there, not at the next punctuation.
+/// A click for a closed window is forwarded as late and not counted.
 /// </para>
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
@@ -28,6 +29,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private readonly long _horizonMs;
     private readonly TimeSpan _emitInterval;
     private readonly Dictionary<(long AdId, int Salt, long WindowStart), OpenWindow> _open = [];
+
+    // The open windows by start, oldest first, so closing the windows stream time passed looks at those only.
+    private readonly SortedDictionary<long, List<(long AdId, int Salt)>> _openByStart = [];
     private ProcessorContext<string, AggregatorOutput> _context = null!;
     private IWindowStore<string, SeenImpression> _impressions = null!;
     private long _streamTime = long.MinValue;
@@ -80,7 +84,12 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
         var clickedAt = ToUnixMs(click.ClickedAt);
         var windowStart = clickedAt - Mod(clickedAt, WindowMs);
-        _streamTime = Math.Max(_streamTime, clickedAt);
+        if (clickedAt > _streamTime)
+        {
+            _streamTime = clickedAt;
+            CloseWindows();
+        }
+
         var bucket = windowStart - Mod(windowStart, _horizonMs);
         if (_impressions.Fetch(click.ImpressionId, bucket) is not null
             || _impressions.Fetch(click.ImpressionId, bucket - _horizonMs) is not null
@@ -98,24 +107,79 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         }
 
         _impressions.Put(click.ImpressionId, new SeenImpression(click.AdId, click.Salt, windowStart), bucket);
-        var key = (click.AdId, click.Salt, windowStart);
-        if (!_open.TryGetValue(key, out var window))
-        {
-            window = new OpenWindow();
-            _open[key] = window;
-            AggregatorTelemetry.WindowsOpened(1);
-        }
-
+        var window = Open((click.AdId, click.Salt, windowStart));
         window.Clicks++;
         window.Dirty = true;
         AggregatorTelemetry.Counted();
         return null!;
     }
 
-    public void Close()
+    public void Close() => Forget();
+
+    private OpenWindow Open((long AdId, int Salt, long WindowStart) key)
+    {
+        if (!_open.TryGetValue(key, out var window))
+        {
+            window = new OpenWindow();
+            _open[key] = window;
+            if (!_openByStart.TryGetValue(key.WindowStart, out var started))
+            {
+                _openByStart[key.WindowStart] = started = [];
+            }
+
+            started.Add((key.AdId, key.Salt));
+            AggregatorTelemetry.WindowsOpened(1);
+        }
+
+        return window;
+    }
+
+    private void Forget()
     {
         AggregatorTelemetry.WindowsOpened(-_open.Count);
         _open.Clear();
+        _openByStart.Clear();
+    }
+
+    /// <summary>Forwards the final count of every window stream time has passed (end + grace), oldest first, and forgets it.</summary>
+    private void CloseWindows()
+    {
+        DateTime? emittedAt = null;
+        while (_openByStart.Count > 0)
+        {
+            var (start, keys) = _openByStart.First();
+            if (!IsClosed(start))
+            {
+                return;
+            }
+
+            emittedAt ??= DateTime.UtcNow;
+            foreach (var (adId, salt) in keys)
+            {
+                var key = (adId, salt, start);
+                Forward(key, _open[key], final: true, emittedAt.Value);
+                _open.Remove(key);
+            }
+
+            _openByStart.Remove(start);
+            AggregatorTelemetry.WindowsOpened(-keys.Count);
+        }
+    }
+
+    private void Forward((long AdId, int Salt, long WindowStart) key, OpenWindow window, bool final, DateTime emittedAt)
+    {
+        var count = new MinuteCount
+        {
+            AdId = key.AdId,
+            Salt = key.Salt,
+            WindowStart = DateTime.UnixEpoch.AddMilliseconds(key.WindowStart),
+            Clicks = window.Clicks,
+            Final = final,
+            EmittedAt = emittedAt,
+        };
+        _context.Forward(ClickPartitioning.PartitionKey(key.AdId, 0), new AggregatorOutput(count, null));
+        window.Dirty = false;
+        AggregatorTelemetry.Emitted(final);
     }
 
     /// <summary>
@@ -128,43 +192,17 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
 
+    /// <summary>The punctuation: finals of the windows still to close (after a rebuild), then partials of the changed ones.</summary>
     private void Emit()
     {
+        CloseWindows();
         var emittedAt = DateTime.UtcNow;
-        List<(long, int, long)>? closed = null;
         foreach (var (key, window) in _open)
         {
-            var final = IsClosed(key.WindowStart);
-            if (final || window.Dirty)
+            if (window.Dirty)
             {
-                var count = new MinuteCount
-                {
-                    AdId = key.AdId,
-                    Salt = key.Salt,
-                    WindowStart = DateTime.UnixEpoch.AddMilliseconds(key.WindowStart),
-                    Clicks = window.Clicks,
-                    Final = final,
-                    EmittedAt = emittedAt,
-                };
-                _context.Forward(ClickPartitioning.PartitionKey(key.AdId, 0), new AggregatorOutput(count, null));
-                window.Dirty = false;
-                AggregatorTelemetry.Emitted(final);
+                Forward(key, window, final: false, emittedAt);
             }
-
-            if (final)
-            {
-                (closed ??= []).Add(key);
-            }
-        }
-
-        if (closed is not null)
-        {
-            foreach (var key in closed)
-            {
-                _open.Remove(key);
-            }
-
-            AggregatorTelemetry.WindowsOpened(-closed.Count);
         }
     }
 
@@ -175,8 +213,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// </summary>
     private void Rebuild()
     {
-        AggregatorTelemetry.WindowsOpened(-_open.Count);
-        _open.Clear();
+        Forget();
         var entries = new List<(long AdId, int Salt, long WindowStart)>();
         long newest = long.MinValue;
         using (var all = _impressions.All())
@@ -203,22 +240,18 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         _streamTime = newest;
         foreach (var key in entries)
         {
-            // A window closed before the crash may not have had its final emitted yet (finals go out at the next
-            // punctuation), so every window the store still holds completely is reopened and finalized again; a
-            // final emitted twice carries the same absolute count. Older windows may be partly expired: left alone.
+            // A window closed before the crash may have had its final forwarded but not yet sent, so every window the
+            // store still holds completely is reopened and finalized again (at the next punctuation, or sooner when a
+            // click moves stream time); a final emitted twice carries the same absolute count. Older windows may be
+            // partly expired: left alone.
             if (key.WindowStart < newest - (2 * _horizonMs))
             {
                 continue;
             }
 
-            if (!_open.TryGetValue(key, out var window))
-            {
-                window = new OpenWindow { Dirty = true };
-                _open[key] = window;
-                AggregatorTelemetry.WindowsOpened(1);
-            }
-
+            var window = Open(key);
             window.Clicks++;
+            window.Dirty = true;
         }
     }
 
