@@ -32,6 +32,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     // The open windows by start, oldest first, so closing the windows stream time passed looks at those only.
     private readonly SortedDictionary<long, List<(long AdId, int Salt)>> _openByStart = [];
+    private long _nextClose = long.MaxValue; // stream time at which the oldest open window closes
     private ProcessorContext<string, AggregatorOutput> _context = null!;
     private IWindowStore<string, SeenImpression> _impressions = null!;
     private long _streamTime = long.MinValue;
@@ -125,6 +126,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             if (!_openByStart.TryGetValue(key.WindowStart, out var started))
             {
                 _openByStart[key.WindowStart] = started = [];
+                _nextClose = Math.Min(_nextClose, key.WindowStart + WindowMs + _graceMs);
             }
 
             started.Add((key.AdId, key.Salt));
@@ -139,20 +141,16 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         AggregatorTelemetry.WindowsOpened(-_open.Count);
         _open.Clear();
         _openByStart.Clear();
+        _nextClose = long.MaxValue;
     }
 
     /// <summary>Forwards the final count of every window stream time has passed (end + grace), oldest first, and forgets it.</summary>
     private void CloseWindows()
     {
         DateTime? emittedAt = null;
-        while (_openByStart.Count > 0)
+        while (_streamTime >= _nextClose)
         {
             var (start, keys) = _openByStart.First();
-            if (!IsClosed(start))
-            {
-                return;
-            }
-
             emittedAt ??= DateTime.UtcNow;
             foreach (var (adId, salt) in keys)
             {
@@ -162,6 +160,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             }
 
             _openByStart.Remove(start);
+            _nextClose = _openByStart.Count > 0 ? _openByStart.Keys.First() + WindowMs + _graceMs : long.MaxValue;
             AggregatorTelemetry.WindowsOpened(-keys.Count);
         }
     }
