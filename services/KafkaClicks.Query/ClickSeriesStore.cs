@@ -45,7 +45,7 @@ public sealed class ClickSeriesStore : IDisposable
 {
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
-    private static readonly TimeSpan OwnerTtl = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan RememberedFor = TimeSpan.FromMinutes(10);
     private readonly NpgsqlDataSource _dataSource;
 
     // An ad never changes advertiser and an advertiser is never deleted, so both are remembered (ids not found are
@@ -70,7 +70,7 @@ public sealed class ClickSeriesStore : IDisposable
             return null;
         }
 
-        _owners.Set(adId, owner, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = OwnerTtl });
+        _owners.Set(adId, owner, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = RememberedFor });
         return owner;
     }
 
@@ -89,7 +89,7 @@ public sealed class ClickSeriesStore : IDisposable
             return false;
         }
 
-        _advertisers.Set(advertiserId, true, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = OwnerTtl });
+        _advertisers.Set(advertiserId, true, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = RememberedFor });
         return true;
     }
 
