@@ -68,7 +68,8 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         config.CommitIntervalMs = (long)_options.CommitInterval.TotalMilliseconds;
         _configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
 
-        _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config);
+        _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config,
+            new LostPartitionsClientSupplier(config));
         _stream.StateChanged += (_, now) =>
         {
             _state = now;
