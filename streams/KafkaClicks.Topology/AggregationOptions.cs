@@ -45,8 +45,14 @@ public sealed class AggregationOptions
     /// <summary><see cref="Threads"/>, with 0 resolved to the number of processors.</summary>
     public int EffectiveThreads => Threads > 0 ? Threads : Environment.ProcessorCount;
 
-    /// <summary>How often offsets and stores are committed.</summary>
-    public TimeSpan CommitInterval { get; set; } = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// How often offsets and stores are committed. Each commit flushes every open RocksDB segment's memtable to a new
+    /// file (Streamiz runs RocksDB without its write-ahead log) and waits for it: at 1 s that was 14% of the stream
+    /// thread's time, and the aggregate benchmark counted 49-57k clicks/s against 59-66k at 10 s. What a longer
+    /// interval costs is replay after a crash: up to this much of clicks.raw is read again, and the impression store
+    /// drops what it already counted. Counts reach clicks.minute at the emit interval either way.
+    /// </summary>
+    public TimeSpan CommitInterval { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Window size: one minute, fixed by the product (kept here so tests and stores agree).</summary>
     public static TimeSpan WindowSize => TimeSpan.FromMinutes(1);
