@@ -150,11 +150,18 @@ public sealed partial class MinuteCountSink : BackgroundService
             {
                 var count = _deserializer.Deserialize(result.Message.Value, result.Message.Value is null,
                     new SerializationContext(MessageComponentType.Value, result.Topic, result.Message.Headers));
+                if (MinuteCountRules.Violation(count, DateTime.UtcNow) is { } violation)
+                {
+                    SinkMetrics.Poison(violation.ToString());
+                    LogInvalidRecord(result.TopicPartitionOffset.ToString(), violation.ToString(), count.AdId, count.Salt, count.WindowStart, count.Clicks);
+                    continue;
+                }
+
                 batch.Add(new MinuteCountRecord(count, result.Partition.Value));
             }
             catch (AvroContractException e)
             {
-                SinkMetrics.PoisonRecords.Add(1);
+                SinkMetrics.Poison(e.Reason.ToString());
                 LogPoisonRecord(result.TopicPartitionOffset.ToString(), e.Reason.ToString(), e.Message);
             }
         }
@@ -188,4 +195,7 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Skipped undecodable record at {Position} ({Reason}): {Error}")]
     private partial void LogPoisonRecord(string position, string reason, string error);
+
+    [LoggerMessage(EventId = 4005, Level = LogLevel.Error, Message = "Skipped invalid minute count at {Position} ({Reason}): ad {AdId}, salt {Salt}, window {WindowStart:O}, {Clicks} clicks")]
+    private partial void LogInvalidRecord(string position, string reason, long adId, int salt, DateTime windowStart, long clicks);
 }

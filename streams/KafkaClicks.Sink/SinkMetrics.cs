@@ -13,7 +13,11 @@ internal static class SinkMetrics
 
     public static readonly Counter<long> RowsWritten = Meter.CreateCounter<long>("kafkaclicks.sink.rows", "{row}", "Minute rows upserted.");
 
-    public static readonly Counter<long> PoisonRecords = Meter.CreateCounter<long>("kafkaclicks.sink.poison_records", "{record}", "Records that could not be decoded and were skipped.");
+    private static readonly Counter<long> PoisonRecords = Meter.CreateCounter<long>("kafkaclicks.sink.poison_records", "{record}",
+        "Records skipped because they could not be decoded or could not be stored, by reason.");
+
+    /// <summary>Counts a skipped record; <paramref name="reason"/> is an <see cref="KafkaClicks.Contracts.AvroContractErrorReason"/> or <see cref="InvalidMinuteCountReason"/> name.</summary>
+    public static void Poison(string reason) => PoisonRecords.Add(1, new KeyValuePair<string, object?>("reason", reason));
 
     public static readonly Counter<long> Retries = Meter.CreateCounter<long>("kafkaclicks.sink.retries", "{retry}", "Batch writes retried because the database failed.");
 
