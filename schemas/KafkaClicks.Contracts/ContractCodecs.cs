@@ -10,6 +10,10 @@ public static class ContractCodecs
     public static AvroCodec<ClickEvent> ClickEvent { get; } =
         new([], null, body => ClickEventReader.TryReadBody(body, out var click) ? click.ToClickEvent() : null);
 
-    /// <summary>Codec for <see cref="Contracts.MinuteCount"/> (clicks.minute).</summary>
-    public static AvroCodec<MinuteCount> MinuteCount { get; } = new();
+    /// <summary>
+    /// Codec for <see cref="Contracts.MinuteCount"/> (clicks.minute). Also reads the schema's previous versions, so the
+    /// counts an aggregator of an earlier version left on the topic still reach the database after an upgrade.
+    /// </summary>
+    public static AvroCodec<MinuteCount> MinuteCount { get; } =
+        new(ContractSchemas.PreviousVersions(ContractSchemas.MinuteCount.Fullname), writerSchemaById: null);
 }

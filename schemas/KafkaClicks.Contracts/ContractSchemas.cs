@@ -11,8 +11,10 @@ namespace KafkaClicks.Contracts;
 public static class ContractSchemas
 {
     private const string ResourcePrefix = "KafkaClicks.Schemas.";
+    private const string PreviousResourcePrefix = "KafkaClicks.PreviousSchemas.";
 
     private static readonly FrozenDictionary<string, RecordSchema> _byName = Load();
+    private static readonly FrozenDictionary<string, IReadOnlyList<RecordSchema>> _previousByName = LoadPrevious();
 
     /// <summary>The <c>KafkaClicks.Contracts.ClickEvent</c> schema (topics clicks.raw and clicks.late).</summary>
     public static RecordSchema ClickEvent { get; } = Get("KafkaClicks.Contracts.ClickEvent");
@@ -36,11 +38,32 @@ public static class ContractSchemas
         return _byName.TryGetValue(name, out schema);
     }
 
+    /// <summary>
+    /// Earlier versions of a bundled schema (schemas/previous/*.avsc, oldest first), by full name: the writer schemas
+    /// this version still reads, so records written before an upgrade decode. Empty for a schema that never changed.
+    /// </summary>
+    public static IReadOnlyList<RecordSchema> PreviousVersions(string fullName)
+    {
+        ArgumentNullException.ThrowIfNull(fullName);
+        return _previousByName.TryGetValue(fullName, out var previous) ? previous : [];
+    }
+
+    private static FrozenDictionary<string, IReadOnlyList<RecordSchema>> LoadPrevious()
+    {
+        var assembly = typeof(ContractSchemas).Assembly;
+        return assembly.GetManifestResourceNames()
+            .Where(resource => IsSchemaResource(resource, PreviousResourcePrefix))
+            .Order(StringComparer.Ordinal)
+            .Select(resource => Parse(assembly, resource))
+            .GroupBy(schema => schema.Fullname, StringComparer.Ordinal)
+            .ToFrozenDictionary(group => group.Key, group => (IReadOnlyList<RecordSchema>)[.. group], StringComparer.Ordinal);
+    }
+
     private static FrozenDictionary<string, RecordSchema> Load()
     {
         var assembly = typeof(ContractSchemas).Assembly;
         var byName = new Dictionary<string, RecordSchema>(StringComparer.Ordinal);
-        foreach (var resource in assembly.GetManifestResourceNames().Where(IsSchemaResource))
+        foreach (var resource in assembly.GetManifestResourceNames().Where(resource => IsSchemaResource(resource, ResourcePrefix)))
         {
             var schema = Parse(assembly, resource);
             if (!byName.TryAdd(schema.Fullname, schema) || !byName.TryAdd(schema.Name, schema))
@@ -52,8 +75,8 @@ public static class ContractSchemas
         return byName.ToFrozenDictionary(StringComparer.Ordinal);
     }
 
-    private static bool IsSchemaResource(string resource) =>
-        resource.StartsWith(ResourcePrefix, StringComparison.Ordinal) && resource.EndsWith(".avsc", StringComparison.Ordinal);
+    private static bool IsSchemaResource(string resource, string prefix) =>
+        resource.StartsWith(prefix, StringComparison.Ordinal) && resource.EndsWith(".avsc", StringComparison.Ordinal);
 
     private static RecordSchema Parse(Assembly assembly, string resource)
     {

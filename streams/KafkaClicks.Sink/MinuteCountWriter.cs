@@ -66,7 +66,7 @@ public sealed class MinuteCountWriter
             throw;
         }
 
-        RecordFreshness(rows, DateTime.UtcNow);
+        RecordFreshness(batch, DateTime.UtcNow);
         return rows.Count;
     }
 
@@ -154,7 +154,11 @@ public sealed class MinuteCountWriter
         await statements.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static void RecordFreshness(List<MinuteCount> rows, DateTime committedAt)
+    /// <summary>
+    /// One freshness value per count in the batch that adds clicks, including counts a newer emission in the same
+    /// batch superseded (their clicks became queryable with this commit too).
+    /// </summary>
+    private static void RecordFreshness(IReadOnlyList<MinuteCountRecord> batch, DateTime committedAt)
     {
         if (!SinkMetrics.Freshness.Enabled)
         {
@@ -163,15 +167,16 @@ public sealed class MinuteCountWriter
 
         var final = new KeyValuePair<string, object?>("final", true);
         var partial = new KeyValuePair<string, object?>("final", false);
-        foreach (var row in rows)
+        foreach (var record in batch)
         {
-            var windowEnd = Utc(row.WindowStart) + Minute;
-            var reference = row.Final ? windowEnd : Min(Utc(row.EmittedAt), windowEnd);
-            SinkMetrics.Freshness.Record(Math.Max(0, (committedAt - reference).TotalSeconds), row.Final ? final : partial);
+            // A click counted in a window was made in it; a time outside it is not a click time and is not measured.
+            if (record.Count.EarliestNewClickAt is { } at && Utc(at) is var earliest
+                && earliest >= Utc(record.Count.WindowStart) && earliest < Utc(record.Count.WindowStart) + Minute)
+            {
+                SinkMetrics.Freshness.Record(Math.Max(0, (committedAt - earliest).TotalSeconds), record.Count.Final ? final : partial);
+            }
         }
     }
-
-    private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;
 
     private static List<MinuteCount> Latest(IReadOnlyList<MinuteCountRecord> batch)
     {

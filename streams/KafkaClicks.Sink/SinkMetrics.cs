@@ -25,13 +25,13 @@ internal static class SinkMetrics
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
 
     /// <summary>
-    /// Click-to-queryable delay of each row written: the transaction's commit time minus the row's reference instant,
-    /// clamped at 0. The reference instant is the window's end for a final count (its last click can be that late)
-    /// and the emission time, or the window's end if earlier, for a partial count (its newest click is no newer than
-    /// the emission). Tagged <c>final</c> true/false.
+    /// Click-to-queryable delay: for every minute count written that adds clicks, the transaction's commit time minus
+    /// the click time of the earliest click it adds (<see cref="KafkaClicks.Contracts.MinuteCount.EarliestNewClickAt"/>),
+    /// at least 0; so each value is the delay of the count's longest-waiting click. Counts that add no clicks (a final
+    /// confirming its last partial) record nothing. Tagged <c>final</c> true/false.
     /// </summary>
     public static readonly Histogram<double> Freshness = Meter.CreateHistogram("kafkaclicks.sink.freshness", "s",
-        "Click-to-queryable delay: commit time minus the window end (final) or the emission time (partial), at least 0.",
+        "Click-to-queryable delay: commit time minus the click time of the earliest click a minute count adds, at least 0.",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = FreshnessBucketsSeconds });
 
     public static readonly Counter<long> RollupHoursRefreshed = Meter.CreateCounter<long>("kafkaclicks.sink.rollup.hours_refreshed", "{hour}",

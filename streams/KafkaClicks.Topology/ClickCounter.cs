@@ -19,7 +19,9 @@ namespace KafkaClicks.Topology;
 /// Every <see cref="AggregationOptions.EmitInterval"/> (wall clock) the windows that changed are forwarded as
 /// partial counts. As soon as stream time (the largest clickedAt seen) reaches window end + grace, a final count is
 /// forwarded and the window is closed: with the click that moved stream time there, not at the next punctuation.
-/// A click for a closed window is forwarded as late and not counted.
+/// A click for a closed window is forwarded as late and not counted. Each count carries the click time of the
+/// earliest click it adds to the window's previous emission (<see cref="MinuteCount.EarliestNewClickAt"/>), from which
+/// the sink measures how long clicks take to become queryable.
 /// </para>
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
@@ -111,6 +113,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         var window = Open((click.AdId, click.Salt, windowStart));
         window.Clicks++;
         window.Dirty = true;
+        window.EarliestNewClick = Math.Min(window.EarliestNewClick, clickedAt);
         AggregatorTelemetry.Counted();
         return null!;
     }
@@ -175,9 +178,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             Clicks = window.Clicks,
             Final = final,
             EmittedAt = emittedAt,
+            EarliestNewClickAt = window.EarliestNewClick == long.MaxValue ? null : DateTime.UnixEpoch.AddMilliseconds(window.EarliestNewClick),
         };
         _context.Forward(ClickPartitioning.PartitionKey(key.AdId, 0), new AggregatorOutput(count, null));
         window.Dirty = false;
+        window.EarliestNewClick = long.MaxValue;
         AggregatorTelemetry.Emitted(final);
     }
 
@@ -263,6 +268,12 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     {
         public long Clicks;
         public bool Dirty;
+
+        /// <summary>
+        /// clickedAt (Unix ms) of the earliest click counted since the window's last emission, or long.MaxValue when
+        /// none was (also for counts rebuilt from the store, whose clicks may have been emitted before the restart).
+        /// </summary>
+        public long EarliestNewClick = long.MaxValue;
     }
 }
 

@@ -17,7 +17,26 @@ namespace KafkaClicks.Contracts
     [global::System.CodeDom.Compiler.GeneratedCodeAttribute("KafkaClicks.Contracts.CodeGen", "1.12.2")]
     public partial class MinuteCount : global::Avro.Specific.ISpecificRecord
     {
-        public static global::Avro.Schema _SCHEMA = global::Avro.Schema.Parse(@"{""type"":""record"",""name"":""MinuteCount"",""doc"":""Count of distinct clicked impressions of one ad and salt in one 1-minute window, produced by the aggregator to clicks.minute (key: adId). Counts are absolute, never increments."",""namespace"":""KafkaClicks.Contracts"",""fields"":[{""name"":""adId"",""doc"":""The counted ad."",""type"":""long""},{""name"":""salt"",""doc"":""Salt of the sub-count (0 when the ad is not hot); the query layer sums all salts of an ad."",""type"":""int""},{""name"":""windowStart"",""doc"":""Inclusive start of the 1-minute window (UTC, milliseconds since the Unix epoch, a whole minute)."",""type"":{""type"":""long"",""logicalType"":""timestamp-millis""}},{""name"":""clicks"",""doc"":""Number of distinct impressions clicked in the window so far (absolute count)."",""type"":""long""},{""name"":""final"",""doc"":""True once the window is closed (window end plus grace passed) and the count will not change; false for a partial count."",""type"":""boolean""},{""name"":""emittedAt"",""doc"":""When the aggregator emitted this count (UTC, milliseconds since the Unix epoch)."",""type"":{""type"":""long"",""logicalType"":""timestamp-millis""}}]}");
+        public static global::Avro.Schema _SCHEMA = global::Avro.Schema.Parse(("{\"type\":\"record\",\"name\":\"MinuteCount\",\"doc\":\"Count of distinct clicked impression" +
+                "s of one ad and salt in one 1-minute window, produced by the aggregator to click" +
+                "s.minute (key: adId). Counts are absolute, never increments.\",\"namespace\":\"Kafka" +
+                "Clicks.Contracts\",\"fields\":[{\"name\":\"adId\",\"doc\":\"The counted ad.\",\"type\":\"long\"" +
+                "},{\"name\":\"salt\",\"doc\":\"Salt of the sub-count (0 when the ad is not hot); the qu" +
+                "ery layer sums all salts of an ad.\",\"type\":\"int\"},{\"name\":\"windowStart\",\"doc\":\"I" +
+                "nclusive start of the 1-minute window (UTC, milliseconds since the Unix epoch, a" +
+                " whole minute).\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},{\"name" +
+                "\":\"clicks\",\"doc\":\"Number of distinct impressions clicked in the window so far (a" +
+                "bsolute count).\",\"type\":\"long\"},{\"name\":\"final\",\"doc\":\"True once the window is c" +
+                "losed (window end plus grace passed) and the count will not change; false for a " +
+                "partial count.\",\"type\":\"boolean\"},{\"name\":\"emittedAt\",\"doc\":\"When the aggregator" +
+                " emitted this count (UTC, milliseconds since the Unix epoch).\",\"type\":{\"type\":\"l" +
+                "ong\",\"logicalType\":\"timestamp-millis\"}},{\"name\":\"earliestNewClickAt\",\"doc\":\"Clic" +
+                "k time (clickedAt) of the earliest click this emission counts that no earlier em" +
+                "ission of the window counted: the sink measures click-to-queryable delay from it" +
+                ". Null when the emission adds no clicks (a final confirming the last partial), f" +
+                "or windows recounted after an aggregator restart, and in records written with ve" +
+                "rsion 1 of this schema.\",\"default\":null,\"type\":[\"null\",{\"type\":\"long\",\"logicalTy" +
+                "pe\":\"timestamp-millis\"}]}]}"));
         /// <summary>
         /// The counted ad.
         /// </summary>
@@ -42,6 +61,10 @@ namespace KafkaClicks.Contracts
         /// When the aggregator emitted this count (UTC, milliseconds since the Unix epoch).
         /// </summary>
         private System.DateTime _emittedAt;
+        /// <summary>
+        /// Click time (clickedAt) of the earliest click this emission counts that no earlier emission of the window counted: the sink measures click-to-queryable delay from it. Null when the emission adds no clicks (a final confirming the last partial), for windows recounted after an aggregator restart, and in records written with version 1 of this schema.
+        /// </summary>
+        private System.Nullable<System.DateTime> _earliestNewClickAt;
         public virtual global::Avro.Schema Schema
         {
             get
@@ -133,6 +156,20 @@ namespace KafkaClicks.Contracts
                 this._emittedAt = value;
             }
         }
+        /// <summary>
+        /// Click time (clickedAt) of the earliest click this emission counts that no earlier emission of the window counted: the sink measures click-to-queryable delay from it. Null when the emission adds no clicks (a final confirming the last partial), for windows recounted after an aggregator restart, and in records written with version 1 of this schema.
+        /// </summary>
+        public System.Nullable<System.DateTime> EarliestNewClickAt
+        {
+            get
+            {
+                return this._earliestNewClickAt;
+            }
+            set
+            {
+                this._earliestNewClickAt = value;
+            }
+        }
         public virtual object Get(int fieldPos)
         {
             switch (fieldPos)
@@ -143,6 +180,7 @@ namespace KafkaClicks.Contracts
             case 3: return this.Clicks;
             case 4: return this.Final;
             case 5: return this.EmittedAt;
+            case 6: return this.EarliestNewClickAt;
             default: throw new global::Avro.AvroRuntimeException("Bad index " + fieldPos + " in Get()");
             };
         }
@@ -156,6 +194,7 @@ namespace KafkaClicks.Contracts
             case 3: this.Clicks = (System.Int64)fieldValue; break;
             case 4: this.Final = (System.Boolean)fieldValue; break;
             case 5: this.EmittedAt = (System.DateTime)fieldValue; break;
+            case 6: this.EarliestNewClickAt = (System.Nullable<System.DateTime>)fieldValue; break;
             default: throw new global::Avro.AvroRuntimeException("Bad index " + fieldPos + " in Put()");
             };
         }

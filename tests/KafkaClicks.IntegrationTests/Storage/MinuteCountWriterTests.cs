@@ -1,3 +1,4 @@
+using System.Diagnostics.Metrics;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Sink;
@@ -165,5 +166,58 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
 
         await writer.WriteAsync([Count(3, 1, true, 10, minute: Minute.AddMinutes(-10), partition: 2)], default);
         Assert.Equal(Minute.AddMinutes(1), await db.ScalarAsync<DateTime>("SELECT final_through FROM stream_progress WHERE partition = 2"));
+    }
+
+    [Fact]
+    public async Task Freshness_is_measured_from_the_earliest_new_click_of_every_count_that_adds_clicks()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        var now = DateTime.UtcNow;
+        var window = now.AddTicks(-(now.Ticks % TimeSpan.TicksPerMinute)).AddHours(-2);
+        MinuteCountRecord Emission(long adId, bool final, int secondsEmitted, DateTime? earliestNewClick)
+        {
+            var record = Count(adId, 3, final, secondsEmitted, minute: window);
+            record.Count.EarliestNewClickAt = earliestNewClick;
+            return record;
+        }
+
+        MinuteCountRecord[] batch =
+        [
+            Emission(1, false, 10, window.AddSeconds(15)),
+            Emission(2, true, 40, null), // a final that adds no clicks to its last partial
+            Emission(3, false, 10, window.AddMinutes(-5)), // not a click time of this window
+            Emission(4, true, 40, window.AddSeconds(40)),
+            Emission(5, false, 10, window.AddSeconds(10)), // superseded in the batch, yet its clicks land with it
+            Emission(5, false, 20, window.AddSeconds(50)),
+        ];
+        var measured = new List<(double Seconds, bool Final)>();
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Name == "kafkaclicks.sink.freshness")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<double>((_, value, tags, _) =>
+        {
+            lock (measured)
+            {
+                measured.Add((value, tags.ToArray().Single(t => t.Key == "final").Value is true));
+            }
+        });
+        listener.Start();
+
+        var before = DateTime.UtcNow;
+        await writer.WriteAsync(batch, default);
+        var after = DateTime.UtcNow;
+
+        // Each value is the commit time minus the earliest new click, and the commit falls between before and after.
+        (DateTime Click, bool Final)[] expected =
+            [(window.AddSeconds(15), false), (window.AddSeconds(40), true), (window.AddSeconds(10), false), (window.AddSeconds(50), false)];
+        Assert.Equal(expected.Length, measured.Count);
+        Assert.All(expected, e => Assert.Contains(measured, m => m.Final == e.Final
+            && m.Seconds >= (before - e.Click).TotalSeconds && m.Seconds <= (after - e.Click).TotalSeconds));
     }
 }

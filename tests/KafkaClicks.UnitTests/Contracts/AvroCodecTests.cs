@@ -56,6 +56,7 @@ public class AvroCodecTests
             Clicks = 12_345,
             Final = true,
             EmittedAt = new DateTime(2025, 3, 14, 15, 10, 30, 250, DateTimeKind.Utc),
+            EarliestNewClickAt = new DateTime(2025, 3, 14, 15, 9, 41, 125, DateTimeKind.Utc),
         };
 
         var decoded = ContractCodecs.MinuteCount.Deserialize(ContractCodecs.MinuteCount.Serialize(count));
@@ -67,6 +68,29 @@ public class AvroCodecTests
         Assert.Equal(count.Clicks, decoded.Clicks);
         Assert.True(decoded.Final);
         Assert.Equal(count.EmittedAt, decoded.EmittedAt);
+        Assert.Equal(count.EarliestNewClickAt, decoded.EarliestNewClickAt?.ToUniversalTime());
+    }
+
+    [Fact]
+    public void MinuteCountsWrittenWithThePreviousSchemaStillDecode()
+    {
+        // What an aggregator of the previous version left on clicks.minute must still reach the database after an upgrade.
+        var v1 = Assert.Single(ContractSchemas.PreviousVersions(ContractSchemas.MinuteCount.Fullname));
+        Assert.DoesNotContain(v1.Fields, f => f.Name == "earliestNewClickAt");
+        var record = new GenericRecord(v1);
+        record.Add("adId", 42L);
+        record.Add("salt", 3);
+        record.Add("windowStart", new DateTime(2025, 3, 14, 15, 9, 0, DateTimeKind.Utc));
+        record.Add("clicks", 17L);
+        record.Add("final", true);
+        record.Add("emittedAt", new DateTime(2025, 3, 14, 15, 10, 31, DateTimeKind.Utc));
+        var bytes = AvroWireFormat.SingleObjectHeader(v1).Concat(Encode(v1, record)).ToArray();
+
+        var decoded = ContractCodecs.MinuteCount.Deserialize(bytes);
+
+        Assert.Equal((42L, 3, 17L, true), (decoded.AdId, decoded.Salt, decoded.Clicks, decoded.Final));
+        Assert.Null(decoded.EarliestNewClickAt);
+        Assert.NotEqual(AvroWireFormat.Fingerprint(v1), ContractCodecs.MinuteCount.Fingerprint);
     }
 
     [Fact]
@@ -195,10 +219,12 @@ public class AvroCodecTests
     [Fact]
     public void ABodyThatDoesNotMatchItsSchemaFailsAsCorrupt()
     {
-        var valid = ContractCodecs.MinuteCount.Serialize(new MinuteCount { Final = true });
+        // The body ends with final (0x01), emittedAt (the epoch: one byte) and earliestNewClickAt (null: one byte).
+        var valid = ContractCodecs.MinuteCount.Serialize(new MinuteCount { Final = true, EmittedAt = DateTime.UnixEpoch });
         var trailing = valid.Append((byte)0).ToArray();
         var badBoolean = (byte[])valid.Clone();
-        badBoolean[^2] = 0x02;
+        Assert.Equal(0x01, badBoolean[^3]);
+        badBoolean[^3] = 0x02;
         var minuteCountHeader = AvroWireFormat.SingleObjectHeader(ContractSchemas.MinuteCount);
         var overlongVarint = minuteCountHeader.Concat(Enumerable.Repeat((byte)0xFF, 11)).ToArray();
         var clickHeader = AvroWireFormat.SingleObjectHeader(ContractSchemas.ClickEvent);

@@ -86,6 +86,31 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    public void Each_count_carries_the_click_time_of_the_earliest_click_it_adds_and_none_when_it_adds_none()
+    {
+        using var h = new AggregatorHarness();
+        DateTime? EarliestNewClick(long adId, bool final) =>
+            h.ReadMinute().Select(r => r.Value).Single(c => c.AdId == adId && c.Final == final).EarliestNewClickAt?.ToUniversalTime();
+
+        h.Click("imp-1", 7, At(0, 20));
+        h.Click("imp-2", 7, At(0, 5)); // out of order: the earliest, though not the first processed
+        h.Click("imp-2", 7, At(0, 1)); // a repeat adds no click, so not its time either
+        h.Tick();
+        Assert.Equal(At(0, 5), EarliestNewClick(7, final: false));
+
+        h.Click("imp-3", 7, At(0, 40));
+        h.Tick();
+        Assert.Equal(At(0, 40), EarliestNewClick(7, final: false)); // only the clicks since the last emission
+
+        h.Click("imp-4", 8, At(1, 30)); // closes 12:00 with nothing added since its partial
+        Assert.Null(EarliestNewClick(7, final: true));
+
+        h.Click("imp-5", 8, At(1, 50));
+        h.Click("imp-6", 9, At(2, 31)); // closes 12:01, whose clicks were never emitted as a partial
+        Assert.Equal(At(1, 30), EarliestNewClick(8, final: true));
+    }
+
+    [Fact]
     public void Final_is_emitted_even_when_the_window_did_not_change_since_its_last_partial()
     {
         using var h = new AggregatorHarness();
