@@ -11,6 +11,12 @@ public sealed record KafkaBrokerOptions
 
     /// <summary>Real cluster only: timeout for topic creation. Default 30 s.</summary>
     public TimeSpan ProvisionTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The caller needs Kafka transactions with transactional offset commits (exactly-once processing). The embedded
+    /// broker runs transactions but drops their offset commits and does not isolate aborted records, so it refuses.
+    /// </summary>
+    public bool RequiresTransactions { get; init; }
 }
 
 /// <summary>
@@ -40,6 +46,12 @@ public static class KafkaBroker
 
         if (string.IsNullOrWhiteSpace(bootstrapServers))
         {
+            if (options.RequiresTransactions)
+            {
+                throw new NotSupportedException(
+                    "The embedded broker cannot provide exactly-once processing: it drops transactional offset commits and does not hide aborted records.");
+            }
+
             var cluster = new EmbeddedKafkaCluster(new EmbeddedKafkaOptions { Port = options.EmbeddedPort });
             try
             {

@@ -13,7 +13,8 @@ namespace KafkaClicks.Aggregator;
 
 /// <summary>
 /// Hosts the aggregation topology with RocksDB state under <see cref="AggregationOptions.StateDirectoryFor"/>.
-/// At-least-once processing: the topology's impression store makes reprocessing after a crash idempotent.
+/// At-least-once by default: the topology's impression store makes reprocessing after a crash idempotent; exactly-once
+/// (Kafka transactions) where <see cref="AggregationOptions.Guarantee"/> asks for it, on a real Kafka cluster.
 /// </summary>
 public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 {
@@ -37,36 +38,15 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var bootstrap = _configuration[$"{KafkaOptions.Section}:BootstrapServers"];
         StreamizLogging.Instance.Use(_loggerFactory);
-        var config = new StreamConfig<StringSerDes, StringSerDes>
+        var config = CreateStreamConfig(_configuration, _options);
+        config.Logger = StreamizLogging.Instance;
+        config.DeserializationExceptionHandler = (_, record, e) =>
         {
-            Logger = StreamizLogging.Instance,
-            ApplicationId = _options.ApplicationId,
-            BootstrapServers = bootstrap,
-            StateDir = _options.StateDirectoryFor(bootstrap ?? ""),
-            NumStreamThreads = _options.EffectiveThreads,
-            Guarantee = ProcessingGuarantee.AT_LEAST_ONCE,
-            AutoOffsetReset = AutoOffsetReset.Earliest,
-            SessionTimeoutMs = 6000,
-            HeartbeatIntervalMs = 1500,
-            // Streamiz queues each poll's records per partition in a list it takes from the front, moving the rest
-            // for every record: 5,000 per poll cost the stream thread about a quarter of its time (aggregate
-            // benchmark: 46-48k clicks/s at 5,000, 62-65k at 200-1,000).
-            MaxPollRecords = 1000,
-            DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
-            ReplicationFactor = _configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
-            DeserializationExceptionHandler = (_, record, e) =>
-            {
-                AggregatorTelemetry.Undecodable();
-                LogUndecodable(record.TopicPartitionOffset, e.Message);
-                return ExceptionHandlerResponse.CONTINUE;
-            },
+            AggregatorTelemetry.Undecodable();
+            LogUndecodable(record.TopicPartitionOffset, e.Message);
+            return ExceptionHandlerResponse.CONTINUE;
         };
-
-        // Setting Guarantee resets the commit interval (to 30 s for at-least-once), so this comes after it.
-        config.CommitIntervalMs = (long)_options.CommitInterval.TotalMilliseconds;
-        _configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
 
         _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config,
             new LostPartitionsClientSupplier(config));
@@ -84,6 +64,38 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         {
             // Stopped while starting or running: nothing to report.
         }
+    }
+
+    /// <summary>
+    /// Streamiz' configuration for these options: the guarantee, the commit interval, the state folder, and any
+    /// <c>Kafka:Client</c> property (bound last, so it can override the rest).
+    /// </summary>
+    public static StreamConfig<StringSerDes, StringSerDes> CreateStreamConfig(IConfiguration configuration, AggregationOptions options)
+    {
+        var bootstrap = configuration[$"{KafkaOptions.Section}:BootstrapServers"];
+        var config = new StreamConfig<StringSerDes, StringSerDes>
+        {
+            ApplicationId = options.ApplicationId,
+            BootstrapServers = bootstrap,
+            StateDir = options.StateDirectoryFor(bootstrap ?? ""),
+            NumStreamThreads = options.EffectiveThreads,
+            Guarantee = options.Guarantee == AggregatorGuarantee.ExactlyOnce ? ProcessingGuarantee.EXACTLY_ONCE : ProcessingGuarantee.AT_LEAST_ONCE,
+            AutoOffsetReset = AutoOffsetReset.Earliest,
+            SessionTimeoutMs = 6000,
+            HeartbeatIntervalMs = 1500,
+            // Streamiz queues each poll's records per partition in a list it takes from the front, moving the rest
+            // for every record: 5,000 per poll cost the stream thread about a quarter of its time (aggregate
+            // benchmark: 46-48k clicks/s at 5,000, 62-65k at 200-1,000).
+            MaxPollRecords = 1000,
+            DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
+            ReplicationFactor = configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
+        };
+
+        // Setting Guarantee resets the commit interval (Streamiz: 30 s at-least-once, 100 ms exactly-once), so this
+        // comes after it.
+        config.CommitIntervalMs = (long)options.EffectiveCommitInterval.TotalMilliseconds;
+        configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
+        return config;
     }
 
     public override async Task StopAsync(CancellationToken cancellationToken)

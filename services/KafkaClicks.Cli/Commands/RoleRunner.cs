@@ -20,7 +20,7 @@ public static class RoleRunner
         }
 
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, cancellationToken: cancellationToken);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles, cancellationToken: cancellationToken);
         if (migrate)
         {
             using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));

@@ -6,6 +6,7 @@ using KafkaClicks.Query;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
+using KafkaClicks.Topology;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -86,13 +87,35 @@ public static class KafkaClicksHost
     }
 
     /// <summary>Starts the broker the configuration names (or the embedded one) with every declared topic.</summary>
-    public static Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, int? embeddedPort = null, CancellationToken cancellationToken = default)
+    public static async Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, Role roles = Role.None, int? embeddedPort = null,
+        CancellationToken cancellationToken = default)
     {
         var kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new KafkaOptions();
         var admin = configuration.GetSection("Kafka:Client").AsEnumerable(makePathsRelative: true)
             .Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!));
-        return KafkaBroker.StartAsync(kafka.BootstrapServers, TopicCatalog.All(kafka, configuration),
-            new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort }, cancellationToken);
+        var exactlyOnce = roles.HasFlag(Role.Aggregator) && AggregatorGuaranteeOf(configuration) == AggregatorGuarantee.ExactlyOnce;
+        try
+        {
+            return await KafkaBroker.StartAsync(kafka.BootstrapServers, TopicCatalog.All(kafka, configuration),
+                new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort, RequiresTransactions = exactlyOnce }, cancellationToken);
+        }
+        catch (NotSupportedException e) when (exactlyOnce)
+        {
+            throw new KafkaClicksConfigurationException(
+                $"Aggregator:Guarantee is ExactlyOnce. {e.Message} Set Kafka:BootstrapServers to a Kafka cluster, or Aggregator:Guarantee to AtLeastOnce.", e);
+        }
+    }
+
+    private static AggregatorGuarantee AggregatorGuaranteeOf(IConfiguration configuration)
+    {
+        try
+        {
+            return configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>()?.Guarantee ?? AggregatorGuarantee.AtLeastOnce;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new KafkaClicksConfigurationException($"Aggregator: {e.Message}", e);
+        }
     }
 
     /// <summary>Applies the SQL migrations to ConnectionStrings:Postgres.</summary>

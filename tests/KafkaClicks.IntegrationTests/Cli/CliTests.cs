@@ -30,6 +30,30 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     }
 
     [Fact]
+    public async Task An_aggregator_asked_for_exactly_once_on_the_embedded_broker_exits_1_and_says_what_to_change()
+    {
+        static async Task<string> RefusedAsync(string guarantee)
+        {
+            var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+            {
+                ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
+                ["KAFKACLICKS_Aggregator__Guarantee"] = guarantee,
+            }, "run", "--roles", "aggregator");
+            Assert.Equal(1, exitCode);
+            Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+            return error;
+        }
+
+        var exactlyOnce = await RefusedAsync("ExactlyOnce");
+        Assert.StartsWith("kafkaclicks: configuration: Aggregator:Guarantee is ExactlyOnce.", exactlyOnce, StringComparison.Ordinal);
+        Assert.Contains("Set Kafka:BootstrapServers to a Kafka cluster, or Aggregator:Guarantee to AtLeastOnce.", exactlyOnce, StringComparison.Ordinal);
+
+        var unknown = await RefusedAsync("Twice");
+        Assert.StartsWith("kafkaclicks: configuration: Aggregator:", unknown, StringComparison.Ordinal);
+        Assert.Contains("Twice", unknown, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Migrate_applies_then_finds_nothing_to_do()
     {
         await using var db = await postgres.CreateDatabaseAsync(migrate: false);

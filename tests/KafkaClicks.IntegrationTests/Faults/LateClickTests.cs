@@ -20,7 +20,10 @@ public class LateClickTests(PostgresServer postgres) : IClassFixture<PostgresSer
     [Fact]
     public async Task Clicks_later_than_the_grace_go_to_clicks_late_and_the_scheduled_reconciliation_counts_them()
     {
-        await using var host = await ProductHost.StartAsync(postgres, Role.All);
+        await using var host = await ProductHost.StartAsync(postgres, Role.All, new Dictionary<string, string?>
+        {
+            ["Aggregator:Grace"] = "00:00:30", // the product's default
+        });
         await host.AddAdvertiserAsync(1, Ads);
 
         // Live clicks move each ad's partition's stream time to now, and reach the database through the stream.
@@ -35,7 +38,7 @@ public class LateClickTests(PostgresServer postgres) : IClassFixture<PostgresSer
 
         await WaitForStoredAsync(host, live);
 
-        // Clicks made three minutes ago, delivered now: their windows closed (end + 30 s grace) two minutes ago.
+        // Clicks made three minutes ago, delivered now: their windows closed (end + 30 s grace) at least 90 s ago.
         var now = DateTime.UtcNow;
         var clickedAt = now.AddMinutes(-3);
         var lateMinute = clickedAt.AddTicks(-(clickedAt.Ticks % TimeSpan.TicksPerMinute));

@@ -71,7 +71,7 @@ public sealed class ProductHost : IAsyncDisposable
         }
 
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles);
         var app = KafkaClicksHost.Build(roles, broker, overrides, configure);
         await app.StartAsync();
         return new ProductHost(database, broker, app, stateDirectory);

@@ -99,6 +99,23 @@ public class ComposeFileTests
     }
 
     [Fact]
+    public void Both_aggregators_process_exactly_once_on_the_replicated_cluster()
+    {
+        foreach (var name in Names.Where(n => n.StartsWith("aggregator-", StringComparison.Ordinal)))
+        {
+            var environment = (YamlMappingNode)Service(name)["environment"];
+            var guarantee = Scalar(environment, "KAFKACLICKS_Aggregator__Guarantee");
+            Assert.True(Enum.TryParse<KafkaClicks.Topology.AggregatorGuarantee>(guarantee, out var parsed), $"{name}: '{guarantee}' is not a guarantee");
+            Assert.Equal(KafkaClicks.Topology.AggregatorGuarantee.ExactlyOnce, parsed);
+        }
+
+        // Kafka's transaction log must survive a broker: the brokers keep it on three replicas, two in sync.
+        var kafkaEnvironment = (YamlMappingNode)Service("kafka-1")["environment"];
+        Assert.Equal("3", Scalar(kafkaEnvironment, "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"));
+        Assert.Equal("2", Scalar(kafkaEnvironment, "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"));
+    }
+
+    [Fact]
     public void No_secret_is_written_in_the_file()
     {
         foreach (var name in Names)
