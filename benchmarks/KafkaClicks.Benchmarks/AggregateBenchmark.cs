@@ -1,9 +1,13 @@
 using System.Diagnostics;
 using System.Globalization;
 using Confluent.Kafka;
+using KafkaClicks.Aggregator;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Topology;
+using Microsoft.Extensions.Configuration;
+using Streamiz.Kafka.Net;
+using Streamiz.Kafka.Net.SerDes;
 
 namespace KafkaClicks.Benchmarks;
 
@@ -51,7 +55,9 @@ public sealed class AggregateBenchmark : IBenchmark
         var read = RawClickLoad.ReadAll(broker.BootstrapServers, Partitions);
         baseline.Stop();
         baselineCpu = BenchmarkContext.CpuSeconds(streamThreads).Process - baselineCpu;
-        context.Say($"baseline read {read:N0} in {baseline.Elapsed.TotalSeconds:F1} s; now the aggregator");
+        context.Say($"baseline read {read:N0} in {baseline.Elapsed.TotalSeconds:F1} s; now Streamiz alone");
+        var floorPerS = await StreamizFloorAsync(configuration, broker.BootstrapServers, read);
+        context.Say($"Streamiz alone: {floorPerS:N0} events/s; now the aggregator");
 
         using var finals = new FinalCollector(broker.BootstrapServers, expected.Windows);
         var timer = Stopwatch.StartNew();
@@ -76,6 +82,8 @@ public sealed class AggregateBenchmark : IBenchmark
             ["ratio"] = Math.Round(eventsPerS / baselinePerS, 3),
             // CPU per event is steadier than the rates on a shared machine: another process taking a core lowers a
             // rate but not the CPU this one spends per event. The process figures include the in-process broker.
+            ["streamiz_floor_per_s"] = Math.Round(floorPerS),
+            ["ratio_to_streamiz_floor"] = Math.Round(eventsPerS / floorPerS, 3),
             ["cpu_us_per_event"] = Math.Round((cpuAfter.Process - cpuBefore.Process) * 1e6 / clicks, 2),
             ["stream_thread_cpu_us_per_event"] = Math.Round((cpuAfter.Threads - cpuBefore.Threads) * 1e6 / clicks, 2),
             ["baseline_cpu_us_per_event"] = Math.Round(baselineCpu * 1e6 / read, 2),
@@ -91,6 +99,41 @@ public sealed class AggregateBenchmark : IBenchmark
             ["sum_of_finals"] = finals.SumOfFinals,
             ["distinct_impressions"] = expected.DistinctImpressions,
         };
+    }
+
+    /// <summary>
+    /// A second baseline: the most any Streamiz topology can do here. The aggregator's own stream configuration reads
+    /// and decodes every click through a Streamiz source and does nothing with it (no store, no output), from start
+    /// to the last record, like the aggregator's measurement.
+    /// </summary>
+    private static async Task<double> StreamizFloorAsync(IConfiguration configuration, string bootstrapServers, long events)
+    {
+        var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-floor-" + Guid.NewGuid().ToString("N"));
+        var options = new AggregationOptions { ApplicationId = "bench-streamiz-floor-" + Guid.NewGuid().ToString("N")[..8], StateDirectory = stateDirectory };
+        var config = AggregatorService.CreateStreamConfig(configuration, options);
+        config.BootstrapServers = bootstrapServers;
+        long seen = 0;
+        var builder = new StreamBuilder();
+        builder.Stream(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent))
+            .Foreach((_, _, _) => Interlocked.Increment(ref seen));
+        var timer = Stopwatch.StartNew();
+        using (var stream = new KafkaStream(builder.Build(), config))
+        {
+            await stream.StartAsync();
+            while (Interlocked.Read(ref seen) < events && timer.Elapsed < TimeSpan.FromMinutes(5))
+            {
+                await Task.Delay(20);
+            }
+
+            timer.Stop();
+        }
+
+        if (Directory.Exists(stateDirectory))
+        {
+            Directory.Delete(stateDirectory, recursive: true);
+        }
+
+        return Interlocked.Read(ref seen) / timer.Elapsed.TotalSeconds;
     }
 
     /// <summary>Reads clicks.minute until every expected window has its final record.</summary>
