@@ -12,7 +12,10 @@ public static class AggregatorServiceCollectionExtensions
     /// <summary>Registers the aggregator role: the Streamiz topology from clicks.raw to clicks.minute and clicks.late.</summary>
     public static IHostApplicationBuilder AddAggregator(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<AggregationOptions>().BindConfiguration(AggregationOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<AggregationOptions>().BindConfiguration(AggregationOptions.Section).ValidateDataAnnotations()
+            .Validate(o => o.CommitInterval is null || o.CommitInterval > TimeSpan.Zero, "Aggregator:CommitInterval must be positive.")
+            .Validate(o => Enum.IsDefined(o.Guarantee), "Aggregator:Guarantee must be AtLeastOnce or ExactlyOnce.")
+            .ValidateOnStart();
         builder.Services.AddSingleton<AggregatorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(

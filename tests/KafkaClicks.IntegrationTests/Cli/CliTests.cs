@@ -30,27 +30,30 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     }
 
     [Fact]
-    public async Task An_aggregator_asked_for_exactly_once_on_the_embedded_broker_exits_1_and_says_what_to_change()
+    public async Task An_aggregator_asked_for_exactly_once_on_the_embedded_broker_or_a_bad_guarantee_or_commit_interval_exits_1_and_says_what_to_change()
     {
-        static async Task<string> RefusedAsync(string guarantee)
+        static async Task<string> RefusedAsync(string key, string value)
         {
             var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
             {
                 ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
-                ["KAFKACLICKS_Aggregator__Guarantee"] = guarantee,
+                [key] = value,
             }, "run", "--roles", "aggregator");
             Assert.Equal(1, exitCode);
             Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
             return error;
         }
 
-        var exactlyOnce = await RefusedAsync("ExactlyOnce");
+        var exactlyOnce = await RefusedAsync("KAFKACLICKS_Aggregator__Guarantee", "ExactlyOnce");
         Assert.StartsWith("kafkaclicks: configuration: Aggregator:Guarantee is ExactlyOnce.", exactlyOnce, StringComparison.Ordinal);
         Assert.Contains("Set Kafka:BootstrapServers to a Kafka cluster, or Aggregator:Guarantee to AtLeastOnce.", exactlyOnce, StringComparison.Ordinal);
 
-        var unknown = await RefusedAsync("Twice");
+        var unknown = await RefusedAsync("KAFKACLICKS_Aggregator__Guarantee", "Twice");
         Assert.StartsWith("kafkaclicks: configuration: Aggregator:", unknown, StringComparison.Ordinal);
         Assert.Contains("Twice", unknown, StringComparison.Ordinal);
+
+        var negativeCommit = await RefusedAsync("KAFKACLICKS_Aggregator__CommitInterval", "-00:00:01");
+        Assert.Equal("kafkaclicks: configuration: Aggregator:CommitInterval must be positive.", negativeCommit.Trim());
     }
 
     [Fact]
