@@ -42,7 +42,7 @@ public sealed class AggregateBenchmark : IBenchmark
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Aggregator);
 
         context.Say($"producing {clicks:N0} clicks over {ads:N0} ads to {Partitions} partitions");
         var expected = RawClickLoad.Produce(broker.BootstrapServers, Partitions, clicks, ads, Start);
@@ -109,7 +109,10 @@ public sealed class AggregateBenchmark : IBenchmark
     private static async Task<double> StreamizFloorAsync(IConfiguration configuration, string bootstrapServers, long events)
     {
         var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-floor-" + Guid.NewGuid().ToString("N"));
-        var options = new AggregationOptions { ApplicationId = "bench-streamiz-floor-" + Guid.NewGuid().ToString("N")[..8], StateDirectory = stateDirectory };
+        // The aggregator's options as configured (threads, commit interval, guarantee), under an id and folder of its own.
+        var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
+        options.ApplicationId = "bench-streamiz-floor-" + Guid.NewGuid().ToString("N")[..8];
+        options.StateDirectory = stateDirectory;
         var config = AggregatorService.CreateStreamConfig(configuration, options);
         config.BootstrapServers = bootstrapServers;
         long seen = 0;
@@ -133,7 +136,9 @@ public sealed class AggregateBenchmark : IBenchmark
             Directory.Delete(stateDirectory, recursive: true);
         }
 
-        return Interlocked.Read(ref seen) / timer.Elapsed.TotalSeconds;
+        return Interlocked.Read(ref seen) == events
+            ? events / timer.Elapsed.TotalSeconds
+            : throw new InvalidOperationException($"Streamiz alone read {Interlocked.Read(ref seen):N0} of {events:N0} events in 5 minutes");
     }
 
     /// <summary>Reads clicks.minute until every expected window has its final record.</summary>

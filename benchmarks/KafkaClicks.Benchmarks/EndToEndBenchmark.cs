@@ -38,8 +38,9 @@ public sealed class EndToEndBenchmark : IBenchmark
         };
         using var metrics = new Listener();
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
-        await using var app = KafkaClicksHost.Build(Role.Ingest | Role.Aggregator | Role.Sink | Role.Query, broker, overrides);
+        const Role roles = Role.Ingest | Role.Aggregator | Role.Sink | Role.Query;
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles);
+        await using var app = KafkaClicksHost.Build(roles, broker, overrides);
         await app.StartAsync();
         context.Say($"offering {rate:N0} clicks/s for {seconds} s through every role");
         var load = await ClickLoad.RunAsync(new Uri(app.Urls.First()), app.Services.GetRequiredService<ImpressionTokens>(), rate,

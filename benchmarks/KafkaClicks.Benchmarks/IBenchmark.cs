@@ -100,7 +100,7 @@ public sealed class BenchmarkContext(TextWriter progress)
         {
             try
             {
-                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(prefix, StringComparison.Ordinal))
+                if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(prefix, StringComparison.OrdinalIgnoreCase))
                 {
                     continue;
                 }

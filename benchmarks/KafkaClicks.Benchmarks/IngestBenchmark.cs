@@ -42,7 +42,7 @@ public sealed class IngestBenchmark : IBenchmark
             ["Logging:LogLevel:Default"] = "Warning",
         };
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Ingest);
         await using var app = KafkaClicksHost.Build(Role.Ingest, broker, overrides);
         await app.StartAsync();
         await using var baseline = BareRedirect();

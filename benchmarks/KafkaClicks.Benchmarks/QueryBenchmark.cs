@@ -96,7 +96,7 @@ public sealed class QueryBenchmark : IBenchmark
             ["Logging:Console:LogToStandardErrorThreshold"] = "Trace",
         };
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Query);
         await using var app = KafkaClicksHost.Build(Role.Query, broker, overrides, b => b.Services.AddSingleton<TimeProvider>(clock));
         await app.StartAsync();
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Clients }) { BaseAddress = new Uri(app.Urls.First()) };

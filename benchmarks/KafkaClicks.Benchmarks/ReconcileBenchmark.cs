@@ -26,7 +26,7 @@ public sealed class ReconcileBenchmark : IBenchmark
             ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = Partitions.ToString(CultureInfo.InvariantCulture),
         });
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Reconciler);
         context.Say($"producing {clicks:N0} clicks over {ads:N0} ads");
         var expected = RawClickLoad.Produce(broker.BootstrapServers, Partitions, clicks, ads, Start);
         RawClickLoad.EnsureNothingTruncated(broker.BootstrapServers, Partitions);

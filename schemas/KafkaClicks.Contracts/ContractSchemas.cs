@@ -39,8 +39,9 @@ public static class ContractSchemas
     }
 
     /// <summary>
-    /// Earlier versions of a bundled schema (schemas/previous/*.avsc, oldest first), by full name: the writer schemas
-    /// this version still reads, so records written before an upgrade decode. Empty for a schema that never changed.
+    /// Earlier versions of a bundled schema (schemas/previous/*.avsc, in file-name order), by full name: the writer
+    /// schemas this version still reads, so records written before an upgrade decode. Empty for a schema that never
+    /// changed.
     /// </summary>
     public static IReadOnlyList<RecordSchema> PreviousVersions(string fullName)
     {

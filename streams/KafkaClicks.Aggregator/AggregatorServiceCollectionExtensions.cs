@@ -15,6 +15,11 @@ public static class AggregatorServiceCollectionExtensions
         builder.Services.AddOptions<AggregationOptions>().BindConfiguration(AggregationOptions.Section).ValidateDataAnnotations()
             .Validate(o => o.CommitInterval is null || o.CommitInterval > TimeSpan.Zero, "Aggregator:CommitInterval must be positive.")
             .Validate(o => Enum.IsDefined(o.Guarantee), "Aggregator:Guarantee must be AtLeastOnce or ExactlyOnce.")
+            .Validate<IConfiguration>(
+                (o, configuration) => o.Guarantee != AggregatorGuarantee.ExactlyOnce
+                    || o.EffectiveCommitInterval < TransactionTimeout(configuration) / 2,
+                "Aggregator:CommitInterval must be under half the producer's transaction timeout (Kafka:Client:TransactionTimeoutMs, "
+                + "60 s by default) with ExactlyOnce: each commit ends a transaction, and the broker aborts one that runs longer.")
             .ValidateOnStart();
         builder.Services.AddSingleton<AggregatorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
@@ -22,6 +27,9 @@ public static class AggregatorServiceCollectionExtensions
             "aggregator", sp => sp.GetRequiredService<AggregatorService>(), HealthStatus.Unhealthy, [ServiceDefaultsExtensions.ReadyTag]));
         return builder;
     }
+
+    private static TimeSpan TransactionTimeout(IConfiguration configuration) =>
+        TimeSpan.FromMilliseconds(configuration.GetValue<int?>($"{KafkaOptions.Section}:Client:TransactionTimeoutMs") ?? 60_000);
 }
 
 /// <summary>The aggregator's internal topics, for the topic catalog.</summary>

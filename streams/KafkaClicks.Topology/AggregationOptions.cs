@@ -75,15 +75,18 @@ public enum AggregatorGuarantee
 {
     /// <summary>
     /// After a crash the stream reads up to a commit interval of clicks.raw again. Its impression store drops every
-    /// click it already counted, so counts stay exact; but counts and late clicks it had already sent can be sent
-    /// again (the sink keeps the newest count, so the database is unaffected).
+    /// click it already counted, so counts stay exact; but late clicks it had already forwarded can reach clicks.late
+    /// again, and readers see whatever was sent before the crash (the sink keeps the newest count per window, so the
+    /// database is unaffected).
     /// </summary>
     AtLeastOnce,
 
     /// <summary>
     /// Kafka transactions (Streamiz' exactly-once): each commit writes the outputs, the impression store's changelog
-    /// and the consumed offsets atomically, so nothing is sent twice and a crash's unfinished emissions are aborted,
-    /// never seen by readers of committed data. Needs a real Kafka cluster with a replicated transaction log.
+    /// and the consumed offsets atomically. What an unfinished commit sent before a crash is aborted, never seen by
+    /// readers of committed data (the sink), and each late click reaches clicks.late once. Counts of the windows still
+    /// open are sent again after a restart or rebalance under either guarantee: they are recounted from the impression
+    /// store and re-emitted with the same absolute values. Needs a real Kafka cluster with a replicated transaction log.
     /// </summary>
     ExactlyOnce,
 }

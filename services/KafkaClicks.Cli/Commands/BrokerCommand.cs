@@ -16,7 +16,7 @@ public static class BrokerCommand
         {
             var overrides = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "" };
             var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, embeddedPort: parse.GetValue(port), cancellationToken: ct);
+            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.None, parse.GetValue(port), ct);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
             Console.WriteLine($"try: kcat -b {broker.BootstrapServers} -L");
             Console.WriteLine("Ctrl-C stops the broker.");

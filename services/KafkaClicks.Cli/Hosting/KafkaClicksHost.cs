@@ -86,8 +86,11 @@ public static class KafkaClicksHost
         return app;
     }
 
-    /// <summary>Starts the broker the configuration names (or the embedded one) with every declared topic.</summary>
-    public static async Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, Role roles = Role.None, int? embeddedPort = null,
+    /// <summary>
+    /// Starts the broker the configuration names (or the embedded one) with every declared topic, for a process that
+    /// runs <paramref name="roles"/> (an exactly-once aggregator needs transactions the embedded broker cannot give).
+    /// </summary>
+    public static async Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, Role roles, int? embeddedPort = null,
         CancellationToken cancellationToken = default)
     {
         var kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new KafkaOptions();

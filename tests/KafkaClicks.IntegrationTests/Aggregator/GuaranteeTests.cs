@@ -3,6 +3,9 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Topology;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 using Streamiz.Kafka.Net;
 
 namespace KafkaClicks.IntegrationTests.Aggregator;
@@ -41,5 +44,27 @@ public class GuaranteeTests
         // The same configuration is fine for a process that runs no aggregator (one file serves every role).
         await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Ingest | Role.Sink | Role.Query);
         Assert.StartsWith("127.0.0.1:", broker.BootstrapServers, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Exactly_once_refuses_a_commit_interval_the_broker_would_abort_as_a_transaction()
+    {
+        static AggregationOptions Resolve(params (string Key, string Value)[] settings)
+        {
+            var builder = Host.CreateApplicationBuilder();
+            builder.Configuration.AddInMemoryCollection(settings.Select(s => new KeyValuePair<string, string?>(s.Key, s.Value)));
+            builder.AddAggregator();
+            using var services = builder.Services.BuildServiceProvider();
+            return services.GetRequiredService<IOptions<AggregationOptions>>().Value;
+        }
+
+        // The producer's transaction timeout is 60 s by default: a 40 s transaction is too close to it.
+        var error = Assert.Throws<OptionsValidationException>(() =>
+            Resolve(("Aggregator:Guarantee", "ExactlyOnce"), ("Aggregator:CommitInterval", "00:00:40")));
+        Assert.Contains("transaction timeout", error.Message, StringComparison.Ordinal);
+
+        Assert.Equal(TimeSpan.FromSeconds(40), Resolve(("Aggregator:Guarantee", "ExactlyOnce"), ("Aggregator:CommitInterval", "00:00:40"),
+            ("Kafka:Client:TransactionTimeoutMs", "120000")).EffectiveCommitInterval);
+        Assert.Equal(TimeSpan.FromSeconds(40), Resolve(("Aggregator:CommitInterval", "00:00:40")).EffectiveCommitInterval);
     }
 }

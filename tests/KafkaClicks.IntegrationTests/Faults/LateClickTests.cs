@@ -10,15 +10,15 @@ namespace KafkaClicks.IntegrationTests.Faults;
 
 /// <summary>
 /// Clicks that reach clicks.raw after their window's grace, as a spool drained after a long broker outage delivers
-/// them: the stream does not count them (they go to clicks.late), and the next scheduled reconciliation of their hour
-/// puts them in the database. Late is never lost.
+/// them: the stream does not count them (they go to clicks.late), and a reconciliation run over their range, as the
+/// scheduled run that covers their hour makes it, puts them in the database. Late is not lost.
 /// </summary>
 public class LateClickTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 {
     private static readonly long[] Ads = [91, 92];
 
     [Fact]
-    public async Task Clicks_later_than_the_grace_go_to_clicks_late_and_the_scheduled_reconciliation_counts_them()
+    public async Task Clicks_later_than_the_grace_go_to_clicks_late_and_a_reconciliation_run_over_their_range_counts_them()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.All, new Dictionary<string, string?>
         {
@@ -77,7 +77,8 @@ public class LateClickTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(lateImpressions.Order(), onLate.Order());
         Assert.Equal(live.OrderBy(l => l.Key), (await StoredAsync(host)).OrderBy(s => s.Key));
 
-        // The hourly run over the range corrects exactly the two late windows, then finds nothing more.
+        // A run over their range, through the scheduler's own entry point, corrects exactly the two late windows;
+        // a second run finds nothing more.
         var scheduler = host.App.Services.GetRequiredService<ReconciliationScheduler>();
         var from = lateMinute.AddMinutes(-5);
         var to = now.AddTicks(-(now.Ticks % TimeSpan.TicksPerMinute)).AddMinutes(1);

@@ -19,7 +19,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         {
             ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        }));
+        }), Role.Reconciler);
 
     private static ClickEvent Click(long adId, DateTime at, int salt = 0, string? impression = null, string padding = "") => new()
     {

@@ -41,7 +41,7 @@ public class DatabaseOutageTests
             ["Sink:MaxRetryDelay"] = "00:00:01",
             ["Logging:LogLevel:Default"] = "Warning",
         };
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(overrides));
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(overrides), Role.Sink);
         await using var app = KafkaClicksHost.Build(Role.Sink, broker, overrides);
         using var producer = new ProducerBuilder<string, MinuteCount>(new ProducerConfig
             {

@@ -56,7 +56,7 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
         });
         listener.Start();
 
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(overrides));
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(overrides), Role.Sink);
         await using var app = KafkaClicksHost.Build(Role.Sink, broker, overrides);
         using var producer = new ProducerBuilder<string, MinuteCount>(new ProducerConfig { BootstrapServers = broker.BootstrapServers, Acks = Acks.All })
             .SetValueSerializer(new AvroKafkaSerializer<MinuteCount>(ContractCodecs.MinuteCount))
