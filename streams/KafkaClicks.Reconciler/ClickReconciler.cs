@@ -9,7 +9,11 @@ using Npgsql;
 namespace KafkaClicks.Reconciler;
 
 /// <summary>What to reconcile.</summary>
-public sealed record ReconcileRequest(DateTime From, DateTime To, long? AdId, bool DryRun);
+/// <summary>
+/// A range to reconcile. <paramref name="WrittenUntil"/>: read the log up to records written by then, when that is
+/// later than the range's end plus the counter's lateness (clicks known to have reached the log late).
+/// </summary>
+public sealed record ReconcileRequest(DateTime From, DateTime To, long? AdId, bool DryRun, DateTime? WrittenUntil = null);
 
 /// <summary>One window whose stored count differed from the raw log.</summary>
 public sealed record WindowDifference(long AdId, DateTime Minute, long RawClicks, long DbClicks)
@@ -62,7 +66,7 @@ public sealed class ClickReconciler
 
         // The database's counts are read while the log is recounted: the two take different resources.
         var storedTask = StoredAsync(request, cancellationToken);
-        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken), cancellationToken);
+        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken, request.WrittenUntil), cancellationToken);
         var stored = await storedTask;
         var coveredFrom = raw.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
 

@@ -54,13 +54,19 @@ public sealed class RawLogCounter
         _readers = readers ?? DefaultReaders;
     }
 
-    public RawCounts Count(DateTime from, DateTime to, long? adId, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Counts the clicks made in [<paramref name="from"/>, <paramref name="to"/>) among the records written from
+    /// <c>from - lateness</c> to <c>to + lateness</c>, or to <paramref name="writtenUntil"/> when that is later.
+    /// </summary>
+    public RawCounts Count(DateTime from, DateTime to, long? adId, IProgress<ReadProgress>? progress, CancellationToken cancellationToken,
+        DateTime? writtenUntil = null)
     {
         var result = new RawCounts();
         IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
         using (var planner = CreateConsumer())
         {
-            var range = LogRanges.Plan(planner, _bootstrapServers, Topics.ClicksRaw, from - _lateness, to + _lateness);
+            var end = writtenUntil is { } until && until > to + _lateness ? until : to + _lateness;
+            var range = LogRanges.Plan(planner, _bootstrapServers, Topics.ClicksRaw, from - _lateness, end);
             plan = range.Partitions;
             if (range.CoveredFrom is { } coveredFrom)
             {

@@ -20,6 +20,13 @@ public sealed class ReconcilerOptions
     /// <summary><see cref="Readers"/>, with 0 resolved to <see cref="RawLogCounter.DefaultReaders"/>.</summary>
     public int EffectiveReaders => Readers > 0 ? Readers : RawLogCounter.DefaultReaders;
 
+    /// <summary>
+    /// How long clicks arriving on clicks.late are gathered before the hours they were made in are recounted. Only
+    /// clicks that reached clicks.raw after their hour's scheduled run could read them (more than <see cref="Lateness"/>
+    /// after the hour) are recounted this way; the scheduled runs count the others.
+    /// </summary>
+    public TimeSpan LateClickDelay { get; set; } = TimeSpan.FromMinutes(1);
+
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;
 }

@@ -39,10 +39,13 @@ public sealed partial class ReconciliationScheduler : BackgroundService
         _daily = CronExpression.Parse(_options.DailySchedule);
     }
 
-    /// <summary>Reconciles one range as a scheduled run would, with counting and alerting.</summary>
-    public async Task<ReconcileReport> RunAsync(DateTime from, DateTime to, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reconciles one range as a scheduled run would, with counting and alerting; <paramref name="writtenUntil"/>
+    /// extends the read to records written by then (see <see cref="ReconcileRequest"/>).
+    /// </summary>
+    public async Task<ReconcileReport> RunAsync(DateTime from, DateTime to, CancellationToken cancellationToken, DateTime? writtenUntil = null)
     {
-        var report = await _reconciler.RunAsync(new ReconcileRequest(from, to, null, false), null, cancellationToken);
+        var report = await _reconciler.RunAsync(new ReconcileRequest(from, to, null, false, writtenUntil), null, cancellationToken);
         Corrected.Add(report.WindowsCorrected);
         Runs.Add(1, new KeyValuePair<string, object?>("status", report.Status));
         var alerts = report.LargestDifferences.Where(d => Math.Abs(d.Difference) > _options.AlertThreshold).ToList();
@@ -98,6 +101,7 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => CronExpression.TryParse(o.HourlySchedule, out _) && CronExpression.TryParse(o.DailySchedule, out _),
                 "Reconciler:HourlySchedule and Reconciler:DailySchedule must be cron expressions (5 fields, UTC).")
             .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
+            .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddSingleton(sp => new RawLogCounter(
@@ -107,6 +111,7 @@ public static class ReconcilerServiceCollectionExtensions
         builder.Services.AddSingleton<ClickReconciler>();
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());
+        builder.Services.AddHostedService<LateClickReconciler>();
         return builder;
     }
 }
