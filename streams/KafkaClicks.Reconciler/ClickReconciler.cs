@@ -8,10 +8,9 @@ using Npgsql;
 
 namespace KafkaClicks.Reconciler;
 
-/// <summary>What to reconcile.</summary>
 /// <summary>
-/// A range to reconcile. <paramref name="WrittenUntil"/>: read the log up to records written by then, when that is
-/// later than the range's end plus the counter's lateness (clicks known to have reached the log late).
+/// What to reconcile: a range of click times. <paramref name="WrittenUntil"/>: read the log up to records written by
+/// then, when that is later than the range's end plus the counter's lateness (clicks known to have reached it late).
 /// </summary>
 public sealed record ReconcileRequest(DateTime From, DateTime To, long? AdId, bool DryRun, DateTime? WrittenUntil = null);
 
