@@ -44,7 +44,7 @@ public sealed class EndToEndBenchmark : IBenchmark
         await app.StartAsync();
         context.Say($"offering {rate:N0} clicks/s for {seconds} s through every role");
         var load = await ClickLoad.RunAsync(new Uri(app.Urls.First()), app.Services.GetRequiredService<ImpressionTokens>(), rate,
-            TimeSpan.FromSeconds(seconds), Ads, 0.05, 0.02, quiet: true, CancellationToken.None);
+            TimeSpan.FromSeconds(seconds), Ads, 0.05, 0.02, progress: null, CancellationToken.None);
 
         long countedDb = 0;
         var deadline = DateTime.UtcNow.AddSeconds(90);

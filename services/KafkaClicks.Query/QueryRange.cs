@@ -58,15 +58,15 @@ public sealed record QueryRange(DateTimeOffset From, DateTimeOffset To, TimeSpan
         }
 
         DateTimeOffset end = now, start;
-        if (to is not null && !TryParseInstant(to, out end))
+        if (to is not null && !Instants.TryParse(to, out end))
         {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-time", "'to' is not an ISO-8601 instant.") };
+            return Invalid with { Problem = Problems.Problem(400, "invalid-time", $"'to' is not {Instants.Expected}.") };
         }
 
         start = end - (bucket * DefaultBuckets);
-        if (from is not null && !TryParseInstant(from, out start))
+        if (from is not null && !Instants.TryParse(from, out start))
         {
-            return Invalid with { Problem = Problems.Problem(400, "invalid-time", "'from' is not an ISO-8601 instant.") };
+            return Invalid with { Problem = Problems.Problem(400, "invalid-time", $"'from' is not {Instants.Expected}.") };
         }
 
         if (start >= end)
@@ -114,8 +114,12 @@ public sealed record QueryRange(DateTimeOffset From, DateTimeOffset To, TimeSpan
     }
 
     /// <summary>The start of the bucket that holds <paramref name="t"/> (t at or after <see cref="From"/>), UTC-aligned buckets only.</summary>
-    public static DateTimeOffset Floor(DateTimeOffset t, TimeSpan bucket) =>
-        Origin + TimeSpan.FromTicks((t - Origin).Ticks / bucket.Ticks * bucket.Ticks);
+    public static DateTimeOffset Floor(DateTimeOffset t, TimeSpan bucket)
+    {
+        // Rounded towards minus infinity, so instants before the origin are widened down too.
+        var buckets = Math.DivRem((t - Origin).Ticks, bucket.Ticks, out var remainder) - (remainder < 0 ? 1 : 0);
+        return Origin + TimeSpan.FromTicks(buckets * bucket.Ticks);
+    }
 
     private static DateTimeOffset Ceiling(DateTimeOffset t, TimeSpan bucket)
     {
@@ -152,7 +156,4 @@ public sealed record QueryRange(DateTimeOffset From, DateTimeOffset To, TimeSpan
 
         return new DateTimeOffset(TimeZoneInfo.ConvertTimeToUtc(local, zone), TimeSpan.Zero);
     }
-
-    private static bool TryParseInstant(string text, out DateTimeOffset value) =>
-        DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value);
 }

@@ -197,18 +197,25 @@ public sealed class ClickReconciler
             await partitions.ExecuteNonQueryAsync(cancellationToken);
         }
 
-        await using (var upsert = new NpgsqlCommand("""
-            INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
-            SELECT a, m, s, c, true, now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
-            ON CONFLICT (ad_id, minute, salt) DO UPDATE
-            SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now()
-            """, connection))
+        // The corrected minutes and their hours' dirty marks commit together: if this process dies before the direct
+        // refresh below, the sink role's refresh job still brings the rollups in line with the corrected minutes.
+        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
+        await using (var statements = new NpgsqlBatch(connection, transaction))
         {
+            var upsert = new NpgsqlBatchCommand("""
+                INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
+                SELECT a, m, s, c, true, now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
+                ON CONFLICT (ad_id, minute, salt) DO UPDATE
+                SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now()
+                """);
             upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Keys.Select(k => k.AdId).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = rows.Keys.Select(k => k.Minute).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter<short[]> { TypedValue = rows.Keys.Select(k => (short)k.Salt).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Values.ToArray() });
-            await upsert.ExecuteNonQueryAsync(cancellationToken);
+            statements.BatchCommands.Add(upsert);
+            statements.BatchCommands.Add(Rollups.MarkDirty(minutes));
+            await statements.ExecuteNonQueryAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
         }
 
         var flavor = await DatabaseMigrator.RecordedFlavorAsync(connection, cancellationToken) ?? StorageFlavor.Plain;

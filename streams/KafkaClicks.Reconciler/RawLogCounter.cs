@@ -49,6 +49,7 @@ public sealed class RawLogCounter
     public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
+        ArgumentOutOfRangeException.ThrowIfLessThan(lateness, TimeSpan.Zero, nameof(lateness));
         _bootstrapServers = bootstrapServers;
         _lateness = lateness;
         _readers = readers ?? DefaultReaders;

@@ -49,6 +49,29 @@ public static class Rollups
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Marks in rollup_dirty the UTC hours holding <paramref name="minutes"/>, for <see cref="RollupRefreshJob"/>. Run it
+    /// in the transaction that changes those minutes: the mark then exists exactly when the change does, so the rollups
+    /// are recomputed even if the writer dies right after its commit. Hours are sorted, so concurrent writers lock the
+    /// marks in the same order.
+    /// </summary>
+    public static NpgsqlBatchCommand MarkDirty(IEnumerable<DateTime> minutes)
+    {
+        var hours = new SortedSet<DateTime>();
+        foreach (var minute in minutes)
+        {
+            hours.Add(new DateTime(minute.Ticks - (minute.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc));
+        }
+
+        var command = new NpgsqlBatchCommand("""
+            INSERT INTO rollup_dirty AS d (hour)
+            SELECT unnest($1::timestamptz[])
+            ON CONFLICT (hour) DO UPDATE SET version = EXCLUDED.version, marked_at = now()
+            """);
+        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = [.. hours] });
+        return command;
+    }
+
     private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);

@@ -14,7 +14,16 @@ public static class CliErrors
     public const int Failed = 1;
     public const int Usage = 2;
 
-    public static async Task<int> RunAsync(Func<Task<int>> action)
+    /// <summary>Ctrl-C or SIGTERM stopped the work before it finished (128 + SIGINT, as shells report it).</summary>
+    public const int Interrupted = 130;
+
+    /// <summary>Runs work that has an end (reconcile, replay, loadgen...): being stopped before it is an interruption.</summary>
+    public static Task<int> RunAsync(Func<Task<int>> action) => RunAsync(action, whenStopped: Interrupted);
+
+    /// <summary>Runs a server (up, run, broker), which Ctrl-C or SIGTERM stops normally.</summary>
+    public static Task<int> RunUntilStoppedAsync(Func<Task<int>> action) => RunAsync(action, whenStopped: Ok);
+
+    private static async Task<int> RunAsync(Func<Task<int>> action, int whenStopped)
     {
         try
         {
@@ -22,11 +31,24 @@ public static class CliErrors
         }
         catch (OperationCanceledException)
         {
-            return Ok;
+            if (whenStopped != Ok)
+            {
+                await Console.Error.WriteLineAsync("kafkaclicks: interrupted before finishing");
+            }
+
+            return whenStopped;
         }
-        catch (Exception e) when (Describe(e) is { } message)
+        catch (Exception e)
         {
+            // Expected failures get a sentence that says what to do; anything else still gets one line, not a stack
+            // trace, unless KAFKACLICKS_DEBUG asks for it.
+            var message = Describe(e) ?? $"{e.Message} ({e.GetType().Name}; set KAFKACLICKS_DEBUG=1 to see where)";
             await Console.Error.WriteLineAsync($"kafkaclicks: {message}");
+            if (Environment.GetEnvironmentVariable("KAFKACLICKS_DEBUG") is { Length: > 0 })
+            {
+                await Console.Error.WriteLineAsync(e.ToString());
+            }
+
             return Failed;
         }
     }
@@ -36,6 +58,7 @@ public static class CliErrors
         KafkaClicksConfigurationException => $"configuration: {e.Message}",
         OptionsValidationException o => $"configuration: {string.Join("; ", o.Failures)}",
         MigrationException => e.Message,
+        ArgumentException when e.Source == "Npgsql" => $"configuration: ConnectionStrings:Postgres: {e.Message}",
         NpgsqlException => $"PostgreSQL: {e.Message} (is it running? infra/dev.sh up starts a local one)",
         KafkaException => $"Kafka: {e.Message}",
         TopicProvisioningException => $"Kafka: {e.Message}",

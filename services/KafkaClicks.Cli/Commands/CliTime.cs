@@ -1,5 +1,5 @@
 using System.CommandLine.Parsing;
-using System.Globalization;
+using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.Cli.Commands;
 
@@ -9,13 +9,12 @@ public static class CliTime
     public static DateTime? Parse(ArgumentResult result)
     {
         var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : null;
-        if (text is not null && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture,
-                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var value))
+        if (Instants.TryParse(text, out var value))
         {
             return value.UtcDateTime;
         }
 
-        result.AddError($"'{text}' is not an ISO-8601 instant (e.g. 2026-11-29T10:00:00Z)");
+        result.AddError($"'{text}' is not {Instants.Expected}");
         return null;
     }
 }

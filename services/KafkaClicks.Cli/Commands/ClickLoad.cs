@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net;
 using KafkaClicks.Ingest;
+using KafkaClicks.Reconciler;
 
 namespace KafkaClicks.Cli.Commands;
 
@@ -10,20 +11,27 @@ namespace KafkaClicks.Cli.Commands;
 /// </summary>
 public static class ClickLoad
 {
+    /// <summary>
+    /// Offers <paramref name="rate"/> clicks per second for <paramref name="duration"/>. A request that fails or gets no
+    /// answer within 10 s is an error; once <paramref name="cancellationToken"/> fires, no new click is sent and the
+    /// ones in flight are abandoned, and the cancellation is thrown.
+    /// </summary>
     public static async Task<Dictionary<string, object>> RunAsync(Uri url, ImpressionTokens tokens, int rate, TimeSpan duration, int ads,
-        double hotShare, double duplicates, bool quiet, CancellationToken cancellationToken)
+        double hotShare, double duplicates, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 256 }) { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
         var total = (long)(rate * duration.TotalSeconds);
-        var latencies = new double[total];
+        var latencies = new LatencySample(capacity: 1_000_000);
         long sent = 0, redirects = 0, other = 0, errors = 0;
         var recent = new string[256];
         var random = new Random();
         var clock = Stopwatch.StartNew();
         var inFlight = new List<Task>();
-        var progress = Stopwatch.StartNew();
-        for (long i = 0; i < total && !cancellationToken.IsCancellationRequested; i++)
+        var reported = Stopwatch.StartNew();
+        progress?.Report(new ReadProgress(0, total));
+        for (long i = 0; i < total; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             var due = TimeSpan.FromSeconds(i / (double)rate);
             if (due > clock.Elapsed)
             {
@@ -42,22 +50,21 @@ public static class ClickLoad
                 recent[i % recent.Length] = token;
             }
 
-            var index = i;
             inFlight.Add(Task.Run(async () =>
             {
                 var started = Stopwatch.GetTimestamp();
                 try
                 {
                     using var response = await http.GetAsync(new Uri($"/c/{token}", UriKind.Relative), cancellationToken);
-                    latencies[index] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
                     Interlocked.Increment(ref response.StatusCode == HttpStatusCode.Redirect ? ref redirects : ref other);
                 }
-                catch (HttpRequestException)
+                catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
                 {
-                    latencies[index] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    // Refused, reset or no answer within the client's timeout.
                     Interlocked.Increment(ref errors);
                 }
 
+                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 Interlocked.Increment(ref sent);
             }, cancellationToken));
             if (inFlight.Count >= 4096)
@@ -65,16 +72,17 @@ public static class ClickLoad
                 inFlight.RemoveAll(t => t.IsCompleted);
             }
 
-            if (!quiet && progress.Elapsed > TimeSpan.FromSeconds(5))
+            if (progress is not null && reported.Elapsed > TimeSpan.FromMilliseconds(250))
             {
-                progress.Restart();
-                await Console.Error.WriteLineAsync($"loadgen: {Interlocked.Read(ref sent):N0}/{total:N0} sent, {i / clock.Elapsed.TotalSeconds:N0}/s");
+                reported.Restart();
+                progress.Report(new ReadProgress(Interlocked.Read(ref sent), total));
             }
         }
 
         await Task.WhenAll(inFlight);
+        progress?.Report(new ReadProgress(total, total));
         var elapsed = clock.Elapsed.TotalSeconds;
-        var measured = latencies.Take((int)sent).Order().ToArray();
+        var measured = latencies.Sorted();
         double Percentile(double p) => measured.Length == 0 ? 0 : Math.Round(measured[Math.Min(measured.Length - 1, (int)(p * measured.Length))], 2);
         return new Dictionary<string, object>
         {
@@ -87,7 +95,45 @@ public static class ClickLoad
             ["errors"] = errors,
             ["p50_ms"] = Percentile(0.50),
             ["p99_ms"] = Percentile(0.99),
-            ["max_ms"] = measured.Length == 0 ? 0 : Math.Round(measured[^1], 2),
+            ["max_ms"] = Math.Round(latencies.Max, 2),
         };
+    }
+
+    /// <summary>
+    /// Latencies of every request, or a uniform sample of them once there are more than <c>capacity</c> (reservoir
+    /// sampling), so a long run at a high rate needs bounded memory; the maximum is always exact.
+    /// </summary>
+    private sealed class LatencySample(int capacity)
+    {
+        private readonly List<double> _values = [];
+        private readonly Random _random = new(17);
+        private long _seen;
+
+        public double Max { get; private set; }
+
+        public void Add(double milliseconds)
+        {
+            lock (_values)
+            {
+                Max = Math.Max(Max, milliseconds);
+                _seen++;
+                if (_values.Count < capacity)
+                {
+                    _values.Add(milliseconds);
+                }
+                else if (_random.NextInt64(_seen) is var slot && slot < capacity)
+                {
+                    _values[(int)slot] = milliseconds;
+                }
+            }
+        }
+
+        public double[] Sorted()
+        {
+            lock (_values)
+            {
+                return [.. _values.Order()];
+            }
+        }
     }
 }

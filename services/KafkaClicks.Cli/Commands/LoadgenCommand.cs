@@ -43,8 +43,9 @@ public static class LoadgenCommand
             }
 
             var tokens = new ImpressionTokens(Options.Create(ingest), TimeProvider.System);
-            var result = await ClickLoad.RunAsync(parse.GetValue(url)!, tokens, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
-                parse.GetValue(hotShare), parse.GetValue(duplicates), parse.GetValue(json), ct);
+            var result = await CliProgress.RunAsync("sending clicks", "clicks", parse.GetValue(json), progress =>
+                ClickLoad.RunAsync(parse.GetValue(url)!, tokens, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
+                    parse.GetValue(hotShare), parse.GetValue(duplicates), progress, ct));
             Console.WriteLine(parse.GetValue(json)
                 ? JsonSerializer.Serialize(result)
                 : $"sent {result["sent"]:N0} clicks in {result["duration_s"]} s ({result["achieved_per_s"]:N0}/s of {result["offered_per_s"]:N0}/s offered): " +

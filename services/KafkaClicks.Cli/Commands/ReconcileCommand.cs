@@ -26,6 +26,13 @@ public static class ReconcileCommand
             Description = "How far past the range the log is read for late clicks (default 00:05:00).",
             DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
         };
+        lateness.Validators.Add(result =>
+        {
+            if (result.GetValue(lateness) < TimeSpan.Zero)
+            {
+                result.AddError("--lateness must be zero or positive (how far past the range the log is read, e.g. 00:05:00).");
+            }
+        });
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",

@@ -51,9 +51,17 @@ public static class ReplayCommand
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             var bootstrap = ReconcileCommand.BootstrapServers(configuration);
-            var (copied, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
+            var (copied, undelivered, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
                 progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(rate), progress, ct), ct));
             Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
+            if (undelivered.Count > 0)
+            {
+                await Console.Error.WriteLineAsync(
+                    $"kafkaclicks: {undelivered.Count:N0} of {copied + undelivered.Count:N0} records were not delivered to {target} ({undelivered.FirstError}); " +
+                    "run the same replay again once the cause is fixed (the consumers of the target drop what they already have)");
+                return CliErrors.Failed;
+            }
+
             if (range.CoveredFrom is { } coveredFrom)
             {
                 await Console.Error.WriteLineAsync($"kafkaclicks: the log no longer holds {start:u} .. {coveredFrom:u}; that part was not replayed");
@@ -65,7 +73,25 @@ public static class ReplayCommand
         return command;
     }
 
-    private static (long Copied, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
+    /// <summary>Records the broker refused or never acknowledged, and the first reason given.</summary>
+    private sealed class Undelivered
+    {
+        private long _count;
+
+        public long Count => Interlocked.Read(ref _count);
+
+        public string? FirstError { get; private set; }
+
+        public void Report(DeliveryReport<byte[], byte[]> report)
+        {
+            if (report.Error.IsError && Interlocked.Increment(ref _count) == 1)
+            {
+                FirstError = $"{report.Error.Code}: {report.Error.Reason}";
+            }
+        }
+    }
+
+    private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
         DateTime from, DateTime to, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
     {
         using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
@@ -86,10 +112,11 @@ public static class ReplayCommand
         var targetPartitions = targetMetadata.Partitions.Count;
         var range = LogRanges.Plan(consumer, bootstrap, source, from, to);
         var total = range.Partitions.Sum(p => p.End - p.Start);
+        var undelivered = new Undelivered();
         progress.Report(new ReadProgress(0, total));
         if (range.Partitions.Count == 0)
         {
-            return (0, range);
+            return (0, undelivered, range);
         }
 
         consumer.Assign(range.Partitions.Select(p => new TopicPartitionOffset(p.Partition, p.Start)));
@@ -125,7 +152,7 @@ public static class ReplayCommand
                     Thread.Sleep(TimeSpan.FromSeconds((copied / (double)perSecond) - clock.Elapsed.TotalSeconds));
                 }
 
-                Produce(producer, new TopicPartition(target, record.Partition.Value % targetPartitions), record.Message);
+                Produce(producer, new TopicPartition(target, record.Partition.Value % targetPartitions), record.Message, undelivered.Report);
                 copied++;
             }
 
@@ -137,16 +164,17 @@ public static class ReplayCommand
 
         producer.Flush(cancellationToken);
         progress.Report(new ReadProgress(total, total));
-        return (copied, range);
+        return (copied - undelivered.Count, undelivered, range);
     }
 
-    private static void Produce(IProducer<byte[], byte[]> producer, TopicPartition partition, Message<byte[], byte[]> message)
+    private static void Produce(IProducer<byte[], byte[]> producer, TopicPartition partition, Message<byte[], byte[]> message,
+        Action<DeliveryReport<byte[], byte[]>> delivered)
     {
         while (true)
         {
             try
             {
-                producer.Produce(partition, message);
+                producer.Produce(partition, message, delivered);
                 return;
             }
             catch (ProduceException<byte[], byte[]> e) when (e.Error.Code == ErrorCode.Local_QueueFull)

@@ -28,7 +28,14 @@ public static class KafkaClicksHost
             .SetBasePath(AppContext.BaseDirectory)
             .AddJsonFile("appsettings.json", optional: true);
         AddSources(builder, overrides);
-        return builder.Build();
+        try
+        {
+            return builder.Build();
+        }
+        catch (InvalidDataException e)
+        {
+            throw new KafkaClicksConfigurationException($"{ConfigFileVariable}: {e.Message} {e.InnerException?.Message}".TrimEnd());
+        }
     }
 
     /// <summary>Builds the web application hosting <paramref name="roles"/> against <paramref name="broker"/>.</summary>
@@ -138,7 +145,13 @@ public static class KafkaClicksHost
     {
         if (Environment.GetEnvironmentVariable(ConfigFileVariable) is { Length: > 0 } file)
         {
-            builder.AddJsonFile(Path.GetFullPath(file), optional: false);
+            var path = Path.GetFullPath(file);
+            if (!File.Exists(path))
+            {
+                throw new KafkaClicksConfigurationException($"{ConfigFileVariable} names {path}, which does not exist.");
+            }
+
+            builder.AddJsonFile(path, optional: false);
         }
 
         builder.AddEnvironmentVariables("KAFKACLICKS_");

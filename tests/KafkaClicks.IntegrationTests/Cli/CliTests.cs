@@ -10,6 +10,10 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     [InlineData("unknown role 'nope'", "run", "--roles", "nope")]
     [InlineData("Option '--roles' is required", "run")]
     [InlineData("Unrecognized command or argument 'frobnicate'", "frobnicate")]
+    [InlineData("--lateness must be zero or positive", "reconcile", "--from", "2026-11-29T10:00Z", "--to", "2026-11-29T11:00Z", "--lateness=-00:05:00")]
+    [InlineData("'0001-01-01T00:00:00Z' is not an ISO-8601 instant between 2000-01-01 and 9000-01-01", "reconcile", "--from", "0001-01-01T00:00:00Z", "--to", "2026-11-29T11:00Z")]
+    [InlineData("'5/1/2026' is not an ISO-8601 instant", "replay", "--topic", "clicks.raw", "--to-topic", "x", "--from", "5/1/2026", "--to", "2026-11-29T11:00Z")]
+    [InlineData("--port must be between 1 and 65535", "broker", "--port", "70000")]
     public async Task Bad_arguments_exit_2_with_a_message(string message, params string[] args)
     {
         var (exitCode, _, error) = await CliRunner.RunAsync(null, args);
@@ -54,6 +58,22 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 
         var negativeCommit = await RefusedAsync("KAFKACLICKS_Aggregator__CommitInterval", "-00:00:01");
         Assert.Equal("kafkaclicks: configuration: Aggregator:CommitInterval must be positive.", negativeCommit.Trim());
+    }
+
+    [Fact]
+    public async Task A_configuration_file_that_is_missing_or_a_connection_string_that_does_not_parse_exits_1_in_one_line()
+    {
+        var missing = await CliRunner.RunAsync(new Dictionary<string, string> { ["KAFKACLICKS_CONFIG"] = "/nonexistent/kafkaclicks.json" }, "migrate");
+        Assert.Equal(1, missing.ExitCode);
+        Assert.StartsWith("kafkaclicks: ", missing.Error, StringComparison.Ordinal);
+        Assert.Contains("/nonexistent/kafkaclicks.json", missing.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", missing.Error, StringComparison.Ordinal);
+
+        var mistyped = await CliRunner.RunAsync(new Dictionary<string, string> { ["KAFKACLICKS_ConnectionStrings__Postgres"] = "Hostt=127.0.0.1;Username=postgres" }, "migrate");
+        Assert.Equal(1, mistyped.ExitCode);
+        Assert.StartsWith("kafkaclicks: ", mistyped.Error, StringComparison.Ordinal);
+        Assert.Contains("hostt", mistyped.Error, StringComparison.OrdinalIgnoreCase);
+        Assert.Single(mistyped.Error.Trim().Split('\n'));
     }
 
     [Fact]

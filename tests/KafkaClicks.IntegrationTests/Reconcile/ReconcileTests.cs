@@ -6,6 +6,9 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Reconciler;
+using KafkaClicks.Sink;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.IntegrationTests.Reconcile;
 
@@ -173,6 +176,38 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(0, again.WindowsCorrected);
         Assert.Empty(again.LargestDifferences);
         Assert.Equal(truth.Values.Sum(), again.DbClicks);
+    }
+
+    [Fact]
+    public async Task Corrections_reach_the_rollups_even_when_the_reconciler_dies_before_refreshing_them()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var clicks = Scenario();
+        Produce(broker.BootstrapServers, 4, clicks);
+        var truth = Truth(clicks);
+        var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(truth);
+        stored[(1, T0, 0)] += 3;
+        stored[(2, T0.AddMinutes(1), 0)] -= 2;
+        await StoreAsync(db, stored);
+        await db.ExecuteAsync("SELECT refresh_ad_clicks_rollups($1, $2)", T0, T0.AddMinutes(10));
+
+        // The reconciler's own refresh of the corrected ads fails right after the corrected minutes were committed,
+        // as if the process had been killed there.
+        await db.ExecuteAsync("ALTER FUNCTION refresh_ad_clicks_rollups_for_ads(bigint[], timestamptz, timestamptz) RENAME TO refresh_moved_away");
+        var reconciler = new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
+        await Assert.ThrowsAsync<Npgsql.PostgresException>(() => reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default));
+        await db.ExecuteAsync("ALTER FUNCTION refresh_moved_away(bigint[], timestamptz, timestamptz) RENAME TO refresh_ad_clicks_rollups_for_ads");
+        Assert.Equal(Totals(truth), await StoredTotalsAsync(db));
+        Assert.Equal(stored.Values.Sum(), await db.ScalarAsync<long>(
+            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
+
+        // The sink role's refresh job then finds the corrected hour marked and recomputes it.
+        await new RollupRefreshJob(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance).RunOnceAsync(default);
+        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>(
+            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
+        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_daily WHERE day = $1", T0.Date));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
     }
 
     [Theory]
