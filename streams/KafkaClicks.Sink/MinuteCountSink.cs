@@ -105,7 +105,18 @@ public sealed partial class MinuteCountSink : BackgroundService
                     }
                 }
 
-                consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
+                try
+                {
+                    consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
+                }
+                catch (KafkaException e) when (!e.Error.IsFatal)
+                {
+                    // The group moved on while the batch was written (a rebalance, or an eviction after a long database
+                    // outage). The rows are stored; whoever owns the partitions now re-reads them from the last commit,
+                    // and writing absolute counts again changes nothing.
+                    LogCommitFailed(e.Error.Code, e.Error.Reason);
+                }
+
                 Interlocked.Increment(ref _batchesCommitted);
                 SinkMetrics.BatchRecords.Add(batch.Count);
                 SinkMetrics.ConsumerLag(Lag(consumer));
@@ -139,7 +150,19 @@ public sealed partial class MinuteCountSink : BackgroundService
                 return;
             }
 
-            var result = consumer.Consume(remaining);
+            ConsumeResult<string, byte[]>? result;
+            try
+            {
+                result = consumer.Consume(remaining);
+            }
+            catch (ConsumeException e) when (!e.Error.IsFatal)
+            {
+                // Most often max.poll.interval.ms passed while a write was being retried: the consumer has left the
+                // group and rejoins on the next call. What the batch already holds is still written.
+                LogConsumeFailed(e.Error.Code, e.Error.Reason);
+                return;
+            }
+
             if (result is null)
             {
                 return;
@@ -192,6 +215,12 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     [LoggerMessage(EventId = 4004, Level = LogLevel.Information, Message = "Database reachable again after {Outage}; the sink resumes consuming")]
     private partial void LogDatabaseAvailable(TimeSpan outage);
+
+    [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Offsets not committed ({Code}: {Reason}); the stored batch is re-read and rewritten unchanged by the partitions' owner")]
+    private partial void LogCommitFailed(ErrorCode code, string reason);
+
+    [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Consuming clicks.minute failed ({Code}: {Reason}); the sink rejoins its group and goes on")]
+    private partial void LogConsumeFailed(ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 4002, Level = LogLevel.Error, Message = "Skipped undecodable record at {Position} ({Reason}): {Error}")]
     private partial void LogPoisonRecord(string position, string reason, string error);

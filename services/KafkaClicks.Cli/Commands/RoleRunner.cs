@@ -42,6 +42,19 @@ public static class RoleRunner
         await app.StartAsync(cancellationToken);
         PrintBanner(app, roles, broker.Description, demo, configuration);
         await app.WaitForShutdownAsync(cancellationToken);
+
+        // A role whose loop failed stops the whole process (the host's default); that is a failure, not a normal stop,
+        // so a supervisor restarts it and the reason is on the last line.
+        var failed = app.Services.GetServices<IHostedService>().OfType<BackgroundService>()
+            .Where(service => service.ExecuteTask is { IsFaulted: true })
+            .Select(service => $"{service.GetType().Name} failed: {service.ExecuteTask!.Exception!.GetBaseException().Message}")
+            .ToList();
+        if (failed.Count > 0)
+        {
+            await Console.Error.WriteLineAsync($"kafkaclicks: stopped because {string.Join("; ", failed)}");
+            return CliErrors.Failed;
+        }
+
         return CliErrors.Ok;
     }
 

@@ -77,6 +77,22 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     }
 
     [Fact]
+    public async Task A_role_whose_loop_fails_stops_the_process_with_exit_1_and_the_reason()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
+            ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
+            // Accepted by configuration binding, refused by librdkafka when the sink builds its consumer.
+            ["KAFKACLICKS_Kafka__Consumer__MaxPollIntervalMs"] = "1",
+        }, "run", "--roles", "sink");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("kafkaclicks: stopped because MinuteCountSink failed: `max.poll.interval.ms`", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Migrate_applies_then_finds_nothing_to_do()
     {
         await using var db = await postgres.CreateDatabaseAsync(migrate: false);

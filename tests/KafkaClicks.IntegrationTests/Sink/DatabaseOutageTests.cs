@@ -19,8 +19,14 @@ public class DatabaseOutageTests
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
     private static readonly DateTime Start = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddMinutes(-10);
 
-    [Fact]
-    public async Task Database_stopped_and_restarted_mid_stream_loses_nothing_and_commits_only_what_is_stored()
+    /// <param name="maxPollInterval">
+    /// When set, the consumer's max.poll.interval.ms, shorter than the outage: the sink, retrying its write, does not
+    /// poll for that long, so the group evicts it; it must rejoin and carry on instead of stopping the process.
+    /// </param>
+    [Theory]
+    [InlineData(null)]
+    [InlineData(6000)]
+    public async Task Database_stopped_and_restarted_mid_stream_loses_nothing_and_commits_only_what_is_stored(int? maxPollInterval)
     {
         await using var postgres = await PrivatePostgres.StartAsync();
         await using (var dataSource = NpgsqlDataSource.Create(postgres.UnpooledConnectionString))
@@ -40,6 +46,7 @@ public class DatabaseOutageTests
             ["Sink:MaxBatchDelay"] = "00:00:00.100",
             ["Sink:MaxRetryDelay"] = "00:00:01",
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Kafka:Consumer:MaxPollIntervalMs"] = maxPollInterval?.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
         await using var broker = await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(overrides), Role.Sink);
         await using var app = KafkaClicksHost.Build(Role.Sink, broker, overrides);
@@ -72,15 +79,25 @@ public class DatabaseOutageTests
 
         var end = partitions.Select(p => offsets.QueryWatermarkOffsets(p, TimeSpan.FromSeconds(5)).High.Value).ToList();
         Assert.True(end.Sum() > committedBefore.Sum(), "records were produced during the outage");
+        if (maxPollInterval is { } interval)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(interval));
+        }
 
         await postgres.StartServerAsync();
         await EventuallyAsync(() => StoredEqualsAsync(postgres, expected), "every row stored with its newest count after the restart");
         await EventuallyAsync(() => Task.FromResult(CommittedEqualsEnd(offsets, partitions)), "offsets committed after the restart");
         Assert.Equal(70 * Minutes, expected.Count);
+
+        // Still consuming after the outage: a round produced now is stored and committed too.
+        Produce(producer, expected, ads: 80, round: 4);
+        await EventuallyAsync(() => StoredEqualsAsync(postgres, expected), "a round after the outage stored");
+        await EventuallyAsync(() => Task.FromResult(CommittedEqualsEnd(offsets, partitions)), "a round after the outage committed");
+        Assert.False(app.Lifetime.ApplicationStopping.IsCancellationRequested, "the process kept running");
         await app.StopAsync();
     }
 
-    /// <summary>Round r: every ad's minutes with r+1+ad clicks, emitted r seconds later than the round before; the last round is final.</summary>
+    /// <summary>Round r: every ad's minutes with r+1+ad clicks, emitted r seconds later than the round before; from round 3 on final.</summary>
     private static void Produce(IProducer<string, MinuteCount> producer, Dictionary<(long, DateTime), (long, bool)> expected, int ads, int round)
     {
         for (var ad = 1L; ad <= ads; ad++)
@@ -90,7 +107,7 @@ public class DatabaseOutageTests
                 var minute = Start.AddMinutes(m);
                 var count = new MinuteCount
                 {
-                    AdId = ad, Salt = 0, WindowStart = minute, Clicks = round + 1 + ad, Final = round == 3, EmittedAt = minute.AddMinutes(1).AddSeconds(round),
+                    AdId = ad, Salt = 0, WindowStart = minute, Clicks = round + 1 + ad, Final = round >= 3, EmittedAt = minute.AddMinutes(1).AddSeconds(round),
                 };
                 producer.Produce(Topics.ClicksMinute, new Message<string, MinuteCount> { Key = ad.ToString(System.Globalization.CultureInfo.InvariantCulture), Value = count });
                 expected[(ad, minute)] = (count.Clicks, count.Final);
