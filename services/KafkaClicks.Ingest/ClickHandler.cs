@@ -68,11 +68,17 @@ public sealed partial class ClickHandler
             return Problems.Problem(404, "unknown-ad", "The ad of this click does not exist or was removed.");
         }
 
+        if (ad.Location is not { } location)
+        {
+            IngestTelemetry.Click(ClickOutcome.UnroutableAd);
+            return UnroutableAd();
+        }
+
         var now = _time.GetUtcNow();
         if (now >= claims.ExpiresAt)
         {
             IngestTelemetry.Click(ClickOutcome.Expired);
-            return Results.Redirect(ad.RedirectUrl);
+            return Results.Redirect(location);
         }
 
         var impressionId = claims.ImpressionKey;
@@ -80,7 +86,7 @@ public sealed partial class ClickHandler
         if (dedupe == DedupeResult.Duplicate)
         {
             IngestTelemetry.Click(ClickOutcome.Duplicate);
-            return Results.Redirect(ad.RedirectUrl);
+            return Results.Redirect(location);
         }
 
         var click = new ClickEvent
@@ -97,18 +103,21 @@ public sealed partial class ClickHandler
         };
         if (!await MakeDurableAsync(click))
         {
-            if (dedupe == DedupeResult.New)
-            {
-                await _dedupe.ReleaseAsync(impressionId);
-            }
+            // An unchecked claim may still have reached Redis after its timeout; it is given back too, or the user's
+            // retry would be taken for a repeat and this click lost. The delete follows the claim on the same connection.
+            await _dedupe.ReleaseAsync(impressionId);
 
             IngestTelemetry.Click(ClickOutcome.Unavailable);
             return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
         }
 
         IngestTelemetry.Click(dedupe == DedupeResult.New ? ClickOutcome.Counted : ClickOutcome.CountedUnchecked);
-        return Results.Redirect(ad.RedirectUrl);
+        return Results.Redirect(location);
     }
+
+    /// <summary>The answer for an ad whose registered URL cannot be redirected to (<see cref="RedirectTarget"/>).</summary>
+    internal static IResult UnroutableAd() =>
+        Problems.Problem(404, "unroutable-ad", "The ad's registered URL is not a valid redirect target; its clicks are refused until it is fixed.");
 
     /// <summary>
     /// The broker's acknowledgement, or else an fsynced record in the local spool. While recent failures say the

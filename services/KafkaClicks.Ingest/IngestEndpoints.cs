@@ -77,6 +77,11 @@ public static class IngestEndpoints
             return Problems.Problem(404, "unknown-ad", $"Ad {body.AdId} does not exist or was removed.");
         }
 
+        if (ad.Location is null)
+        {
+            return ClickHandler.UnroutableAd();
+        }
+
         var minted = tokens.Mint(ad.AdId);
         IngestTelemetry.Impression();
         var baseUrl = options.Value.PublicBaseUrl is { Length: > 0 } configured

@@ -14,6 +14,7 @@ public enum ClickOutcome
     Malformed,
     Forged,
     UnknownAd,
+    UnroutableAd,
     Oversized,
     Unavailable,
 }
@@ -49,6 +50,7 @@ public static class IngestTelemetry
     {
         ClickOutcome.CountedUnchecked => "counted_unchecked",
         ClickOutcome.UnknownAd => "unknown_ad",
+        ClickOutcome.UnroutableAd => "unroutable_ad",
         _ => outcome.ToString().ToLowerInvariant(),
     };
 }

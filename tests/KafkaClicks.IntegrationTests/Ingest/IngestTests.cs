@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
@@ -105,6 +106,46 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
         using var post = await host.Http.PostAsJsonAsync(new Uri("/v1/clicks", UriKind.Relative), new { token = other, url = "https://evil.example/", adId = 20 });
         Assert.Equal(HttpStatusCode.Redirect, post.StatusCode);
         Assert.Equal(ProductHost.AdUrl(21), post.Headers.Location?.ToString());
+    }
+
+    [Fact]
+    public async Task An_ad_registered_with_a_non_ascii_url_is_redirected_in_ascii_and_one_that_cannot_be_redirected_to_is_refused_and_not_counted()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest);
+        await host.AddAdvertiserAsync(1);
+        await host.Database.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES (40, 1, 'https://bücher.example/sommer/été'), (41, 1, 'https://bank.example@evil.example/')");
+        var countedBefore = await OutcomeAsync(host, "counted");
+        var unroutableBefore = await OutcomeAsync(host, "unroutable_ad");
+
+        using (var click = await host.Http.GetAsync(new Uri($"/c/{await host.MintAsync(40)}", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
+            Assert.Equal("https://xn--bcher-kva.example/sommer/%C3%A9t%C3%A9", click.Headers.Location?.OriginalString);
+        }
+
+        // No impression is minted for an ad that cannot be clicked, and a token minted anyway is refused.
+        using var mintRequest = new HttpRequestMessage(HttpMethod.Post, "/v1/impressions") { Content = JsonContent.Create(new { adId = 41 }) };
+        mintRequest.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", ProductHost.FrontendKey);
+        using (var mint = await host.Http.SendAsync(mintRequest))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, mint.StatusCode);
+            Assert.Equal("unroutable-ad", (await mint.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("reason").GetString());
+        }
+
+        var token = host.App.Services.GetRequiredService<ImpressionTokens>().Mint(41).Token;
+        using (var click = await host.Http.GetAsync(new Uri($"/c/{token}", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, click.StatusCode);
+            Assert.Null(click.Headers.Location);
+            Assert.Equal("unroutable-ad", (await click.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("reason").GetString());
+        }
+
+        // /metrics answers from a scrape cached for a few hundred milliseconds.
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        Assert.Equal(countedBefore + 1, await OutcomeAsync(host, "counted"));
+        Assert.Equal(unroutableBefore + 1, await OutcomeAsync(host, "unroutable_ad"));
+        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        Assert.Equal([40L], events.Select(e => e.Message.Value.AdId));
     }
 
     [Fact]
