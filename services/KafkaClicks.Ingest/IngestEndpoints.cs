@@ -40,9 +40,10 @@ public static class IngestEndpoints
 
     private static async Task<IResult> ClickBeaconAsync(HttpRequest request, ClickHandler handler, IOptions<IngestOptions> options, CancellationToken ct)
     {
-        var (body, problem) = await ReadJsonAsync(request, IngestJsonContext.Default.ClickRequest, options.Value.MaxRequestBytes, ct);
+        var (body, problem, rejected) = await ReadJsonAsync(request, IngestJsonContext.Default.ClickRequest, options.Value.MaxRequestBytes, ct);
         if (problem is not null)
         {
+            IngestTelemetry.Click(rejected);
             return problem;
         }
 
@@ -56,7 +57,7 @@ public static class IngestEndpoints
             return Problems.Problem(401, "unauthenticated", "A frontend API key is required (Authorization: Bearer <key>).");
         }
 
-        var (body, problem) = await ReadJsonAsync(request, IngestJsonContext.Default.ImpressionRequest, options.Value.MaxRequestBytes, ct);
+        var (body, problem, _) = await ReadJsonAsync(request, IngestJsonContext.Default.ImpressionRequest, options.Value.MaxRequestBytes, ct);
         if (problem is not null)
         {
             return problem;
@@ -109,21 +110,22 @@ public static class IngestEndpoints
         return match;
     }
 
-    /// <summary>Reads a small JSON body with a hard size limit; bad input becomes a ProblemDetails result, never an exception.</summary>
-    private static async Task<(T? Body, IResult? Problem)> ReadJsonAsync<T>(
+    /// <summary>
+    /// Reads a small JSON body with a hard size limit; bad input becomes a ProblemDetails result (and the outcome a
+    /// click refused for it counts as), never an exception.
+    /// </summary>
+    private static async Task<(T? Body, IResult? Problem, ClickOutcome Rejected)> ReadJsonAsync<T>(
         HttpRequest request, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type, int maxBytes, CancellationToken ct)
         where T : class
     {
         if (request.ContentLength > maxBytes)
         {
-            IngestTelemetry.Click(ClickOutcome.Oversized);
-            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."));
+            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."), ClickOutcome.Oversized);
         }
 
         if (!request.HasJsonContentType())
         {
-            IngestTelemetry.Click(ClickOutcome.Malformed);
-            return (null, Problems.Problem(415, "unsupported-media-type", "The request body must be application/json."));
+            return (null, Problems.Problem(415, "unsupported-media-type", "The request body must be application/json."), ClickOutcome.Malformed);
         }
 
         var buffer = new byte[maxBytes + 1];
@@ -136,8 +138,7 @@ public static class IngestEndpoints
 
         if (length > maxBytes)
         {
-            IngestTelemetry.Click(ClickOutcome.Oversized);
-            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."));
+            return (null, Problems.Problem(413, "request-too-large", $"The request body is larger than {maxBytes} bytes."), ClickOutcome.Oversized);
         }
 
         try
@@ -145,14 +146,13 @@ public static class IngestEndpoints
             var body = JsonSerializer.Deserialize(buffer.AsSpan(0, length), type);
             if (body is not null)
             {
-                return (body, null);
+                return (body, null, default);
             }
         }
         catch (JsonException)
         {
         }
 
-        IngestTelemetry.Click(ClickOutcome.Malformed);
-        return (null, Problems.Problem(400, "malformed-request", "The request body is not valid JSON of the expected shape."));
+        return (null, Problems.Problem(400, "malformed-request", "The request body is not valid JSON of the expected shape."), ClickOutcome.Malformed);
     }
 }

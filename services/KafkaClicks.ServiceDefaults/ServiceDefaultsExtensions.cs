@@ -29,7 +29,7 @@ public static class ServiceDefaultsExtensions
 
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddProblemDetails();
+        builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = Problems.Describe);
         builder.Services.AddHealthChecks();
         var sampleRatio = builder.Configuration.GetValue("Telemetry:TraceSampleRatio", 0.01);
         var otlp = builder.Configuration["Telemetry:OtlpEndpoint"];

@@ -252,6 +252,10 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
             ("/v1/advertisers/1/clicks?granularity=1w", "invalid-granularity"),
             ("/v1/ads/11/clicks?from=yesterday", "invalid-time"),
             ("/v1/ads/11/clicks?to=soon", "invalid-time"),
+            ("/v1/ads/11/clicks?from=0001-01-01T00:00:00Z&to=0001-01-01T00:30:00Z", "invalid-time"),
+            ("/v1/ads/11/clicks?from=9999-12-31T23:00:00Z&to=9999-12-31T23:59:30Z", "invalid-time"),
+            ("/v1/advertisers/1/clicks?granularity=1d&tz=America/New_York&from=0001-01-01&to=0001-01-03", "invalid-time"),
+            ("/v1/ads/11/clicks?from=5/1/2026", "invalid-time"),
             ($"/v1/ads/11/clicks?from={Iso(Base.AddHours(2))}&to={from}", "invalid-range"),
             ($"/v1/ads/11/clicks?from={from}&to={from}", "invalid-range"),
             ($"/v1/ads/11/clicks?from={from}&to={Iso(Base.AddDays(8))}&granularity=1m", "range-too-large"),
@@ -275,6 +279,15 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
 
         await AssertProblemAsync(host, "/v1/ads/eleven/clicks", key, HttpStatusCode.NotFound, "unknown-ad");
         await AssertProblemAsync(host, "/v1/advertisers/-1/clicks", key, HttpStatusCode.NotFound, "unknown-advertiser");
+        await AssertProblemAsync(host, "/v1/ad/11/clicks", key, HttpStatusCode.NotFound, "not-found");
+        await AssertProblemAsync(host, "/v1/top", "not-a-key", HttpStatusCode.Unauthorized, "unauthenticated");
+
+        // Every one of them is counted by its reason (/metrics answers from a scrape cached for a few hundred ms).
+        await Task.Delay(TimeSpan.FromSeconds(1));
+        foreach (var (reason, count) in new[] { ("invalid-window", 5), ("invalid-time", 6), ("not-found", 1), ("unauthenticated", 1), ("unknown-ad", 1) })
+        {
+            Assert.Equal(count, await MetricsScraper.ReadAsync(host.Http, "kafkaclicks_http_problems_total", "reason", reason));
+        }
     }
 
     [Fact]
