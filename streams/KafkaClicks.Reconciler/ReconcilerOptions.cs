@@ -14,6 +14,12 @@ public sealed class ReconcilerOptions
     /// <summary>How far past a range the raw log is read for late clicks.</summary>
     public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// How far before a range the log is read to learn impressions clicked just before it, whose repeats in the range
+    /// are then not counted; keep it equal to Aggregator:DedupeHorizon, within which the aggregator drops repeats.
+    /// </summary>
+    public TimeSpan DedupeLookback { get; set; } = RawLogCounter.DefaultDedupeLookback;
+
     /// <summary>Consumers reading clicks.raw's partitions in parallel; 0 means two per processor.</summary>
     public int Readers { get; set; }
 

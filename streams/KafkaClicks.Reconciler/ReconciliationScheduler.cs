@@ -103,12 +103,14 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far past a range the log is read.")
+            .Validate(o => o.DedupeLookback >= TimeSpan.Zero, "Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.")
             .ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddSingleton(sp => new RawLogCounter(
             sp.GetRequiredService<IConfiguration>()[$"{KafkaOptions.Section}:BootstrapServers"]!,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
-            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders));
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback));
         builder.Services.AddSingleton<ClickReconciler>();
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());

@@ -64,7 +64,14 @@ public static class ReconcileCommand
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
-            var reconciler = new ClickReconciler(dataSource, new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers)));
+            var lookback = configuration.GetValue($"{ReconcilerOptions.Section}:{nameof(ReconcilerOptions.DedupeLookback)}", RawLogCounter.DefaultDedupeLookback);
+            if (lookback < TimeSpan.Zero)
+            {
+                throw new KafkaClicksConfigurationException("Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.");
+            }
+
+            var reconciler = new ClickReconciler(dataSource,
+                new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback));
             var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
                 progress => reconciler.RunAsync(request, progress, ct));
             if (parse.GetValue(json))

@@ -179,6 +179,24 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     }
 
     [Fact]
+    public async Task A_repeat_of_a_click_made_just_before_the_range_is_not_counted_in_it()
+    {
+        await using var broker = await BrokerAsync();
+        var impression = Guid.NewGuid().ToString("N");
+        Produce(broker.BootstrapServers, 4, [
+            Click(1, T0.AddMinutes(-8), impression: impression),   // counted in the hour before, by the aggregator and by its run
+            Click(1, T0.AddSeconds(20), impression: impression),   // the same impression again, Redis having missed it
+            Click(2, T0.AddSeconds(30)),
+        ]);
+
+        var counts = new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)).Count(T0, T0.AddMinutes(10), null, null, default);
+
+        Assert.Equal(1, counts.Clicks);
+        Assert.Equal([(2L, T0, 0)], counts.Windows.Keys.Select(k => (k.AdId, k.Minute, k.Salt)));
+        Assert.Null(counts.CoveredFrom);
+    }
+
+    [Fact]
     public async Task Corrections_reach_the_rollups_even_when_the_reconciler_dies_before_refreshing_them()
     {
         await using var db = await postgres.CreateDatabaseAsync();
