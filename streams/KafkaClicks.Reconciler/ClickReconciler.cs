@@ -36,7 +36,8 @@ public sealed record ReconcileReport(
     DateTime? UncoveredFrom,
     DateTime? UncoveredTo,
     IReadOnlyList<WindowDifference> LargestDifferences,
-    double DurationSeconds);
+    double DurationSeconds,
+    long UndecodableRecords = 0);
 
 [JsonSerializable(typeof(ReconcileReport))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web, WriteIndented = true)]
@@ -108,7 +109,8 @@ public sealed class ClickReconciler
             checkedWindows, request.DryRun ? 0 : differences.Count,
             coveredFrom > request.From ? request.From : null, coveredFrom > request.From ? coveredFrom : null,
             differences.OrderByDescending(d => Math.Abs(d.Difference)).ThenBy(d => d.AdId).ThenBy(d => d.Minute).Take(LargestDifferencesKept).ToList(),
-            Math.Round(started.Elapsed.TotalSeconds, 3));
+            Math.Round(started.Elapsed.TotalSeconds, 3),
+            raw.UndecodableRecords);
         if (!request.DryRun)
         {
             runId = await StoreAsync(report, cancellationToken);

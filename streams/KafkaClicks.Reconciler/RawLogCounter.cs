@@ -20,6 +20,13 @@ public sealed class RawCounts
 
     /// <summary>Start of the part of the range the log still holds completely; null when it holds all of it.</summary>
     public DateTime? CoveredFrom { get; set; }
+
+    /// <summary>Records that do not decode as a click (skipped, as the aggregator skips them).</summary>
+    public long UndecodableRecords => Interlocked.Read(ref _undecodableRecords);
+
+    private long _undecodableRecords;
+
+    internal void CountUndecodable() => Interlocked.Increment(ref _undecodableRecords);
 }
 
 /// <summary>How far a read has come, for progress bars.</summary>
@@ -159,7 +166,19 @@ public sealed class RawLogCounter
         while (remaining.Count > 0)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var record = consumer.Consume(TimeSpan.FromSeconds(1));
+            ConsumeResult<Ignore, RawClick>? record;
+            var decoded = true;
+            try
+            {
+                record = consumer.Consume(TimeSpan.FromSeconds(1));
+            }
+            catch (ConsumeException e) when (e.Error.Code == ErrorCode.Local_ValueDeserialization)
+            {
+                // Not a click: skipped and counted, as the aggregator skips it. The consumer has moved past it.
+                record = new ConsumeResult<Ignore, RawClick> { TopicPartitionOffset = e.ConsumerRecord.TopicPartitionOffset };
+                decoded = false;
+            }
+
             if (record is null)
             {
                 continue;
@@ -180,6 +199,13 @@ public sealed class RawLogCounter
             if (record.Offset.Value == endOffset - 1)
             {
                 remaining.Remove(partition);
+            }
+
+            if (!decoded)
+            {
+                tally.Undecodable();
+                report(1);
+                continue;
             }
 
             batch.Add(record.Message.Value);
@@ -222,6 +248,8 @@ public sealed class RawLogCounter
 
         // Sized for every event up front (capped at 16 M entries, 256 MB), so the set is not rehashed as it grows.
         private readonly HashSet<UInt128> _seen = new((int)Math.Min(expected, 16_000_000));
+
+        public void Undecodable() => result.CountUndecodable();
 
         public void Add(List<RawClick> batch)
         {

@@ -114,6 +114,11 @@ public static class ReconcileCommand
             grid.AddRow("[yellow]not covered[/]", Markup.Escape($"{report.UncoveredFrom:u} .. {uncovered:u}: the log no longer holds it; not corrected"));
         }
 
+        if (report.UndecodableRecords > 0)
+        {
+            grid.AddRow("[yellow]undecodable records[/]", $"{report.UndecodableRecords:N0} skipped (not clicks; the aggregator skipped them too)");
+        }
+
         grid.AddRow("duration", $"{report.DurationSeconds:F1} s");
         console.Write(grid);
         if (report.LargestDifferences.Count > 0)

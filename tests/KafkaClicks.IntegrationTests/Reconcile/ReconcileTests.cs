@@ -197,6 +197,30 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     }
 
     [Fact]
+    public async Task A_record_that_is_not_a_click_is_skipped_and_counted_not_a_failure_of_the_run()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync(partitions: 1);
+        var clicks = Enumerable.Range(0, 20).Select(i => Click(1 + (i % 3), T0.AddSeconds(i * 10))).ToList();
+        Produce(broker.BootstrapServers, 1, clicks.Take(10));
+        using (var junk = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
+        {
+            junk.Produce(Topics.ClicksRaw, new Message<string, byte[]> { Key = "junk", Value = [0xC3, 0x01, 0x02], Timestamp = new Timestamp(T0.AddSeconds(95)) });
+            junk.Flush(TimeSpan.FromSeconds(10));
+        }
+
+        Produce(broker.BootstrapServers, 1, clicks.Skip(10));
+
+        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default);
+
+        Assert.Equal("succeeded", report.Status);
+        Assert.Equal(20, report.RawClicks);
+        Assert.Equal(1, report.UndecodableRecords);
+        Assert.Equal(Totals(Truth(clicks)), await StoredTotalsAsync(db));
+    }
+
+    [Fact]
     public async Task Corrections_reach_the_rollups_even_when_the_reconciler_dies_before_refreshing_them()
     {
         await using var db = await postgres.CreateDatabaseAsync();
