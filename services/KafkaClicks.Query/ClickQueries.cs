@@ -17,6 +17,7 @@ public sealed class ClickQueries : IDisposable
     private const int MaxTopLimit = 100;
     private const int MaxTopWindowMinutes = 60;
     private const int MaxAdvertisers = 1000;
+    private const int MaxAdsPage = 1000;
     private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
     private readonly ApiKeyAuthenticator _auth;
     private readonly ClickSeriesStore _store;
@@ -196,6 +197,43 @@ public sealed class ClickQueries : IDisposable
 
         var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, MaxAdvertisers, ct);
         return Results.Json(new AdvertisersResponse(advertisers), QueryJsonContext.Default.AdvertisersResponse);
+    }
+
+    /// <summary>GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order.</summary>
+    public async Task<IResult> AdsAsync(HttpRequest request, string advertiserId, string? after, string? limit, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        if (!TryParseId(advertiserId, out var id) || !caller.MaySee(id) || !await _store.AdvertiserExistsAsync(id, ct))
+        {
+            return UnknownAdvertiser();
+        }
+
+        var count = 100;
+        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxAdsPage))
+        {
+            return Problems.Problem(400, "invalid-limit", $"limit must be a whole number between 1 and {MaxAdsPage}.");
+        }
+
+        var cursor = 0L;
+        if (after is not null && !TryParseId(after, out cursor))
+        {
+            return Problems.Problem(400, "invalid-after", "after must be an ad id (the next value of the previous page).");
+        }
+
+        using var slot = await DatabaseSlotAsync(ct);
+        if (!slot.IsAcquired)
+        {
+            return Overloaded(slot);
+        }
+
+        var ads = await _store.AdsPageAsync(id, cursor, count + 1, ct);
+        var next = ads.Count > count ? ads[count - 1].AdId : (long?)null;
+        return Results.Json(new AdsResponse(id, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
     }
 
     private async Task<IResult> CachedAsync<T>(string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)

@@ -104,6 +104,28 @@ public sealed class ClickSeriesStore : IDisposable
         return await command.ExecuteScalarAsync(cancellationToken) as long[];
     }
 
+    /// <summary>Up to <paramref name="limit"/> of the advertiser's ads with ids above <paramref name="after"/>, in id order.</summary>
+    public async Task<List<AdSummary>> AdsPageAsync(long advertiserId, long after, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            SELECT ad_id, redirect_url, deleted_at IS NOT NULL FROM ads
+            WHERE advertiser_id = $1 AND ad_id > $2
+            ORDER BY ad_id
+            LIMIT $3
+            """);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        var ads = new List<AdSummary>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            ads.Add(new AdSummary(reader.GetInt64(0), reader.GetString(1), reader.GetBoolean(2)));
+        }
+
+        return ads;
+    }
+
     /// <summary>Advertisers in id order (one, or all when <paramref name="advertiserId"/> is null), with their number of ads.</summary>
     public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, int limit, CancellationToken cancellationToken)
     {

@@ -49,9 +49,19 @@ public sealed record TopAdsResponse(
 /// <summary>Answer of GET /v1/advertisers: the advertisers the caller may see.</summary>
 public sealed record AdvertisersResponse(IReadOnlyList<AdvertiserSummary> Advertisers);
 
+/// <summary>Answer of GET /v1/advertisers/{advertiserId}/ads: one page of the advertiser's ads in id order.</summary>
+/// <param name="Next">Pass as <c>after</c> for the next page; null on the last page.</param>
+public sealed record AdsResponse(long AdvertiserId, IReadOnlyList<AdSummary> Ads, long? Next);
+
+/// <summary>One ad of an advertiser.</summary>
+/// <param name="RedirectUrl">Where its clicks are sent.</param>
+/// <param name="Deleted">Whether it was removed (its clicks are still answered for).</param>
+public sealed record AdSummary(long AdId, string RedirectUrl, bool Deleted);
+
 [JsonSerializable(typeof(AdClicksResponse))]
 [JsonSerializable(typeof(AdvertiserClicksResponse))]
 [JsonSerializable(typeof(TopAdsResponse))]
 [JsonSerializable(typeof(AdvertisersResponse))]
+[JsonSerializable(typeof(AdsResponse))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 internal sealed partial class QueryJsonContext : JsonSerializerContext;

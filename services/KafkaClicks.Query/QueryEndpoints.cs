@@ -63,6 +63,17 @@ public static class QueryEndpoints
             .Produces<AdvertisersResponse>()
             .ProducesProblem(401);
 
+        api.MapGet("/advertisers/{advertiserId}/ads", (
+                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    [Description("The advertiser's id.")] string advertiserId,
+                    [Description("Only ads with a larger id: the next value of the previous page.")] string? after,
+                    [Description("How many ads, 1 to 1000. Default 100.")] string? limit) =>
+                queries.AdsAsync(request, advertiserId, after, limit, ct))
+            .WithName("AdvertiserAds")
+            .WithSummary("The advertiser's ads in id order, a page at a time")
+            .Produces<AdsResponse>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+
         app.MapOpenApi("/openapi/{documentName}.json");
         DashboardAssets.Map(app);
 

@@ -33,6 +33,10 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
         ["Advertisers"] = """
             {"advertisers":[{"advertiserId":1,"name":"Demo advertiser 1","ads":10}]}
             """,
+        ["AdvertiserAds"] = """
+            {"advertiserId":1,"ads":[{"adId":1,"redirectUrl":"https://shop.example/winter","deleted":false},
+                                     {"adId":2,"redirectUrl":"https://shop.example/sale","deleted":false}],"next":2}
+            """,
     };
 
     private static readonly Dictionary<string, string> ParameterExamples = new(StringComparer.Ordinal)
@@ -44,6 +48,7 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
         ["breakdown"] = "ad",
         ["window"] = "5m",
         ["limit"] = "10",
+        ["after"] = "2",
     };
 
     public Task TransformAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)

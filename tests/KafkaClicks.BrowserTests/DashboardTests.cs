@@ -69,6 +69,16 @@ public class DashboardTests(PostgresServer postgres) : IClassFixture<PostgresSer
             var rows = await page.Locator("#top tbody tr").AllInnerTextsAsync();
             Assert.InRange(rows.Count, 1, 10);
             Assert.StartsWith("1\t1\t1", rows[0], StringComparison.Ordinal);
+            Assert.Equal(rows.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), await page.Locator("#top-chart").GetAttributeAsync("data-bars"));
+
+            // The ad list is the advertiser's own ads, from its ads route; picking one draws that ad alone.
+            var ads = await page.Locator("#ad option").AllInnerTextsAsync();
+            Assert.Equal(["All ads", .. Enumerable.Range(1, 10).Select(i => $"Ad {i}")], ads);
+            await page.SelectOptionAsync("#ad", "2");
+            await page.WaitForFunctionAsync($"() => Number(document.getElementById('minute-chart').dataset.total) < {minute.Total}");
+            await page.FillAsync("#ad-id", "1");
+            await page.PressAsync("#ad-id", "Enter");
+            await page.WaitForFunctionAsync("() => document.getElementById('ad').value === '1'");
             Assert.Equal("localStorage", await page.EvaluateAsync<string>("() => localStorage.getItem('kafkaclicks.apiKey') ? 'localStorage' : 'missing'"));
             Assert.Empty(foreign);
 

@@ -1,10 +1,11 @@
 // KafkaClicks dashboard: plain script over the query API. The API key is typed by the user, kept in localStorage
-// and sent as a Bearer token. Every 10 s the two charts and the top-ads table are fetched again.
+// and sent as a Bearer token. Every 10 s the two series charts and the top ads (a bar chart and a table) are fetched again.
 (() => {
   'use strict';
   const KEY_STORAGE = 'kafkaclicks.apiKey';
   const REFRESH_MS = 10000;
   const ALL_ADS = 'all';
+  const ADS_LISTED = 1000;
   const $ = (id) => document.getElementById(id);
   const state = { key: localStorage.getItem(KEY_STORAGE) || '', advertiser: null, ad: ALL_ADS, timer: null };
   const charts = {};
@@ -81,16 +82,41 @@
       throw new Error('this key sees no advertiser');
     }
     state.advertiser = select.value;
+    state.ad = ALL_ADS;
     await loadAds();
   }
 
+  // The first page of the advertiser's ads fills the list; any other ad id can be typed in the box beside it.
   async function loadAds() {
-    const answer = await api('/v1/advertisers/' + state.advertiser + '/clicks?granularity=1h&breakdown=ad');
+    const answer = await api('/v1/advertisers/' + state.advertiser + '/ads?limit=' + ADS_LISTED);
     const select = $('ad');
     const previous = state.ad;
-    select.replaceChildren(new Option('All ads', ALL_ADS), ...answer.ads.map((a) => new Option('Ad ' + a.adId, String(a.adId))));
+    const options = answer.ads.map((a) => new Option('Ad ' + a.adId + (a.deleted ? ' (removed)' : ''), String(a.adId)));
+    if (answer.next !== null) {
+      const more = new Option('(first ' + ADS_LISTED + ' ads: type any id beside)', '');
+      more.disabled = true;
+      options.push(more);
+    }
+    select.replaceChildren(new Option('All ads', ALL_ADS), ...options);
     select.value = answer.ads.some((a) => String(a.adId) === previous) ? previous : ALL_ADS;
     state.ad = select.value;
+  }
+
+  function drawTop(top) {
+    const chart = charts.top;
+    chart.data.labels = top.ads.map((a) => 'Ad ' + a.adId);
+    chart.data.datasets[0].data = top.ads.map((a) => a.clicks);
+    chart.update();
+    $('top-chart').dataset.bars = String(top.ads.length);
+    $('top').tBodies[0].replaceChildren(...top.ads.map((a, i) => {
+      const row = document.createElement('tr');
+      for (const value of [i + 1, a.adId, a.advertiserId, a.clicks.toLocaleString()]) {
+        const cell = document.createElement('td');
+        cell.textContent = String(value);
+        row.appendChild(cell);
+      }
+      return row;
+    }));
   }
 
   async function refresh() {
@@ -106,15 +132,7 @@
       ]);
       draw(charts.minute, 'minute-chart', minutes, minuteLabel);
       draw(charts.hour, 'hour-chart', hours, hourLabel);
-      $('top').tBodies[0].replaceChildren(...top.ads.map((a, i) => {
-        const row = document.createElement('tr');
-        for (const value of [i + 1, a.adId, a.advertiserId, a.clicks.toLocaleString()]) {
-          const cell = document.createElement('td');
-          cell.textContent = String(value);
-          row.appendChild(cell);
-        }
-        return row;
-      }));
+      drawTop(top);
       const complete = minutes.completeThrough ? new Date(minutes.completeThrough).toLocaleTimeString() : 'unknown';
       status('Updated ' + new Date().toLocaleTimeString() + ' - final through ' + complete, false);
     } catch (e) {
@@ -132,7 +150,10 @@
       await loadAdvertisers();
     } catch (e) {
       status('Could not load: ' + e.message, true);
-      return;
+      if (!state.advertiser) {
+        return;
+      }
+      // The advertiser is known, only its ad list failed: its totals are still drawn.
     }
     await refresh();
     state.timer = setInterval(refresh, REFRESH_MS);
@@ -152,11 +173,29 @@
   });
   $('ad').addEventListener('change', () => {
     state.ad = $('ad').value;
+    $('ad-id').value = '';
+    refresh();
+  });
+  $('ad-id').addEventListener('change', () => {
+    const typed = $('ad-id').value.trim();
+    state.ad = /^[0-9]+$/.test(typed) ? typed : ALL_ADS;
+    $('ad').value = [...$('ad').options].some((o) => o.value === state.ad) ? state.ad : '';
     refresh();
   });
 
   charts.minute = makeChart('minute-chart', '#2f6fdf');
   charts.hour = makeChart('hour-chart', '#1f9d6b');
+  charts.top = new Chart($('top-chart'), {
+    type: 'bar',
+    data: { labels: [], datasets: [{ label: 'clicks', data: [], backgroundColor: '#d9822b' }] },
+    options: {
+      indexAxis: 'y',
+      animation: false,
+      maintainAspectRatio: false,
+      scales: { x: { beginAtZero: true, ticks: { precision: 0 } } },
+      plugins: { legend: { display: false } },
+    },
+  });
   $('api-key').value = state.key;
   start();
 })();

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
@@ -195,6 +196,41 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task An_advertisers_ads_are_listed_a_page_at_a_time_to_it_and_to_admins_only()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var first = await host.AddAdvertiserAsync(1, Enumerable.Range(100, 25).Select(i => (long)i).ToArray());
+        await host.AddAdvertiserAsync(2, 21);
+        await host.Database.ExecuteAsync("UPDATE ads SET deleted_at = now() WHERE ad_id = 101");
+
+        var pages = new List<List<long>>();
+        string? after = null;
+        do
+        {
+            var page = await GetJsonAsync(host, $"/v1/advertisers/1/ads?limit=10{(after is null ? "" : "&after=" + after)}", first);
+            pages.Add([.. page.GetProperty("ads").EnumerateArray().Select(a => a.GetProperty("adId").GetInt64())]);
+            after = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetInt64().ToString(CultureInfo.InvariantCulture);
+        }
+        while (after is not null && pages.Count < 10);
+
+        Assert.Equal([10, 10, 5], pages.Select(p => p.Count));
+        Assert.Equal(Enumerable.Range(100, 25).Select(i => (long)i), pages.SelectMany(p => p));
+        var firstPage = await GetJsonAsync(host, "/v1/advertisers/1/ads?limit=2", first);
+        var ads = firstPage.GetProperty("ads").EnumerateArray().ToList();
+        Assert.Equal(ProductHost.AdUrl(100), ads[0].GetProperty("redirectUrl").GetString());
+        Assert.False(ads[0].GetProperty("deleted").GetBoolean());
+        Assert.True(ads[1].GetProperty("deleted").GetBoolean());
+        Assert.Equal(25, (await GetJsonAsync(host, "/v1/advertisers/1/ads?limit=1000", Admin)).GetProperty("ads").GetArrayLength());
+
+        await AssertProblemAsync(host, "/v1/advertisers/2/ads", first, HttpStatusCode.NotFound, "unknown-advertiser");
+        await AssertProblemAsync(host, "/v1/advertisers/999/ads", Admin, HttpStatusCode.NotFound, "unknown-advertiser");
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads?limit=1001", first, HttpStatusCode.BadRequest, "invalid-limit");
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads?limit=0", first, HttpStatusCode.BadRequest, "invalid-limit");
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads?after=ten", first, HttpStatusCode.BadRequest, "invalid-after");
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads", "not-a-key", HttpStatusCode.Unauthorized, "unauthenticated");
+    }
+
+    [Fact]
     public async Task An_advertiser_key_sees_only_its_own_advertiser_and_an_admin_key_sees_all()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
@@ -296,7 +332,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
         using var document = JsonDocument.Parse(await host.Http.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)));
         var paths = document.RootElement.GetProperty("paths");
-        foreach (var path in new[] { "/v1/ads/{adId}/clicks", "/v1/advertisers/{advertiserId}/clicks", "/v1/top", "/v1/advertisers" })
+        foreach (var path in new[] { "/v1/ads/{adId}/clicks", "/v1/advertisers/{advertiserId}/clicks", "/v1/top", "/v1/advertisers", "/v1/advertisers/{advertiserId}/ads" })
         {
             var ok = paths.GetProperty(path).GetProperty("get").GetProperty("responses").GetProperty("200");
             Assert.Equal(JsonValueKind.Object, ok.GetProperty("content").GetProperty("application/json").GetProperty("example").ValueKind);
