@@ -22,6 +22,7 @@ public sealed class QueryOptions
     public bool CacheEnabled { get; set; } = true;
 
     /// <summary>How long a cached answer lives; reconciliation corrections reach cached answers after at most this long.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public TimeSpan CacheTtl { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>
@@ -40,8 +41,10 @@ public sealed class QueryOptions
     public int QueueLimit { get; set; } = 1_000;
 
     /// <summary>How long a request may wait for a database slot before it is answered 503 overloaded.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>How long a cache read may take before the answer comes from the database instead.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public TimeSpan CacheTimeout { get; set; } = TimeSpan.FromMilliseconds(100);
 }

@@ -92,6 +92,26 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Contains("kafkaclicks: stopped because MinuteCountSink failed: `max.poll.interval.ms`", error, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("KAFKACLICKS_Query__QueueTimeout", "-00:00:01", "QueueTimeout")]
+    [InlineData("KAFKACLICKS_Query__CacheTimeout", "-00:00:01", "CacheTimeout")]
+    [InlineData("KAFKACLICKS_Reconciler__Lateness", "-00:05:00", "Reconciler:Lateness must be zero or positive")]
+    public async Task A_negative_duration_stops_the_start_with_a_message_naming_it(string variable, string value, string message)
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
+            ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
+            [variable] = value,
+        }, "run", "--roles", "query,reconciler");
+        Assert.Equal(1, exitCode);
+        Assert.StartsWith("kafkaclicks: configuration:", error, StringComparison.Ordinal);
+        Assert.Contains(message, error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Migrate_applies_then_finds_nothing_to_do()
     {
