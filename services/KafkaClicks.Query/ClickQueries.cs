@@ -57,9 +57,9 @@ public sealed class ClickQueries : IDisposable
         }
 
         var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if (range.Problem is not null)
+        if ((range.Problem ?? BeyondRetention(range)) is { } problem)
         {
-            return range.Problem;
+            return problem;
         }
 
         var owner = await _store.AdOwnerAsync(id, ct);
@@ -96,9 +96,9 @@ public sealed class ClickQueries : IDisposable
         }
 
         var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if (range.Problem is not null)
+        if ((range.Problem ?? BeyondRetention(range)) is { } problem)
         {
-            return range.Problem;
+            return problem;
         }
 
         if (breakdown is not null and not "ad")
@@ -234,6 +234,28 @@ public sealed class ClickQueries : IDisposable
         var ads = await _store.AdsPageAsync(id, cursor, count + 1, ct);
         var next = ads.Count > count ? ads[count - 1].AdId : (long?)null;
         return Results.Json(new AdsResponse(id, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
+    }
+
+    /// <summary>
+    /// A problem when the range starts before the database keeps the rows it would be read from, which would
+    /// otherwise be answered as zeros marked final.
+    /// </summary>
+    private IResult? BeyondRetention(QueryRange range)
+    {
+        var now = _time.GetUtcNow();
+        var minutes = ClickSeriesStore.RowUnit(range, range.BucketStarts()) < TimeSpan.FromHours(1);
+        var kept = minutes ? _options.MinuteRetention : _options.RollupRetention;
+        if (range.From >= now - kept)
+        {
+            return null;
+        }
+
+        var what = !minutes ? "Hourly and daily counts are"
+            : range.Bucket < TimeSpan.FromHours(1) ? "Counts finer than an hour are"
+            : $"Day buckets in {range.TimeZoneName} start inside an hour, so they are summed from minute counts, which are";
+        var hint = !minutes ? "" : range.Bucket < TimeSpan.FromHours(1) ? " Use granularity 1h or 1d for older ranges." : " Ask in UTC or a whole-hour zone for older days.";
+        return Problems.Problem(400, "beyond-retention",
+            $"{what} kept for {kept.TotalDays:0.##} days: the range must start at or after {QueryRange.Floor(now - kept, TimeSpan.FromMinutes(1)).AddMinutes(1):O}.{hint}");
     }
 
     private async Task<IResult> CachedAsync<T>(string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)

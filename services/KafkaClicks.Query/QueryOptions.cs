@@ -44,6 +44,16 @@ public sealed class QueryOptions
     [Range(typeof(TimeSpan), "00:00:00.001", "00:10:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How long minute counts are kept: ranges that need minute rows (buckets under an hour, or day buckets in a zone
+    /// whose midnights fall inside an hour) may not start earlier. Read from the sink's <c>Sink:MinuteRetention</c>, so
+    /// both roles agree when they share their configuration.
+    /// </summary>
+    public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(30);
+
+    /// <summary>How long hourly and daily rollups are kept (<c>Sink:RollupRetention</c>): no range may start earlier.</summary>
+    public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
+
     /// <summary>How long a cache read may take before the answer comes from the database instead.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
     public TimeSpan CacheTimeout { get; set; } = TimeSpan.FromMilliseconds(100);

@@ -14,7 +14,14 @@ public static class QueryServiceCollectionExtensions
     /// </summary>
     public static IHostApplicationBuilder AddQuery(this IHostApplicationBuilder builder)
     {
-        builder.Services.AddOptions<QueryOptions>().BindConfiguration(QueryOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddOptions<QueryOptions>().BindConfiguration(QueryOptions.Section)
+            .Configure<IConfiguration>((options, configuration) =>
+            {
+                // Set by the sink's settings, which decide what the database keeps.
+                options.MinuteRetention = configuration.GetValue("Sink:MinuteRetention", options.MinuteRetention);
+                options.RollupRetention = configuration.GetValue("Sink:RollupRetention", options.RollupRetention);
+            })
+            .ValidateDataAnnotations().ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddPostgres(builder.Configuration);
         if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString("Redis")))
