@@ -205,10 +205,11 @@ public sealed class ClickReconciler
         await using (var statements = new NpgsqlBatch(connection, transaction))
         {
             var upsert = new NpgsqlBatchCommand("""
-                INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
-                SELECT a, m, s, c, true, now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
+                INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at, corrected_at)
+                SELECT a, m, s, c, true, now(), now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
                 ON CONFLICT (ad_id, minute, salt) DO UPDATE
-                SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now()
+                SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now(),
+                    corrected_at = now()
                 """);
             upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Keys.Select(k => k.AdId).ToArray() });
             upsert.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = rows.Keys.Select(k => k.Minute).ToArray() });

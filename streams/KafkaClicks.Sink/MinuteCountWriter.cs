@@ -11,7 +11,8 @@ public readonly record struct MinuteCountRecord(MinuteCount Count, int Partition
 /// Writes a batch of minute counts in one transaction: binary COPY into a temporary staging table, then one
 /// round trip with the INSERT ... ON CONFLICT that stores absolute counts (marking the changed hours dirty for
 /// the rollups) and the per-partition final watermark. An emission older than the stored one changes nothing,
-/// a final flag is never taken back, and replaying a batch is a no-op.
+/// a final flag is never taken back, a row the reconciler corrected (corrected_at) is left to the reconciler, and
+/// replaying a batch is a no-op.
 /// </summary>
 public sealed class MinuteCountWriter
 {
@@ -128,7 +129,7 @@ public sealed class MinuteCountWriter
             SELECT ad_id, minute, salt, clicks, final, emitted_at, now() FROM minute_count_staging
             ON CONFLICT (ad_id, minute, salt) DO UPDATE
             SET clicks = EXCLUDED.clicks, final = t.final OR EXCLUDED.final, emitted_at = EXCLUDED.emitted_at, updated_at = now()
-            WHERE EXCLUDED.emitted_at >= t.emitted_at
+            WHERE EXCLUDED.emitted_at >= t.emitted_at AND t.corrected_at IS NULL
             """));
         // Marked from the batch rather than from the upsert's RETURNING, which cost about a fifth of the batch; an hour
         // marked by a stale emission only costs one extra refresh.

@@ -221,6 +221,35 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     }
 
     [Fact]
+    public async Task A_final_the_aggregator_sends_again_after_a_restart_does_not_undo_a_correction()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        Produce(broker.BootstrapServers, 4, Enumerable.Range(0, 5).Select(i => Click(1, T0.AddSeconds(i * 10))));
+        var writer = new MinuteCountWriter(db.DataSource);
+        MinuteCount AggregatorFinal(long adId, long clicks, DateTime emittedAt) => new()
+        {
+            AdId = adId, Salt = 0, WindowStart = T0, Clicks = clicks, Final = true, EmittedAt = emittedAt,
+        };
+
+        // The aggregator missed a click (say it reached clicks.raw late); the reconciler recounts 5.
+        await writer.WriteAsync([new MinuteCountRecord(AggregatorFinal(1, 4, T0.AddMinutes(2)), 0)], default);
+        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default);
+        Assert.Equal(1, report.WindowsCorrected);
+        Assert.Equal(5L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
+
+        // Restarted, the aggregator re-emits the windows it rebuilt from its impression store: the same count, by a
+        // newer clock. The correction stands; a window never corrected still takes the newer emission.
+        await writer.WriteAsync([
+            new MinuteCountRecord(AggregatorFinal(1, 4, DateTime.UtcNow), 0),
+            new MinuteCountRecord(AggregatorFinal(2, 7, DateTime.UtcNow), 0),
+        ], default);
+        Assert.Equal(5L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
+        Assert.Equal(7L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 2"));
+    }
+
+    [Fact]
     public async Task Corrections_reach_the_rollups_even_when_the_reconciler_dies_before_refreshing_them()
     {
         await using var db = await postgres.CreateDatabaseAsync();
