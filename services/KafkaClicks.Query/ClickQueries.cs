@@ -18,6 +18,7 @@ public sealed class ClickQueries : IDisposable
     private const int MaxTopWindowMinutes = 60;
     private const int MaxAdvertisers = 1000;
     private const int MaxAdsPage = 1000;
+    private const int MaxRuns = 500;
     private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
     private readonly ApiKeyAuthenticator _auth;
     private readonly ClickSeriesStore _store;
@@ -234,6 +235,36 @@ public sealed class ClickQueries : IDisposable
         var ads = await _store.AdsPageAsync(id, cursor, count + 1, ct);
         var next = ads.Count > count ? ads[count - 1].AdId : (long?)null;
         return Results.Json(new AdsResponse(id, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
+    }
+
+    /// <summary>GET /v1/reconciliation/runs: the latest reconciliation runs, for admin keys only (runs span every advertiser).</summary>
+    public async Task<IResult> ReconciliationRunsAsync(HttpRequest request, string? last, CancellationToken ct)
+    {
+        var caller = await _auth.AuthenticateAsync(request, ct);
+        if (caller is null)
+        {
+            return Unauthenticated();
+        }
+
+        if (!caller.IsAdmin)
+        {
+            return Problems.Problem(403, "admin-only", "Reconciliation runs cover every advertiser: an admin key is required.");
+        }
+
+        var count = 50;
+        if (last is not null && (!int.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxRuns))
+        {
+            return Problems.Problem(400, "invalid-limit", $"last must be a whole number between 1 and {MaxRuns}.");
+        }
+
+        using var slot = await DatabaseSlotAsync(ct);
+        if (!slot.IsAcquired)
+        {
+            return Overloaded(slot);
+        }
+
+        var runs = await _store.ReconciliationRunsAsync(count, ct);
+        return Results.Json(new ReconciliationRunsResponse(runs), QueryJsonContext.Default.ReconciliationRunsResponse);
     }
 
     /// <summary>

@@ -126,6 +126,32 @@ public sealed class ClickSeriesStore : IDisposable
         return ads;
     }
 
+    /// <summary>The latest <paramref name="limit"/> reconciliation runs that changed or could change the database (no dry runs), newest first.</summary>
+    public async Task<List<ReconciliationRun>> ReconciliationRunsAsync(int limit, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            SELECT run_id, range_from, range_to, ad_id, status, coalesce(raw_clicks, 0), coalesce(db_clicks, 0),
+                   coalesce(windows_checked, 0), coalesce(windows_corrected, 0), started_at, finished_at
+            FROM reconciliation_runs
+            WHERE NOT dry_run
+            ORDER BY started_at DESC, run_id DESC
+            LIMIT $1
+            """);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        var runs = new List<ReconciliationRun>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            runs.Add(new ReconciliationRun(
+                reader.GetInt64(0), reader.GetFieldValue<DateTimeOffset>(1), reader.GetFieldValue<DateTimeOffset>(2),
+                reader.IsDBNull(3) ? null : reader.GetInt64(3), reader.GetString(4), reader.GetInt64(5), reader.GetInt64(6),
+                reader.GetInt64(7), reader.GetInt64(8), reader.GetFieldValue<DateTimeOffset>(9),
+                reader.IsDBNull(10) ? null : reader.GetFieldValue<DateTimeOffset>(10)));
+        }
+
+        return runs;
+    }
+
     /// <summary>Advertisers in id order (one, or all when <paramref name="advertiserId"/> is null), with their number of ads.</summary>
     public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, int limit, CancellationToken cancellationToken)
     {

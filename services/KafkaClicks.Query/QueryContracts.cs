@@ -58,10 +58,23 @@ public sealed record AdsResponse(long AdvertiserId, IReadOnlyList<AdSummary> Ads
 /// <param name="Deleted">Whether it was removed (its clicks are still answered for).</param>
 public sealed record AdSummary(long AdId, string RedirectUrl, bool Deleted);
 
+/// <summary>Answer of GET /v1/reconciliation/runs: the latest reconciliation runs, newest first (admin keys only).</summary>
+public sealed record ReconciliationRunsResponse(IReadOnlyList<ReconciliationRun> Runs);
+
+/// <summary>One reconciliation run as stored by the reconciler (scheduled, late-click recount or `kafkaclicks reconcile`).</summary>
+/// <param name="AdId">The one ad it was limited to; null for all ads.</param>
+/// <param name="RawClicks">Distinct impressions recounted from clicks.raw over the range.</param>
+/// <param name="DbClicks">What the database held for the range before the run.</param>
+/// <param name="WindowsCorrected">Minute windows whose stored count differed and was replaced by the recount.</param>
+public sealed record ReconciliationRun(
+    long RunId, DateTimeOffset From, DateTimeOffset To, long? AdId, string Status, long RawClicks, long DbClicks, long WindowsChecked,
+    long WindowsCorrected, DateTimeOffset StartedAt, DateTimeOffset? FinishedAt);
+
 [JsonSerializable(typeof(AdClicksResponse))]
 [JsonSerializable(typeof(AdvertiserClicksResponse))]
 [JsonSerializable(typeof(TopAdsResponse))]
 [JsonSerializable(typeof(AdvertisersResponse))]
 [JsonSerializable(typeof(AdsResponse))]
+[JsonSerializable(typeof(ReconciliationRunsResponse))]
 [JsonSourceGenerationOptions(JsonSerializerDefaults.Web)]
 internal sealed partial class QueryJsonContext : JsonSerializerContext;

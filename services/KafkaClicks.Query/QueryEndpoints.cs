@@ -74,6 +74,15 @@ public static class QueryEndpoints
             .Produces<AdsResponse>()
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
 
+        api.MapGet("/reconciliation/runs", (
+                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    [Description("How many runs, newest first, 1 to 500. Default 50.")] string? last) =>
+                queries.ReconciliationRunsAsync(request, last, ct))
+            .WithName("ReconciliationRuns")
+            .WithSummary("The latest reconciliation runs and what they corrected (admin keys only)")
+            .Produces<ReconciliationRunsResponse>()
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(403);
+
         app.MapOpenApi("/openapi/{documentName}.json");
         DashboardAssets.Map(app);
 

@@ -37,6 +37,11 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
             {"advertiserId":1,"ads":[{"adId":1,"redirectUrl":"https://shop.example/winter","deleted":false},
                                      {"adId":2,"redirectUrl":"https://shop.example/sale","deleted":false}],"next":2}
             """,
+        ["ReconciliationRuns"] = """
+            {"runs":[{"runId":42,"from":"2026-11-29T11:00:00+00:00","to":"2026-11-29T12:00:00+00:00","adId":null,"status":"succeeded",
+                      "rawClicks":1804211,"dbClicks":1804198,"windowsChecked":912044,"windowsCorrected":9,
+                      "startedAt":"2026-11-29T12:15:00+00:00","finishedAt":"2026-11-29T12:15:06+00:00"}]}
+            """,
     };
 
     private static readonly Dictionary<string, string> ParameterExamples = new(StringComparer.Ordinal)
@@ -49,6 +54,7 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
         ["window"] = "5m",
         ["limit"] = "10",
         ["after"] = "2",
+        ["last"] = "50",
     };
 
     public Task TransformAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)

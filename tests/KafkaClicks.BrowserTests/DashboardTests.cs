@@ -82,6 +82,16 @@ public class DashboardTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Assert.Equal("localStorage", await page.EvaluateAsync<string>("() => localStorage.getItem('kafkaclicks.apiKey') ? 'localStorage' : 'missing'"));
             Assert.Empty(foreign);
 
+            // An advertiser's key does not see the reconciliation runs, which span every advertiser; an admin key does.
+            Assert.True(await page.Locator("#reconciliation").IsHiddenAsync());
+            await page.FillAsync("#api-key", ProductHost.AdminKey);
+            await page.ClickAsync("#key-form button");
+            await page.WaitForFunctionAsync("() => Number(document.getElementById('runs-chart').dataset.runs) === 3");
+            Assert.True(await page.Locator("#reconciliation").IsVisibleAsync());
+            var runs = await page.Locator("#runs tbody tr").AllInnerTextsAsync();
+            Assert.Equal(3, runs.Count);
+            Assert.Contains("succeeded", runs[0], StringComparison.Ordinal);
+
             var screenshot = Path.Combine(RepositoryRoot(), "artifacts", "browser", "dashboard.png");
             Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
@@ -127,6 +137,14 @@ public class DashboardTests(PostgresServer postgres) : IClassFixture<PostgresSer
             .RunOnceAsync(default);
         await host.Database.ExecuteAsync(
             "INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())", minute.AddMinutes(-1));
+
+        // Three hourly reconciliation runs, as the reconciler role stores them, and a dry run, which is not shown.
+        await host.Database.ExecuteAsync("""
+            INSERT INTO reconciliation_runs (range_from, range_to, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, started_at, finished_at)
+            SELECT h, h + interval '1 hour', d, 12000 + n, 12000, 1800, n, 'succeeded', h + interval '75 minutes', h + interval '76 minutes'
+            FROM (VALUES (3, 2, false), (2, 0, false), (1, 5, false), (0, 9, true)) AS r(back, n, d),
+                 LATERAL (SELECT date_bin('1 hour', $1, timestamptz '2000-01-01') - back * interval '1 hour' - interval '2 hours' AS h) AS t
+            """, minute);
         return key;
     }
 

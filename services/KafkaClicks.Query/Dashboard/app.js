@@ -1,5 +1,6 @@
 // KafkaClicks dashboard: plain script over the query API. The API key is typed by the user, kept in localStorage
-// and sent as a Bearer token. Every 10 s the two series charts and the top ads (a bar chart and a table) are fetched again.
+// and sent as a Bearer token. Every 10 s the two series charts, the top ads (a bar chart and a table) and, for admin
+// keys, the reconciliation runs (a chart and a table) are fetched again.
 (() => {
   'use strict';
   const KEY_STORAGE = 'kafkaclicks.apiKey';
@@ -83,6 +84,7 @@
     }
     state.advertiser = select.value;
     state.ad = ALL_ADS;
+    $('ad-id').value = '';
     await loadAds();
   }
 
@@ -119,6 +121,34 @@
     }));
   }
 
+  const RUNS_SHOWN = 48;
+
+  // Admin keys only: the route answers 403 to an advertiser's key, and the section stays hidden.
+  async function refreshRuns() {
+    const response = await fetch('/v1/reconciliation/runs?last=' + RUNS_SHOWN, { headers: { Authorization: 'Bearer ' + state.key } });
+    $('reconciliation').hidden = !response.ok;
+    if (!response.ok) {
+      return;
+    }
+    const runs = (await response.json()).runs.slice().reverse();
+    const chart = charts.runs;
+    chart.data.labels = runs.map((r) => hourLabel(new Date(r.from)) + (r.adId === null ? '' : ' (ad ' + r.adId + ')'));
+    chart.data.datasets[0].data = runs.map((r) => r.rawClicks - r.dbClicks);
+    chart.data.datasets[1].data = runs.map((r) => r.windowsCorrected);
+    chart.update();
+    $('runs-chart').dataset.runs = String(runs.length);
+    $('runs').tBodies[0].replaceChildren(...runs.slice(-10).reverse().map((r) => {
+      const row = document.createElement('tr');
+      const range = new Date(r.from).toLocaleString() + ' - ' + new Date(r.to).toLocaleTimeString();
+      for (const value of [r.runId, range, r.status, r.rawClicks.toLocaleString(), r.dbClicks.toLocaleString(), r.windowsCorrected.toLocaleString()]) {
+        const cell = document.createElement('td');
+        cell.textContent = String(value);
+        row.appendChild(cell);
+      }
+      return row;
+    }));
+  }
+
   async function refresh() {
     if (!state.key || !state.advertiser) {
       return;
@@ -133,6 +163,7 @@
       draw(charts.minute, 'minute-chart', minutes, minuteLabel);
       draw(charts.hour, 'hour-chart', hours, hourLabel);
       drawTop(top);
+      await refreshRuns();
       const complete = minutes.completeThrough ? new Date(minutes.completeThrough).toLocaleTimeString() : 'unknown';
       status('Updated ' + new Date().toLocaleTimeString() + ' - final through ' + complete, false);
     } catch (e) {
@@ -168,6 +199,7 @@
   $('advertiser').addEventListener('change', async () => {
     state.advertiser = $('advertiser').value;
     state.ad = ALL_ADS;
+    $('ad-id').value = '';
     try { await loadAds(); } catch (e) { status('Could not load: ' + e.message, true); }
     refresh();
   });
@@ -185,6 +217,25 @@
 
   charts.minute = makeChart('minute-chart', '#2f6fdf');
   charts.hour = makeChart('hour-chart', '#1f9d6b');
+  charts.runs = new Chart($('runs-chart'), {
+    type: 'bar',
+    data: {
+      labels: [],
+      datasets: [
+        { type: 'bar', label: 'clicks off by', data: [], backgroundColor: '#b04a9a', yAxisID: 'y' },
+        { type: 'line', label: 'windows corrected', data: [], borderColor: '#5b6775', backgroundColor: '#5b6775', yAxisID: 'windows', pointRadius: 2 },
+      ],
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      scales: {
+        y: { ticks: { precision: 0 }, title: { display: true, text: 'clicks' } },
+        windows: { position: 'right', beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false }, title: { display: true, text: 'windows' } },
+        x: { ticks: { maxTicksLimit: 12, autoSkip: true } },
+      },
+    },
+  });
   charts.top = new Chart($('top-chart'), {
     type: 'bar',
     data: { labels: [], datasets: [{ label: 'clicks', data: [], backgroundColor: '#d9822b' }] },

@@ -231,6 +231,31 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task Reconciliation_runs_are_listed_newest_first_to_admin_keys_only()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var advertiser = await host.AddAdvertiserAsync(1, 11);
+        await host.Database.ExecuteAsync("""
+            INSERT INTO reconciliation_runs (range_from, range_to, ad_id, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, started_at, finished_at)
+            VALUES ('2026-11-29T10:00Z', '2026-11-29T11:00Z', null, false, 100, 97, 60, 2, 'succeeded', '2026-11-29T11:15Z', '2026-11-29T11:15:05Z'),
+                   ('2026-11-29T11:00Z', '2026-11-29T12:00Z', null, true, 80, 80, 50, 0, 'succeeded', '2026-11-29T12:10Z', '2026-11-29T12:10:04Z'),
+                   ('2026-11-29T11:00Z', '2026-11-29T12:00Z', 11, false, 40, 40, 30, 0, 'partial', '2026-11-29T12:15Z', '2026-11-29T12:15:03Z')
+            """);
+
+        var runs = (await GetJsonAsync(host, "/v1/reconciliation/runs", Admin)).GetProperty("runs").EnumerateArray().ToList();
+        Assert.Equal(2, runs.Count);
+        Assert.Equal(11, runs[0].GetProperty("adId").GetInt64());
+        Assert.Equal("partial", runs[0].GetProperty("status").GetString());
+        Assert.Equal(JsonValueKind.Null, runs[1].GetProperty("adId").ValueKind);
+        Assert.Equal((100L, 97L, 2L), (runs[1].GetProperty("rawClicks").GetInt64(), runs[1].GetProperty("dbClicks").GetInt64(), runs[1].GetProperty("windowsCorrected").GetInt64()));
+        Assert.Single((await GetJsonAsync(host, "/v1/reconciliation/runs?last=1", Admin)).GetProperty("runs").EnumerateArray());
+
+        await AssertProblemAsync(host, "/v1/reconciliation/runs", advertiser, HttpStatusCode.Forbidden, "admin-only");
+        await AssertProblemAsync(host, "/v1/reconciliation/runs?last=0", Admin, HttpStatusCode.BadRequest, "invalid-limit");
+        await AssertProblemAsync(host, "/v1/reconciliation/runs", "not-a-key", HttpStatusCode.Unauthorized, "unauthenticated");
+    }
+
+    [Fact]
     public async Task An_advertiser_key_sees_only_its_own_advertiser_and_an_admin_key_sees_all()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
@@ -335,7 +360,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
         using var document = JsonDocument.Parse(await host.Http.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)));
         var paths = document.RootElement.GetProperty("paths");
-        foreach (var path in new[] { "/v1/ads/{adId}/clicks", "/v1/advertisers/{advertiserId}/clicks", "/v1/top", "/v1/advertisers", "/v1/advertisers/{advertiserId}/ads" })
+        foreach (var path in new[] { "/v1/ads/{adId}/clicks", "/v1/advertisers/{advertiserId}/clicks", "/v1/top", "/v1/advertisers", "/v1/advertisers/{advertiserId}/ads", "/v1/reconciliation/runs" })
         {
             var ok = paths.GetProperty(path).GetProperty("get").GetProperty("responses").GetProperty("200");
             Assert.Equal(JsonValueKind.Object, ok.GetProperty("content").GetProperty("application/json").GetProperty("example").ValueKind);
