@@ -27,6 +27,10 @@ namespace KafkaClicks.Topology;
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
 {
     private static readonly long WindowMs = (long)AggregationOptions.WindowSize.TotalMilliseconds;
+
+    /// <summary>How far past this process's clock a click may move stream time: small clock differences between hosts.</summary>
+    private const long FutureToleranceMs = 5_000;
+
     private readonly long _graceMs;
     private readonly long _horizonMs;
     private readonly TimeSpan _emitInterval;
@@ -89,7 +93,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         var windowStart = clickedAt - Mod(clickedAt, WindowMs);
         if (clickedAt > _streamTime)
         {
-            _streamTime = clickedAt;
+            _streamTime = AtMostNow(clickedAt);
             CloseWindows();
         }
 
@@ -241,7 +245,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             return;
         }
 
-        _streamTime = newest;
+        _streamTime = AtMostNow(newest);
         foreach (var key in entries)
         {
             // A window closed before the crash may have had its final forwarded but not yet sent, so every window the
@@ -257,6 +261,23 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             window.Clicks++;
             window.Dirty = true;
         }
+    }
+
+    /// <summary>
+    /// Stream time never runs ahead of this process's clock (plus <see cref="FutureToleranceMs"/>). A click stamped in
+    /// the future by an ingest host whose clock runs fast is still counted, in its window, but does not close the
+    /// windows that the other hosts' clicks are still arriving for, which would send those clicks to clicks.late.
+    /// </summary>
+    private static long AtMostNow(long clickedAt)
+    {
+        var ceiling = ToUnixMs(DateTime.UtcNow) + FutureToleranceMs;
+        if (clickedAt <= ceiling)
+        {
+            return clickedAt;
+        }
+
+        AggregatorTelemetry.FromTheFuture();
+        return ceiling;
     }
 
     private static long Mod(long value, long divisor) => ((value % divisor) + divisor) % divisor;
@@ -298,6 +319,11 @@ public static class AggregatorTelemetry
     internal static void Late() => Clicks.Add(1, LateTag);
 
     public static void Undecodable() => Clicks.Add(1, PoisonTag);
+
+    private static readonly Counter<long> Future = Meter.CreateCounter<long>("kafkaclicks.aggregator.future_clicks", "{click}",
+        "Clicks stamped later than this process's clock allows (an ingest host's clock runs fast): counted, without moving stream time past now.");
+
+    internal static void FromTheFuture() => Future.Add(1);
 
     private static long _openWindows;
 

@@ -53,6 +53,24 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    public void A_click_stamped_in_the_future_by_a_fast_clock_is_counted_without_making_the_other_hosts_clicks_late()
+    {
+        using var h = new AggregatorHarness();
+        var now = DateTime.UtcNow;
+        var minute = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
+        var onTime = now.AddSeconds(-1) < minute ? minute : now.AddSeconds(-1);
+
+        h.Click("imp-1", 5, onTime);
+        h.Click("imp-fast", 6, now.AddHours(2));   // an ingest host two hours ahead
+        h.Click("imp-2", 5, onTime);               // on time: its window is still open
+
+        Assert.Empty(h.ReadLate());
+        var emitted = h.TickAndRead();
+        Assert.Contains(Emitted.Of(5, minute, 2, false), emitted);
+        Assert.Contains(emitted, e => e.AdId == 6 && !e.Final && e.Clicks == 1);
+    }
+
+    [Fact]
     public void Partial_after_emit_interval_then_final_with_full_count_as_soon_as_stream_time_passes_grace_then_nothing_more()
     {
         using var h = new AggregatorHarness();
