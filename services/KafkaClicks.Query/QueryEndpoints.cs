@@ -83,7 +83,6 @@ public static class QueryEndpoints
             .Produces<ReconciliationRunsResponse>()
             .ProducesProblem(400).ProducesProblem(401).ProducesProblem(403);
 
-        app.MapOpenApi("/openapi/{documentName}.json");
         DashboardAssets.Map(app);
 
         // Built now, not under the first burst of requests: the Redis connection is made synchronously, and

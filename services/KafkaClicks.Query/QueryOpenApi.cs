@@ -59,9 +59,8 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
 
     public Task TransformAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)
     {
-        document.Info.Title = "KafkaClicks query API";
         document.Info.Description =
-            "Click counts per ad and advertiser at 1m, 5m, 15m, 1h and 1d granularity, and the most clicked ads. Times are UTC "
+            "Query API: click counts per ad and advertiser at 1m, 5m, 15m, 1h and 1d granularity, and the most clicked ads. Times are UTC "
             + "(ISO-8601); day buckets may follow a time zone (tz). completeThrough: every minute before it has its final count; "
             + "a point is final when its bucket ends at or before it. Errors are application/problem+json with a machine-readable reason.";
         document.Components ??= new OpenApiComponents();

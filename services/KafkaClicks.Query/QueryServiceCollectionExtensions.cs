@@ -1,4 +1,5 @@
 using KafkaClicks.ServiceDefaults;
+using Microsoft.AspNetCore.OpenApi;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -33,7 +34,7 @@ public static class QueryServiceCollectionExtensions
         builder.Services.AddSingleton<ClickSeriesStore>();
         builder.Services.AddSingleton<ResponseCache>();
         builder.Services.AddSingleton<ClickQueries>();
-        builder.Services.AddOpenApi(options =>
+        builder.Services.Configure<OpenApiOptions>("v1", options =>
         {
             options.AddDocumentTransformer<QueryOpenApi>();
             options.AddOperationTransformer<QueryOpenApi>();

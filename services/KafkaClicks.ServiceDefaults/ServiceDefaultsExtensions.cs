@@ -30,6 +30,13 @@ public static class ServiceDefaultsExtensions
     public static IHostApplicationBuilder AddServiceDefaults(this IHostApplicationBuilder builder)
     {
         builder.Services.AddProblemDetails(options => options.CustomizeProblemDetails = Problems.Describe);
+
+        // Every role's process documents the routes it serves at /openapi/v1.json (roles add their own transformers).
+        builder.Services.AddOpenApi(options => options.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Info.Title = "KafkaClicks API";
+            return Task.CompletedTask;
+        }));
         builder.Services.AddHealthChecks();
         var sampleRatio = builder.Configuration.GetValue("Telemetry:TraceSampleRatio", 0.01);
         var otlp = builder.Configuration["Telemetry:OtlpEndpoint"];
@@ -133,6 +140,7 @@ public static class ServiceDefaultsExtensions
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
         app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = r => r.Tags.Contains(ReadyTag) });
         app.MapPrometheusScrapingEndpoint("/metrics");
+        app.MapOpenApi("/openapi/{documentName}.json");
         return app;
     }
 

@@ -149,6 +149,19 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
     }
 
     [Fact]
+    public async Task An_ingest_only_process_documents_its_routes_in_openapi()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest);
+        using var document = JsonDocument.Parse(await host.Http.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative)));
+        var paths = document.RootElement.GetProperty("paths");
+        Assert.True(paths.GetProperty("/v1/impressions").TryGetProperty("post", out _));
+        Assert.True(paths.GetProperty("/v1/clicks").TryGetProperty("post", out _));
+        Assert.True(paths.GetProperty("/c/{token}").TryGetProperty("get", out _));
+        Assert.False(paths.TryGetProperty("/v1/top", out _), "an ingest-only process does not serve the query API");
+        Assert.Equal("KafkaClicks API", document.RootElement.GetProperty("info").GetProperty("title").GetString());
+    }
+
+    [Fact]
     public async Task With_redis_down_clicks_are_still_accepted_unchecked_and_dedupe_resumes_when_it_is_back()
     {
         await using var redis = await PrivateRedis.StartAsync();
