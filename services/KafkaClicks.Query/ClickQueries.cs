@@ -58,9 +58,15 @@ public sealed class ClickQueries : IDisposable
         }
 
         var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if ((range.Problem ?? BeyondRetention(range)) is { } problem)
+        if (range.Problem is not null)
         {
-            return problem;
+            return range.Problem;
+        }
+
+        (range, var beyondRetention) = WithinRetention(range, startGiven: from is not null);
+        if (beyondRetention is not null)
+        {
+            return beyondRetention;
         }
 
         var owner = await _store.AdOwnerAsync(id, ct);
@@ -97,9 +103,15 @@ public sealed class ClickQueries : IDisposable
         }
 
         var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if ((range.Problem ?? BeyondRetention(range)) is { } problem)
+        if (range.Problem is not null)
         {
-            return problem;
+            return range.Problem;
+        }
+
+        (range, var beyondRetention) = WithinRetention(range, startGiven: from is not null);
+        if (beyondRetention is not null)
+        {
+            return beyondRetention;
         }
 
         if (breakdown is not null and not "ad")
@@ -268,25 +280,32 @@ public sealed class ClickQueries : IDisposable
     }
 
     /// <summary>
-    /// A problem when the range starts before the database keeps the rows it would be read from, which would
-    /// otherwise be answered as zeros marked final.
+    /// The range, if the database still keeps the rows it is read from. A default start (no <c>from</c>) is moved up
+    /// to the first bucket it keeps; a start asked for that is older is a problem, which would otherwise be answered as
+    /// zeros marked final.
     /// </summary>
-    private IResult? BeyondRetention(QueryRange range)
+    private (QueryRange Range, IResult? Problem) WithinRetention(QueryRange range, bool startGiven)
     {
         var now = _time.GetUtcNow();
         var minutes = ClickSeriesStore.RowUnit(range, range.BucketStarts()) < TimeSpan.FromHours(1);
         var kept = minutes ? _options.MinuteRetention : _options.RollupRetention;
-        if (range.From >= now - kept)
+        var first = range.FirstBucketFrom(now - kept);
+        if (first == range.From)
         {
-            return null;
+            return (range, null);
+        }
+
+        if (!startGiven && first < range.To)
+        {
+            return (range with { From = first }, null);
         }
 
         var what = !minutes ? "Hourly and daily counts are"
             : range.Bucket < TimeSpan.FromHours(1) ? "Counts finer than an hour are"
             : $"Day buckets in {range.TimeZoneName} start inside an hour, so they are summed from minute counts, which are";
         var hint = !minutes ? "" : range.Bucket < TimeSpan.FromHours(1) ? " Use granularity 1h or 1d for older ranges." : " Ask in UTC or a whole-hour zone for older days.";
-        return Problems.Problem(400, "beyond-retention",
-            $"{what} kept for {kept.TotalDays:0.##} days: the range must start at or after {QueryRange.Floor(now - kept, TimeSpan.FromMinutes(1)).AddMinutes(1):O}.{hint}");
+        return (range, Problems.Problem(400, "beyond-retention",
+            $"{what} kept for {kept.TotalDays:0.##} days: the range must start at or after {first:O}.{hint}"));
     }
 
     private async Task<IResult> CachedAsync<T>(string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)

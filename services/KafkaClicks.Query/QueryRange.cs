@@ -90,6 +90,10 @@ public sealed record QueryRange(DateTimeOffset From, DateTimeOffset To, TimeSpan
         ? (int)((To - From) / Bucket)
         : LocalDate(To, TimeZone).DayNumber - LocalDate(From, TimeZone).DayNumber;
 
+    /// <summary>The first bucket start at or after <paramref name="earliest"/> (<see cref="From"/> when that is later).</summary>
+    public DateTimeOffset FirstBucketFrom(DateTimeOffset earliest) =>
+        From >= earliest ? From : TimeZone is null ? Ceiling(earliest, Bucket) : LocalMidnightAtOrAfter(earliest, TimeZone);
+
     /// <summary>The start of every bucket, in order; the last one ends at <see cref="To"/>.</summary>
     public DateTimeOffset[] BucketStarts()
     {

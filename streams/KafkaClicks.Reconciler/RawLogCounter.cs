@@ -238,8 +238,8 @@ public sealed class RawLogCounter
             .Build();
 
     /// <summary>
-    /// Counts each impression once, by the minute of its event time, within the range (and ad) asked for. Every click
-    /// read marks its impression seen, those before the range too, so a repeat of an earlier click is not counted.
+    /// Counts each impression once, by the minute of its event time, within the range (and ad) asked for. Clicks read
+    /// from before the range mark their impression seen too, so a repeat of an earlier click is not counted.
     /// </summary>
     private sealed class Tally(RawCounts result, DateTime from, DateTime to, long? adId, long expected)
     {
@@ -264,7 +264,8 @@ public sealed class RawLogCounter
 
         private void Add(in RawClick click)
         {
-            if ((adId is { } only && click.AdId != only) || !_seen.Add(click.Impression) || click.ClickedAtMs < _fromMs || click.ClickedAtMs >= _toMs)
+            // Clicks after the range are not marked: with parallel readers a later repeat could be tallied first.
+            if ((adId is { } only && click.AdId != only) || click.ClickedAtMs >= _toMs || !_seen.Add(click.Impression) || click.ClickedAtMs < _fromMs)
             {
                 return;
             }

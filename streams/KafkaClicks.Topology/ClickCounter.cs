@@ -89,11 +89,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             _rebuilt = true;
         }
 
-        var clickedAt = ToUnixMs(click.ClickedAt);
+        var clickedAt = AtMostNow(ToUnixMs(click.ClickedAt));
         var windowStart = clickedAt - Mod(clickedAt, WindowMs);
         if (clickedAt > _streamTime)
         {
-            _streamTime = AtMostNow(clickedAt);
+            _streamTime = clickedAt;
             CloseWindows();
         }
 
@@ -245,7 +245,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             return;
         }
 
-        _streamTime = AtMostNow(newest);
+        _streamTime = newest;
         foreach (var key in entries)
         {
             // A window closed before the crash may have had its final forwarded but not yet sent, so every window the
@@ -264,9 +264,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     }
 
     /// <summary>
-    /// Stream time never runs ahead of this process's clock (plus <see cref="FutureToleranceMs"/>). A click stamped in
-    /// the future by an ingest host whose clock runs fast is still counted, in its window, but does not close the
-    /// windows that the other hosts' clicks are still arriving for, which would send those clicks to clicks.late.
+    /// A click time no later than this process's clock (plus <see cref="FutureToleranceMs"/>). A click stamped in the
+    /// future by an ingest host whose clock runs fast is counted as made now: it neither moves stream time past now,
+    /// which would close the windows the other hosts' clicks are still arriving for and send those to clicks.late, nor
+    /// files its impression ahead of time in the impression store, whose segments expire by the newest time stored.
+    /// Reconciliation later counts it in the minute it was stamped with.
     /// </summary>
     private static long AtMostNow(long clickedAt)
     {

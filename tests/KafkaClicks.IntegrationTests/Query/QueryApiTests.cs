@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
@@ -228,6 +229,27 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         await AssertProblemAsync(host, "/v1/advertisers/1/ads?limit=0", first, HttpStatusCode.BadRequest, "invalid-limit");
         await AssertProblemAsync(host, "/v1/advertisers/1/ads?after=ten", first, HttpStatusCode.BadRequest, "invalid-after");
         await AssertProblemAsync(host, "/v1/advertisers/1/ads", "not-a-key", HttpStatusCode.Unauthorized, "unauthenticated");
+    }
+
+    [Fact]
+    public async Task A_default_range_older_than_the_minutes_kept_starts_at_the_first_bucket_kept_and_that_start_is_accepted_when_asked_for()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var key = await host.AddAdvertiserAsync(1, 11);
+
+        // 60 day buckets by default; in Asia/Kolkata they are summed from minutes, which are kept 30 days.
+        var answer = await GetJsonAsync(host, "/v1/advertisers/1/clicks?granularity=1d&tz=Asia/Kolkata", key);
+        var from = answer.GetProperty("from").GetDateTimeOffset();
+        Assert.InRange(from, DateTimeOffset.UtcNow.AddDays(-30), DateTimeOffset.UtcNow.AddDays(-29));
+        Assert.InRange(answer.GetProperty("points").GetArrayLength(), 30, 31);
+
+        // The start a refusal suggests is accepted as it is.
+        using var refused = await host.GetAsync($"/v1/ads/11/clicks?granularity=15m&from={Iso(DateTimeOffset.UtcNow.AddDays(-31))}&to={Iso(DateTimeOffset.UtcNow.AddDays(-28))}", key);
+        Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+        var detail = (await refused.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("title").GetString()!;
+        var suggested = detail[(detail.IndexOf("at or after ", StringComparison.Ordinal) + 12)..].Split(' ')[0].TrimEnd('.');
+        using var accepted = await host.GetAsync($"/v1/ads/11/clicks?granularity=15m&from={Uri.EscapeDataString(suggested)}&to={Iso(DateTimeOffset.UtcNow.AddDays(-28))}", key);
+        Assert.Equal(HttpStatusCode.OK, accepted.StatusCode);
     }
 
     [Fact]
