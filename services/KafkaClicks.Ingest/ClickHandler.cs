@@ -82,7 +82,8 @@ public sealed partial class ClickHandler
         }
 
         var impressionId = claims.ImpressionKey;
-        var dedupe = await _dedupe.ClaimAsync(impressionId, claims.ExpiresAt, _time);
+        var claim = await _dedupe.ClaimAsync(impressionId, claims.ExpiresAt, _time);
+        var dedupe = claim.Result;
         if (dedupe == DedupeResult.Duplicate)
         {
             IngestTelemetry.Click(ClickOutcome.Duplicate);
@@ -104,8 +105,9 @@ public sealed partial class ClickHandler
         if (!await MakeDurableAsync(click))
         {
             // An unchecked claim may still have reached Redis after its timeout; it is given back too, or the user's
-            // retry would be taken for a repeat and this click lost. The delete follows the claim on the same connection.
-            await _dedupe.ReleaseAsync(impressionId);
+            // retry would be taken for a repeat and this click lost (the release follows the claim on the same
+            // connection, and deletes only this click's own claim).
+            await _dedupe.ReleaseAsync(impressionId, claim);
 
             IngestTelemetry.Click(ClickOutcome.Unavailable);
             return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
