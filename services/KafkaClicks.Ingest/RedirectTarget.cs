@@ -28,6 +28,7 @@ public static class RedirectTarget
         }
 
         var port = uri.IsDefaultPort ? "" : $":{uri.Port}";
-        return $"{uri.Scheme}://{uri.IdnHost}{port}{uri.GetComponents(UriComponents.PathAndQuery | UriComponents.Fragment, UriFormat.UriEscaped)}";
+        var host = uri.HostNameType == UriHostNameType.IPv6 && !uri.IdnHost.StartsWith('[') ? $"[{uri.IdnHost}]" : uri.IdnHost;
+        return $"{uri.Scheme}://{host}{port}{uri.GetComponents(UriComponents.PathAndQuery | UriComponents.Fragment, UriFormat.UriEscaped)}";
     }
 }

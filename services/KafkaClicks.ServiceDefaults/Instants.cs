@@ -24,7 +24,7 @@ public static class Instants
     /// <summary>Parses <paramref name="text"/>; false when it is not ISO-8601 or lies outside the accepted years.</summary>
     public static bool TryParse(string? text, out DateTimeOffset value)
     {
-        if (DateTimeOffset.TryParseExact(text?.Trim(), Formats, CultureInfo.InvariantCulture,
+        if (DateTimeOffset.TryParseExact(Normalized(text), Formats, CultureInfo.InvariantCulture,
                 DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out value)
             && value >= Earliest && value < Latest)
         {
@@ -33,5 +33,32 @@ public static class Instants
 
         value = default;
         return false;
+    }
+
+    /// <summary>
+    /// RFC 3339 allows a lowercase <c>t</c> and <c>z</c> and any number of fractional digits (Go writes nine); .NET reads
+    /// seven at most, so the rest, below 100 ns, is dropped.
+    /// </summary>
+    private static string? Normalized(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        text = text.Trim().ToUpperInvariant();
+        var dot = text.IndexOf('.', StringComparison.Ordinal);
+        if (dot < 0)
+        {
+            return text;
+        }
+
+        var end = dot + 1;
+        while (end < text.Length && char.IsAsciiDigit(text[end]))
+        {
+            end++;
+        }
+
+        return end - dot - 1 > 7 ? string.Concat(text.AsSpan(0, dot + 8), text.AsSpan(end)) : text;
     }
 }

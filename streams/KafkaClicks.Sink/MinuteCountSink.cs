@@ -108,6 +108,7 @@ public sealed partial class MinuteCountSink : BackgroundService
                 try
                 {
                     consumer.Commit(offsets.Select(o => new TopicPartitionOffset(o.Key, o.Value + 1)));
+                    Interlocked.Increment(ref _batchesCommitted);
                 }
                 catch (KafkaException e) when (!e.Error.IsFatal)
                 {
@@ -117,7 +118,6 @@ public sealed partial class MinuteCountSink : BackgroundService
                     LogCommitFailed(e.Error.Code, e.Error.Reason);
                 }
 
-                Interlocked.Increment(ref _batchesCommitted);
                 SinkMetrics.BatchRecords.Add(batch.Count);
                 SinkMetrics.ConsumerLag(Lag(consumer));
                 batch.Clear();

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Confluent.Kafka;
 using KafkaClicks.Broker;
 using KafkaClicks.Migrations;
@@ -23,13 +24,24 @@ public static class CliErrors
     /// <summary>Runs a server (up, run, broker), which Ctrl-C or SIGTERM stops normally.</summary>
     public static Task<int> RunUntilStoppedAsync(Func<Task<int>> action) => RunAsync(action, whenStopped: Ok);
 
+    // Set when Ctrl-C or SIGTERM arrives (System.CommandLine then cancels the command's token): only then is a
+    // cancellation a stop; any other (a timeout deep inside a client) is a failure like the rest.
+    private static volatile bool _stopRequested;
+
+    private static readonly PosixSignalRegistration[] StopSignals =
+    [
+        PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => _stopRequested = true),
+        PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => _stopRequested = true),
+    ];
+
     private static async Task<int> RunAsync(Func<Task<int>> action, int whenStopped)
     {
+        GC.KeepAlive(StopSignals);
         try
         {
             return await action();
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (_stopRequested)
         {
             if (whenStopped != Ok)
             {

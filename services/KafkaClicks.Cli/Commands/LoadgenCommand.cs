@@ -12,7 +12,22 @@ public static class LoadgenCommand
 {
     public static Command Create()
     {
-        var url = new Option<Uri>("--url") { Description = "Ingest base URL (default http://127.0.0.1:8080).", DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080") };
+        var url = new Option<Uri>("--url")
+        {
+            Description = "Ingest base URL (default http://127.0.0.1:8080).",
+            DefaultValueFactory = _ => new Uri("http://127.0.0.1:8080"),
+            CustomParser = result =>
+            {
+                var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+                if (Uri.TryCreate(text, UriKind.Absolute, out var parsed) && parsed.Scheme is "http" or "https")
+                {
+                    return parsed;
+                }
+
+                result.AddError($"--url must be an absolute http(s) URL, not '{text}'");
+                return null;
+            },
+        };
         var rate = new Option<int>("--rate") { Description = "Clicks per second to offer (default 500).", DefaultValueFactory = _ => 500 };
         var duration = new Option<TimeSpan>("--duration") { Description = "How long, e.g. 00:00:30 (default 30 s).", DefaultValueFactory = _ => TimeSpan.FromSeconds(30) };
         var ads = new Option<int>("--ads") { Description = "Ad ids 1..N are clicked (they must exist; default 30, the demo's ads).", DefaultValueFactory = _ => 30 };

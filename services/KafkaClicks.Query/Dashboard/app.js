@@ -8,7 +8,7 @@
   const ALL_ADS = 'all';
   const ADS_LISTED = 1000;
   const $ = (id) => document.getElementById(id);
-  const state = { key: localStorage.getItem(KEY_STORAGE) || '', advertiser: null, ad: ALL_ADS, timer: null };
+  const state = { key: localStorage.getItem(KEY_STORAGE) || '', advertiser: null, ad: ALL_ADS, timer: null, runsRefused: false };
   const charts = {};
 
   function status(text, error) {
@@ -123,11 +123,16 @@
 
   const RUNS_SHOWN = 48;
 
-  // Admin keys only: the route answers 403 to an advertiser's key, and the section stays hidden.
+  // Admin keys only: the route answers 403 to an advertiser's key once, the section stays hidden, and it is not asked
+  // again until another key is used.
   async function refreshRuns() {
+    if (state.runsRefused) {
+      return;
+    }
     const response = await fetch('/v1/reconciliation/runs?last=' + RUNS_SHOWN, { headers: { Authorization: 'Bearer ' + state.key } });
     $('reconciliation').hidden = !response.ok;
     if (!response.ok) {
+      state.runsRefused = response.status === 403;
       return;
     }
     const runs = (await response.json()).runs.slice().reverse();
@@ -173,6 +178,7 @@
 
   async function start() {
     clearInterval(state.timer);
+    state.runsRefused = false;
     if (!state.key) {
       status('Type an API key to start.', false);
       return;

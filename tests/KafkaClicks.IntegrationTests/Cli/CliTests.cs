@@ -14,6 +14,7 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     [InlineData("'0001-01-01T00:00:00Z' is not an ISO-8601 instant between 2000-01-01 and 9000-01-01", "reconcile", "--from", "0001-01-01T00:00:00Z", "--to", "2026-11-29T11:00Z")]
     [InlineData("'5/1/2026' is not an ISO-8601 instant", "replay", "--topic", "clicks.raw", "--to-topic", "x", "--from", "5/1/2026", "--to", "2026-11-29T11:00Z")]
     [InlineData("--port must be between 1 and 65535", "broker", "--port", "70000")]
+    [InlineData("--url must be an absolute http(s) URL, not 'localhost'", "loadgen", "--url", "localhost")]
     public async Task Bad_arguments_exit_2_with_a_message(string message, params string[] args)
     {
         var (exitCode, _, error) = await CliRunner.RunAsync(null, args);

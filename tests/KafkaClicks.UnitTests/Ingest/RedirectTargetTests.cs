@@ -10,6 +10,7 @@ public class RedirectTargetTests
     [InlineData("https://bücher.example/sommer", "https://xn--bcher-kva.example/sommer")]
     [InlineData("https://shop.example:8443/été?q=über#top", "https://shop.example:8443/%C3%A9t%C3%A9?q=%C3%BCber#top")]
     [InlineData("https://shop.example/a\u0001b", "https://shop.example/a%01b")]
+    [InlineData("https://[2001:db8::1]:8443/été", "https://[2001:db8::1]:8443/%C3%A9t%C3%A9")]
     public void A_registered_url_becomes_an_ascii_location(string registered, string location) =>
         Assert.Equal(location, RedirectTarget.ToLocation(registered));
 

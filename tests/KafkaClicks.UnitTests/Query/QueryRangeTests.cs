@@ -65,6 +65,7 @@ public class QueryRangeTests
     [InlineData("2026-11-29T10:00:00.250Z", "2026-11-29T10:00:00.25Z")]
     [InlineData("2026-11-29T11:00:00+01:00", "2026-11-29T10:00:00Z")]
     [InlineData("2026-11-29 10:00:00Z", "2026-11-29T10:00:00Z")]
+    [InlineData("2026-11-29t10:00:00.123456789z", "2026-11-29T10:00:00.1234567Z")]
     public void Iso_8601_instants_are_read_in_every_usual_form(string text, string utc)
     {
         Assert.True(KafkaClicks.ServiceDefaults.Instants.TryParse(text, out var value));
