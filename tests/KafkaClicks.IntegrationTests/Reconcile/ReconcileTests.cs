@@ -123,6 +123,13 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         return totals;
     }
 
+    /// <summary>The clicks of T0's hour in the hourly rollup.</summary>
+    private static Task<long> HourlySumAsync(TestDatabase db) =>
+        db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1));
+
+    /// <summary>The clicks of T0's day in the daily rollup.</summary>
+    private static Task<long> DailySumAsync(TestDatabase db) => db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_daily WHERE day = $1", T0.Date);
+
     private static Dictionary<(long, DateTime), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> rows) =>
         rows.GroupBy(r => (r.Key.AdId, r.Key.Minute)).ToDictionary(g => g.Key, g => g.Sum(r => r.Value));
 
@@ -146,8 +153,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
 
         // The rollups as the sink's refresh job leaves them: summing the wrong minutes.
         await db.ExecuteAsync("SELECT refresh_ad_clicks_rollups($1, $2)", T0, T0.AddMinutes(10));
-        Assert.Equal(stored.Values.Sum(), await db.ScalarAsync<long>(
-            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
+        Assert.Equal(stored.Values.Sum(), await HourlySumAsync(db));
 
         var reconciler = new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
         var request = new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: true);
@@ -167,10 +173,8 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(Totals(truth), await StoredTotalsAsync(db));
         Assert.NotNull(fixedRun.RunId);
         Assert.Equal(5L, await db.ScalarAsync<long>("SELECT windows_corrected FROM reconciliation_runs WHERE run_id = $1", fixedRun.RunId!.Value));
-        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>(
-            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
-        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>(
-            "SELECT sum(clicks)::bigint FROM ad_clicks_daily WHERE day = $1", T0.Date));
+        Assert.Equal(truth.Values.Sum(), await HourlySumAsync(db));
+        Assert.Equal(truth.Values.Sum(), await DailySumAsync(db));
 
         var again = await reconciler.RunAsync(request with { DryRun = false }, null, default);
         Assert.Equal(0, again.WindowsCorrected);
@@ -270,14 +274,12 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await Assert.ThrowsAsync<Npgsql.PostgresException>(() => reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default));
         await db.ExecuteAsync("ALTER FUNCTION refresh_moved_away(bigint[], timestamptz, timestamptz) RENAME TO refresh_ad_clicks_rollups_for_ads");
         Assert.Equal(Totals(truth), await StoredTotalsAsync(db));
-        Assert.Equal(stored.Values.Sum(), await db.ScalarAsync<long>(
-            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
+        Assert.Equal(stored.Values.Sum(), await HourlySumAsync(db));
 
         // The sink role's refresh job then finds the corrected hour marked and recomputes it.
         await new RollupRefreshJob(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance).RunOnceAsync(default);
-        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>(
-            "SELECT sum(clicks)::bigint FROM ad_clicks_hourly WHERE hour >= $1 AND hour < $2", T0, T0.AddHours(1)));
-        Assert.Equal(truth.Values.Sum(), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_daily WHERE day = $1", T0.Date));
+        Assert.Equal(truth.Values.Sum(), await HourlySumAsync(db));
+        Assert.Equal(truth.Values.Sum(), await DailySumAsync(db));
         Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
     }
 
