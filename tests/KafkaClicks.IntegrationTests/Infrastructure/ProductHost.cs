@@ -94,6 +94,16 @@ public sealed class ProductHost : IAsyncDisposable
 
     public static string AdUrl(long adId) => $"https://advertiser.example/landing/{adId}?utm=kc";
 
+    /// <summary>
+    /// The token with one character of its signature changed: still well-formed base64url, so it reads as forged. Not
+    /// the last character, whose low bits can be padding that a strict decoder rejects (that would read as malformed).
+    /// </summary>
+    public static string Forge(string token)
+    {
+        var i = token.Length - 10;
+        return string.Concat(token.AsSpan(0, i), token[i] == 'A' ? "B" : "A", token.AsSpan(i + 1));
+    }
+
     /// <summary>POST /v1/impressions as a frontend; returns the token.</summary>
     public async Task<string> MintAsync(long adId)
     {
