@@ -89,13 +89,19 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             _rebuilt = true;
         }
 
-        var clickedAt = AtMostNow(ToUnixMs(click.ClickedAt));
-        var windowStart = clickedAt - Mod(clickedAt, WindowMs);
+        var clickedAt = ToUnixMs(click.ClickedAt);
         if (clickedAt > _streamTime)
         {
-            _streamTime = clickedAt;
-            CloseWindows();
+            // Only a click past stream time can be past the clock: stream time itself never is.
+            clickedAt = AtMostNow(clickedAt);
+            if (clickedAt > _streamTime)
+            {
+                _streamTime = clickedAt;
+                CloseWindows();
+            }
         }
+
+        var windowStart = clickedAt - Mod(clickedAt, WindowMs);
 
         var bucket = windowStart - Mod(windowStart, _horizonMs);
         if (_impressions.Fetch(click.ImpressionId, bucket) is not null
