@@ -168,10 +168,9 @@ public sealed class ClickQueries : IDisposable
             return Problems.Problem(400, "invalid-window", $"window must be a number of minutes or hours between 1m and {MaxTopWindowMinutes}m (e.g. 5m, 1h).");
         }
 
-        var count = 10;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxTopLimit))
+        if (CountParameter("limit", limit, 10, MaxTopLimit, out var count) is { } invalidLimit)
         {
-            return Problems.Problem(400, "invalid-limit", $"limit must be a whole number between 1 and {MaxTopLimit}.");
+            return invalidLimit;
         }
 
         long? scope = caller.AdvertiserId;
@@ -226,10 +225,9 @@ public sealed class ClickQueries : IDisposable
             return UnknownAdvertiser();
         }
 
-        var count = 100;
-        if (limit is not null && (!int.TryParse(limit, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxAdsPage))
+        if (CountParameter("limit", limit, 100, MaxAdsPage, out var count) is { } invalidLimit)
         {
-            return Problems.Problem(400, "invalid-limit", $"limit must be a whole number between 1 and {MaxAdsPage}.");
+            return invalidLimit;
         }
 
         var cursor = 0L;
@@ -263,10 +261,9 @@ public sealed class ClickQueries : IDisposable
             return Problems.Problem(403, "admin-only", "Reconciliation runs cover every advertiser: an admin key is required.");
         }
 
-        var count = 50;
-        if (last is not null && (!int.TryParse(last, NumberStyles.None, CultureInfo.InvariantCulture, out count) || count is < 1 or > MaxRuns))
+        if (CountParameter("last", last, 50, MaxRuns, out var count) is { } invalidLast)
         {
-            return Problems.Problem(400, "invalid-limit", $"last must be a whole number between 1 and {MaxRuns}.");
+            return invalidLast;
         }
 
         using var slot = await DatabaseSlotAsync(ct);
@@ -398,6 +395,18 @@ public sealed class ClickQueries : IDisposable
 
     private static string Canonical(QueryRange range) =>
         $"from={range.From:O}&to={range.To:O}&granularity={range.GranularityName}&tz={range.TimeZoneName}";
+
+    /// <summary>
+    /// A "how many" parameter: <paramref name="fallback"/> when absent, else a whole number from 1 to
+    /// <paramref name="max"/>; the problem (reason invalid-limit) when it is not.
+    /// </summary>
+    private static IResult? CountParameter(string name, string? text, int fallback, int max, out int count)
+    {
+        count = fallback;
+        return text is null || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out count) && count is >= 1 && count <= max)
+            ? null
+            : Problems.Problem(400, "invalid-limit", $"{name} must be a whole number between 1 and {max}.");
+    }
 
     private static bool TryParseId(string text, out long id) =>
         long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);

@@ -20,6 +20,10 @@ public sealed class ReconcilerOptions
     /// </summary>
     public TimeSpan DedupeLookback { get; set; } = RawLogCounter.DefaultDedupeLookback;
 
+    /// <summary>Why a negative <see cref="DedupeLookback"/> is refused (the role's validation and the CLI say it alike).</summary>
+    public const string NegativeDedupeLookback =
+        "Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.";
+
     /// <summary>Consumers reading clicks.raw's partitions in parallel; 0 means two per processor.</summary>
     public int Readers { get; set; }
 

@@ -103,7 +103,7 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far past a range the log is read.")
-            .Validate(o => o.DedupeLookback >= TimeSpan.Zero, "Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.")
+            .Validate(o => o.DedupeLookback >= TimeSpan.Zero, ReconcilerOptions.NegativeDedupeLookback)
             .ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddSingleton(sp => new RawLogCounter(

@@ -67,7 +67,7 @@ public static class ReconcileCommand
             var lookback = configuration.GetValue($"{ReconcilerOptions.Section}:{nameof(ReconcilerOptions.DedupeLookback)}", RawLogCounter.DefaultDedupeLookback);
             if (lookback < TimeSpan.Zero)
             {
-                throw new KafkaClicksConfigurationException("Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.");
+                throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
             var reconciler = new ClickReconciler(dataSource,
