@@ -3,20 +3,33 @@
 #
 #   infra/dev.sh demo            install what is missing, start Postgres + Redis, build, migrate,
 #                                run every role in one process with demo traffic (Ctrl-C stops it)
-#   infra/dev.sh test            the same set-up, then every test project; prints "N passed, N failed[, N skipped]"
-#   infra/dev.sh up|down|status  the local PostgreSQL and Redis servers
+#   infra/dev.sh test [LANE...]  the same set-up, then the unit tests once and the integration and browser tests in each
+#                                lane (embedded, timescale, cluster; default all three); prints "N passed, N failed[, N skipped]"
+#   infra/dev.sh up|down|status  the local PostgreSQL (plain and TimescaleDB), Redis and Kafka test cluster
 #   infra/dev.sh bench NAME [--json]   run a benchmark (see benchmarks/README.md)
 #   infra/dev.sh cli ARGS...     run the built kafkaclicks command line with the local dev configuration
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
-PG_PORT="${KAFKACLICKS_PG_PORT:-54329}"
 REDIS_PORT="${KAFKACLICKS_REDIS_PORT:-63799}"
 PG_BIN="/usr/lib/postgresql/15/bin"
-PG_DATA="$LOCAL/pg"
 PG_SOCK="$LOCAL/run"
-PG_LOG="$LOCAL/log/postgres.log"
+# Two local PostgreSQL servers: plain (the demo's and the first test lane's) and one with TimescaleDB preloaded.
+# KAFKACLICKS_PG_FLAVOR picks the one that up/pg-stop/pg-start/cli talk to.
+PG_FLAVOR="${KAFKACLICKS_PG_FLAVOR:-plain}"
+case "$PG_FLAVOR" in
+  plain) PG_PORT="${KAFKACLICKS_PG_PORT:-54329}"; PG_DATA="$LOCAL/pg"; PG_PRELOAD="" ;;
+  timescale) PG_PORT="${KAFKACLICKS_TIMESCALE_PORT:-54339}"; PG_DATA="$LOCAL/pg-timescale"
+    PG_PRELOAD="-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off" ;;
+  *) echo "dev.sh: KAFKACLICKS_PG_FLAVOR must be plain or timescale" >&2; exit 2 ;;
+esac
+PG_LOG="$LOCAL/log/postgres-$PG_FLAVOR.log"
+# The production engines for the timescale and cluster test lanes (TimescaleDB 2.28.3, a Kafka-protocol broker
+# cluster); .ci/run points this at the copy beside the checkout.
+SERVICES="${KAFKACLICKS_SERVICES:-$ROOT/../shared/services}"
+KAFKA_DATA="$LOCAL/kafka-test"
+KAFKA_PORTS="${KAFKACLICKS_KAFKA_PORTS:-39092,39093,39094}"
 REDIS_PID="$LOCAL/run/redis.pid"
 REDIS_LOG="$LOCAL/log/redis.log"
 CONFIG="$LOCAL/kafkaclicks.json"
@@ -46,6 +59,18 @@ ensure_packages() {
   fi
 }
 
+# TimescaleDB must be installed before any PostgreSQL 15 server starts: its installer may upgrade the server package.
+ensure_timescaledb() {
+  [ -x "$SERVICES/timescaledb/install.sh" ] || return 0
+  [ -f /usr/share/postgresql/15/extension/timescaledb.control ] && dpkg --compare-versions \
+    "$(dpkg-query -W -f='${Version}' postgresql-15)" ge 15.20 && return 0
+  if pg_running; then
+    die "TimescaleDB must be installed before PostgreSQL starts: run 'infra/dev.sh down' first"
+  fi
+  log "installing TimescaleDB from $SERVICES/timescaledb"
+  as_root "$SERVICES/timescaledb/install.sh" >&2
+}
+
 pg_running() { [ -f "$PG_DATA/postmaster.pid" ] && as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; }
 redis_running() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; }
 
@@ -61,9 +86,9 @@ start_postgres() {
   fi
   touch "$PG_LOG"; chown postgres:postgres "$PG_LOG"
   if pg_running; then return; fi
-  log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+  log "starting PostgreSQL ($PG_FLAVOR) on 127.0.0.1:$PG_PORT"
   as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -w -t 60 \
-    -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on" \
+    -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=256MB -c fsync=on -c synchronous_commit=on $PG_PRELOAD" \
     start >/dev/null
   psql_admin -c "SELECT 1" >/dev/null
   psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = 'kafkaclicks'" | grep -q 1 \
@@ -82,13 +107,28 @@ start_redis() {
   die "Redis did not start; see $REDIS_LOG"
 }
 
+start_kafka_cluster() {
+  [ -x "$SERVICES/kafka/start-cluster.sh" ] || die "no Kafka cluster: $SERVICES/kafka/start-cluster.sh is missing (set KAFKACLICKS_SERVICES, or KAFKACLICKS_TEST_KAFKA to your own cluster)"
+  # A fresh cluster per test run: tests name their topics uniquely, but old topics would only fill the disk.
+  "$SERVICES/kafka/stop-cluster.sh" "$KAFKA_DATA" >/dev/null 2>&1 || true
+  rm -rf "$KAFKA_DATA"
+  log "starting a Kafka-protocol cluster on $KAFKA_PORTS"
+  "$SERVICES/kafka/start-cluster.sh" "$KAFKA_DATA" "$KAFKA_PORTS"
+}
+
 stop_servers() {
-  if pg_running; then log "stopping PostgreSQL"; as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; fi
+  local flavor
+  for flavor in plain timescale; do
+    KAFKACLICKS_PG_FLAVOR=$flavor "$ROOT/infra/dev.sh" pg-down
+  done
   if redis_running; then log "stopping Redis"; redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true; fi
+  if [ -f "$KAFKA_DATA/kfake.pid" ] && [ -x "$SERVICES/kafka/stop-cluster.sh" ]; then
+    log "stopping the Kafka test cluster"; "$SERVICES/kafka/stop-cluster.sh" "$KAFKA_DATA" >/dev/null 2>&1 || true
+  fi
 }
 
 status() {
-  if pg_running; then echo "postgres: running on 127.0.0.1:$PG_PORT (data $PG_DATA)"; else echo "postgres: stopped"; fi
+  if pg_running; then echo "postgres ($PG_FLAVOR): running on 127.0.0.1:$PG_PORT (data $PG_DATA)"; else echo "postgres ($PG_FLAVOR): stopped"; fi
   if redis_running; then echo "redis:    running on 127.0.0.1:$REDIS_PORT"; else echo "redis:    stopped"; fi
 }
 
@@ -128,35 +168,91 @@ build() {
 
 cli() { KAFKACLICKS_CONFIG="$CONFIG" dotnet "$CLI_DLL" "$@"; }
 
-setup() { ensure_packages; start_postgres; start_redis; ensure_config; build; }
+setup() { ensure_packages; ensure_timescaledb; start_postgres; start_redis; ensure_config; build; }
 
-run_tests() {
-  setup
-  local results="$ROOT/artifacts/test-results" rc=0
-  rm -rf "$results"; mkdir -p "$results"
-  export KAFKACLICKS_TEST_POSTGRES="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres;Maximum Pool Size=50"
-  export KAFKACLICKS_TEST_REDIS="127.0.0.1:$REDIS_PORT"
-  export KAFKACLICKS_TEST_PG_CTL="$ROOT/infra/dev.sh"
-  for proj in "$ROOT"/tests/*/*.csproj; do
-    local name; name=$(basename "$proj" .csproj)
-    log "testing $name"
+# Runs the test projects matching $1 (a glob under tests/) with results in $2; the environment says which lane.
+test_projects() {
+  local pattern="$1" results="$2" rc=0 proj name
+  mkdir -p "$results"
+  for proj in "$ROOT"/tests/$pattern/*.csproj; do
+    name=$(basename "$proj" .csproj)
+    log "testing $name${LANE:+ (lane $LANE)}"
     dotnet test "$proj" -c Release --no-build -nologo \
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" --results-directory "$results" \
       || rc=1
   done
-  local passed=0 failed=0 skipped=0 total=0 executed=0 p f t e
-  for trx in "$results"/*.trx; do
+  return $rc
+}
+
+# "passed failed skipped" summed over the trx files in $1.
+count_results() {
+  local passed=0 failed=0 total=0 executed=0 trx counters
+  for trx in "$1"/*.trx; do
     [ -f "$trx" ] || continue
-    t=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' total="[0-9]*"' | grep -o '[0-9]*')
-    e=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' executed="[0-9]*"' | grep -o '[0-9]*')
-    p=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' passed="[0-9]*"' | grep -o '[0-9]*')
-    f=$(grep -o '<Counters [^>]*' "$trx" | grep -o ' failed="[0-9]*"' | grep -o '[0-9]*')
-    total=$((total + t)); executed=$((executed + e)); passed=$((passed + p)); failed=$((failed + f))
+    counters=$(grep -o '<Counters [^>]*' "$trx")
+    total=$((total + $(grep -o ' total="[0-9]*"' <<<"$counters" | grep -o '[0-9]*')))
+    executed=$((executed + $(grep -o ' executed="[0-9]*"' <<<"$counters" | grep -o '[0-9]*')))
+    passed=$((passed + $(grep -o ' passed="[0-9]*"' <<<"$counters" | grep -o '[0-9]*')))
+    failed=$((failed + $(grep -o ' failed="[0-9]*"' <<<"$counters" | grep -o '[0-9]*')))
   done
-  skipped=$((total - executed))
-  local projects; projects=$(ls "$ROOT"/tests/*/*.csproj | wc -l)
-  if [ "$(ls "$results"/*.trx 2>/dev/null | wc -l)" -lt "$projects" ]; then
-    echo "dev.sh: a test project produced no results (crash or build failure)" >&2; rc=1
+  echo "$passed $failed $((total - executed))"
+}
+
+# Lanes: the integration and browser tests run once per lane.
+#   embedded   librdkafka's mock broker in process, plain PostgreSQL
+#   timescale  the embedded broker, PostgreSQL with TimescaleDB preloaded
+#   cluster    a 3-broker Kafka-protocol cluster (transactions, compaction, admin APIs; KAFKACLICKS_TEST_KAFKA to use
+#              your own), exactly-once aggregator, replication factor 3, on TimescaleDB
+run_lane() {
+  local lane="$1" results="$2" rc=0 kafka="" postgres_port
+  case "$lane" in
+    embedded) postgres_port=$(KAFKACLICKS_PG_FLAVOR=plain "$ROOT/infra/dev.sh" pg-port) ;;
+    timescale|cluster) postgres_port=$(KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-port) ;;
+    *) die "unknown test lane '$lane' (embedded, timescale, cluster)" ;;
+  esac
+  if [ "$lane" != embedded ]; then KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-start; fi
+  if [ "$lane" = cluster ]; then
+    kafka="${KAFKACLICKS_TEST_KAFKA:-}"
+    if [ -z "$kafka" ]; then kafka=$(start_kafka_cluster); export KAFKACLICKS_TEST_KAFKA_PIDFILE="$KAFKA_DATA/kfake.pid"; fi
+  fi
+  LANE="$lane" \
+  KAFKACLICKS_TEST_LANE="$lane" \
+  KAFKACLICKS_TEST_POSTGRES="${KAFKACLICKS_TEST_POSTGRES_OVERRIDE:-Host=127.0.0.1;Port=$postgres_port;Username=postgres;Database=postgres;Maximum Pool Size=50}" \
+  KAFKACLICKS_TEST_PG_OPTIONS="$([ "$lane" = embedded ] || echo "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off")" \
+  KAFKACLICKS_TEST_KAFKA="$kafka" \
+    test_projects 'KafkaClicks.[IB]*Tests' "$results" || rc=1
+  return $rc
+}
+
+run_tests() {
+  local lanes=("$@")
+  [ ${#lanes[@]} -gt 0 ] || lanes=(embedded timescale cluster)
+  local lane
+  for lane in "${lanes[@]}"; do
+    if [ "$lane" != embedded ] && [ -z "${KAFKACLICKS_TEST_KAFKA:-}" ] && [ ! -d "$SERVICES" ]; then
+      die "lane $lane needs the production engines in $SERVICES (TimescaleDB, the Kafka cluster); set KAFKACLICKS_SERVICES, or run 'infra/dev.sh test embedded'"
+    fi
+  done
+  setup
+  KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-start
+  local results="$ROOT/artifacts/test-results" rc=0
+  rm -rf "$results"; mkdir -p "$results"
+  export KAFKACLICKS_TEST_REDIS="127.0.0.1:$REDIS_PORT"
+  test_projects 'KafkaClicks.UnitTests' "$results/unit" || rc=1
+  for lane in "${lanes[@]}"; do
+    run_lane "$lane" "$results/$lane" || rc=1
+  done
+
+  local passed=0 failed=0 skipped=0 p f s dir expected produced
+  for dir in "$results"/*/; do
+    read -r p f s < <(count_results "$dir")
+    if [ "$s" -gt 0 ]; then echo "$(basename "$dir"): $p passed, $f failed, $s skipped"; else echo "$(basename "$dir"): $p passed, $f failed"; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  done
+  expected=$((1 + ${#lanes[@]} * $(ls "$ROOT"/tests/KafkaClicks.[IB]*Tests/*.csproj | wc -l)))
+  produced=$(find "$results" -name '*.trx' | wc -l)
+  if [ "$produced" -lt "$expected" ]; then
+    echo "dev.sh: $((expected - produced)) test project run(s) produced no results (crash or build failure)" >&2; rc=1
   fi
   [ "$failed" -eq 0 ] || rc=1
   [ "$passed" -gt 0 ] || rc=1
@@ -189,8 +285,8 @@ bench() {
 cmd="${1:-help}"; shift || true
 case "$cmd" in
   demo) demo ;;
-  test) run_tests ;;
-  up) ensure_packages; start_postgres; start_redis; ensure_config; status ;;
+  test) run_tests "$@" ;;
+  up) ensure_packages; ensure_timescaledb; start_postgres; start_redis; ensure_config; status ;;
   down) stop_servers ;;
   status) status ;;
   build) build ;;
@@ -198,6 +294,8 @@ case "$cmd" in
   bench) bench "$@" ;;
   pg-stop) pg_running && as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m immediate -w stop >/dev/null || true ;;
   pg-start) start_postgres ;;
-  help|-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "dev.sh: unknown command '$cmd'" >&2; sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  pg-down) if pg_running; then log "stopping PostgreSQL ($PG_FLAVOR)"; as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; fi ;;
+  pg-port) echo "$PG_PORT" ;;
+  help|-h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "dev.sh: unknown command '$cmd'" >&2; sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -16,6 +16,7 @@ public sealed class ClickEventProducer : IDisposable
     private static readonly TimeSpan PartitionCountRefresh = TimeSpan.FromMinutes(1);
     private readonly IProducer<string, ClickEvent> _producer;
     private readonly TimeSpan _timeout;
+    private readonly string _topic;
     private readonly Timer _refresh;
     private volatile int _partitionCount;
 
@@ -25,6 +26,7 @@ public sealed class ClickEventProducer : IDisposable
             .SetValueSerializer(serializer)
             .Build();
         _timeout = options.Value.ProduceTimeout;
+        _topic = KafkaOptions.NamesOf(configuration).ClicksRaw;
 
         // Read once here (the host builds this at start, before requests arrive) and then in the background,
         // so no request ever waits on a metadata call.
@@ -40,7 +42,7 @@ public sealed class ClickEventProducer : IDisposable
         TraceContext.Inject(message);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(_timeout);
-        var result = await _producer.ProduceAsync(new TopicPartition(Topics.ClicksRaw, partition), message, timeout.Token);
+        var result = await _producer.ProduceAsync(new TopicPartition(_topic, partition), message, timeout.Token);
         return result.TopicPartitionOffset;
     }
 
@@ -59,7 +61,7 @@ public sealed class ClickEventProducer : IDisposable
     private int ReadPartitionCount()
     {
         using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
-        var topic = admin.GetMetadata(Topics.ClicksRaw, TimeSpan.FromSeconds(10)).Topics.Single();
+        var topic = admin.GetMetadata(_topic, TimeSpan.FromSeconds(10)).Topics.Single();
         if (topic.Error.IsError || topic.Partitions.Count == 0)
         {
             throw new KafkaException(topic.Error.IsError ? topic.Error : new Error(ErrorCode.UnknownTopicOrPart));

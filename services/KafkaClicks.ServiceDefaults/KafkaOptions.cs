@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Confluent.Kafka;
+using KafkaClicks.Contracts;
 using Microsoft.Extensions.Configuration;
 
 namespace KafkaClicks.ServiceDefaults;
@@ -35,6 +36,19 @@ public sealed class KafkaOptions
     /// <summary>Retention of clicks.raw on a real cluster.</summary>
     public TimeSpan RawRetention { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// Put before every topic, consumer group and Streamiz application id this deployment uses, so several deployments
+    /// (or test runs) can share one cluster. Empty by default. Letters, digits, '.', '_' and '-' only, as topic names allow.
+    /// </summary>
+    [RegularExpression("^[A-Za-z0-9._-]{0,100}$", ErrorMessage = "Kafka:NamePrefix may hold letters, digits, '.', '_' and '-' only (at most 100).")]
+    public string NamePrefix { get; set; } = string.Empty;
+
+    /// <summary>The topic and group names of this deployment.</summary>
+    public KafkaNames Names => new(NamePrefix ?? string.Empty);
+
+    /// <summary>The topic and group names the configuration's <c>Kafka:NamePrefix</c> gives.</summary>
+    public static KafkaNames NamesOf(IConfiguration configuration) => new(configuration[$"{Section}:NamePrefix"] ?? string.Empty);
+
     /// <summary>A producer config: Kafka:Client then Kafka:Producer bound over safe defaults (idempotent, acks=all, lz4).</summary>
     public static ProducerConfig ProducerConfig(IConfiguration configuration)
     {
@@ -50,12 +64,15 @@ public sealed class KafkaOptions
         return config;
     }
 
-    /// <summary>A consumer config for <paramref name="groupId"/>: manual offset storage, earliest reset.</summary>
+    /// <summary>
+    /// A consumer config for the group <paramref name="groupId"/> of this deployment (after <see cref="NamePrefix"/>):
+    /// manual offset storage, earliest reset.
+    /// </summary>
     public static ConsumerConfig ConsumerConfig(IConfiguration configuration, string groupId)
     {
         var config = new ConsumerConfig
         {
-            GroupId = groupId,
+            GroupId = NamesOf(configuration).Of(groupId),
             AutoOffsetReset = AutoOffsetReset.Earliest,
             EnableAutoCommit = false,
             EnableAutoOffsetStore = false,

@@ -48,7 +48,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             return ExceptionHandlerResponse.CONTINUE;
         };
 
-        _stream = new KafkaStream(ClickAggregationTopology.Build(_options), config,
+        _stream = new KafkaStream(ClickAggregationTopology.Build(_options, KafkaOptions.NamesOf(_configuration)), config,
             new LostPartitionsClientSupplier(config));
         _stream.StateChanged += (_, now) =>
         {
@@ -75,7 +75,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         var bootstrap = configuration[$"{KafkaOptions.Section}:BootstrapServers"];
         var config = new StreamConfig<StringSerDes, StringSerDes>
         {
-            ApplicationId = options.ApplicationId,
+            ApplicationId = KafkaOptions.NamesOf(configuration).Of(options.ApplicationId),
             BootstrapServers = bootstrap,
             StateDir = options.StateDirectoryFor(bootstrap ?? ""),
             NumStreamThreads = options.EffectiveThreads,

@@ -38,6 +38,6 @@ public static class AggregatorTopics
     public static IReadOnlyList<InternalTopic> Internal(IConfiguration configuration, int rawPartitions)
     {
         var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
-        return ClickAggregationTopology.InternalTopics(options, rawPartitions);
+        return ClickAggregationTopology.InternalTopics(KafkaOptions.NamesOf(configuration).Of(options.ApplicationId), options, rawPartitions);
     }
 }

@@ -56,7 +56,7 @@ public sealed partial class LateClickReconciler : BackgroundService
         using var consumer = new ConsumerBuilder<string, ClickEvent>(config)
             .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
             .Build();
-        consumer.Subscribe(Topics.ClicksLate);
+        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksLate);
         var pending = new Dictionary<DateTime, DateTime>(); // hour -> newest write time of its late clicks
         var uncommitted = false;
         DateTime? dueAt = null;

@@ -53,6 +53,7 @@ public sealed class RawLogCounter
     private readonly TimeSpan _lateness;
     private readonly TimeSpan _dedupeLookback;
     private readonly int _readers;
+    private readonly string _topic;
 
     /// <param name="bootstrapServers">The cluster holding clicks.raw.</param>
     /// <param name="lateness">How much earlier and later than the range the log is read, for clicks written late.</param>
@@ -62,7 +63,8 @@ public sealed class RawLogCounter
     /// <see cref="DefaultDedupeLookback"/>): a repeat in the range of a click made just before it is not counted, as the
     /// aggregator does not count it.
     /// </param>
-    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null)
+    /// <param name="topic">The raw click log's topic (default clicks.raw; see <see cref="KafkaNames"/>).</param>
+    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
         ArgumentOutOfRangeException.ThrowIfLessThan(lateness, TimeSpan.Zero, nameof(lateness));
@@ -71,6 +73,7 @@ public sealed class RawLogCounter
         _lateness = lateness;
         _dedupeLookback = dedupeLookback ?? DefaultDedupeLookback;
         _readers = readers ?? DefaultReaders;
+        _topic = topic ?? Topics.ClicksRaw;
     }
 
     /// <summary>
@@ -85,7 +88,7 @@ public sealed class RawLogCounter
         using (var planner = CreateConsumer())
         {
             var end = writtenUntil is { } until && until > to + _lateness ? until : to + _lateness;
-            var range = LogRanges.Plan(planner, _bootstrapServers, Topics.ClicksRaw, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback), end);
+            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback), end);
             plan = range.Partitions;
 
             // Only a log that starts after from - lateness misses clicks of the range; one that lacks part of the

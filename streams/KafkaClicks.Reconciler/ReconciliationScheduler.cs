@@ -110,7 +110,8 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<IConfiguration>()[$"{KafkaOptions.Section}:BootstrapServers"]!,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
-            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback));
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback,
+            KafkaOptions.NamesOf(sp.GetRequiredService<IConfiguration>()).ClicksRaw));
         builder.Services.AddSingleton<ClickReconciler>();
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());

@@ -77,7 +77,7 @@ public sealed partial class MinuteCountSink : BackgroundService
             .SetKeyDeserializer(Deserializers.Utf8)
             .SetValueDeserializer(Deserializers.ByteArray)
             .Build();
-        consumer.Subscribe(Topics.ClicksMinute);
+        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksMinute);
         var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);
         var offsets = new Dictionary<TopicPartition, Offset>();
         try

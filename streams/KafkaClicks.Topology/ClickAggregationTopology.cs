@@ -19,8 +19,10 @@ public static class ClickAggregationTopology
     /// <summary>RocksDB window store of impressions seen, per partition of clicks.raw.</summary>
     public const string ImpressionStore = "impressions";
 
-    public static Streamiz.Kafka.Net.Stream.Topology Build(AggregationOptions options)
+    /// <summary>The topology reading and writing the topics <paramref name="names"/> gives (default: no prefix).</summary>
+    public static Streamiz.Kafka.Net.Stream.Topology Build(AggregationOptions options, KafkaNames? names = null)
     {
+        names ??= KafkaNames.Default;
         var builder = new StreamBuilder();
         var retention = ImpressionRetention(options);
         var store = Stores.WindowStoreBuilder(
@@ -31,7 +33,7 @@ public static class ClickAggregationTopology
             .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
 
         var outputs = builder
-            .Stream(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent))
+            .Stream(names.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent))
             .Transform(TransformerBuilder.New<string, ClickEvent, string, AggregatorOutput>()
                 .Transformer<ClickCounter>(options)
                 .StateStore(store)
@@ -41,9 +43,9 @@ public static class ClickAggregationTopology
         // No stream partitioner (null): the producer partitions by key. Streamiz' default partitioner would look up the
         // topic's partition count for every record sent, which cost the stream thread a quarter of its time.
         branches[0].MapValues((v, _) => v.Count!).To(
-            new FixedTopic<string, MinuteCount>(Topics.ClicksMinute), null!, new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
+            new FixedTopic<string, MinuteCount>(names.ClicksMinute), null!, new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
         branches[1].MapValues((v, _) => v.Late!).To(
-            new FixedTopic<string, ClickEvent>(Topics.ClicksLate), null!, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
+            new FixedTopic<string, ClickEvent>(names.ClicksLate), null!, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
         return builder.Build();
     }
 
@@ -52,10 +54,13 @@ public static class ClickAggregationTopology
         public string Extract(TKey key, TValue value, IRecordContext recordContext) => topic;
     }
 
-    /// <summary>Streamiz' internal topics for this topology: the impression store's changelog, partitioned like clicks.raw.</summary>
-    public static IReadOnlyList<InternalTopic> InternalTopics(AggregationOptions options, int rawPartitions) =>
+    /// <summary>
+    /// Streamiz' internal topics for this topology run as <paramref name="applicationId"/>: the impression store's
+    /// changelog, partitioned like clicks.raw.
+    /// </summary>
+    public static IReadOnlyList<InternalTopic> InternalTopics(string applicationId, AggregationOptions options, int rawPartitions) =>
     [
-        new($"{options.ApplicationId}-{ImpressionStore}-changelog", rawPartitions, new Dictionary<string, string>
+        new($"{applicationId}-{ImpressionStore}-changelog", rawPartitions, new Dictionary<string, string>
         {
             ["cleanup.policy"] = "compact,delete",
             ["retention.ms"] = ((long)ImpressionRetention(options).TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture),

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.ServiceDefaults;
+using KafkaClicks.Sink;
 using KafkaClicks.Topology;
 using Microsoft.Extensions.Configuration;
 using Spectre.Console;
@@ -50,8 +52,8 @@ public static class KafkaAdminCommands
 
     private static string[] DefaultGroups(IConfiguration configuration) =>
     [
-        configuration["Sink:GroupId"] ?? "kafkaclicks-sink",
-        configuration[$"{AggregationOptions.Section}:ApplicationId"] ?? new AggregationOptions().ApplicationId,
+        KafkaOptions.NamesOf(configuration).Of(configuration["Sink:GroupId"] ?? new SinkOptions().GroupId),
+        KafkaOptions.NamesOf(configuration).Of(configuration[$"{AggregationOptions.Section}:ApplicationId"] ?? new AggregationOptions().ApplicationId),
     ];
 
     private static IConsumer<byte[], byte[]> Consumer(IConfiguration configuration, string groupId) =>

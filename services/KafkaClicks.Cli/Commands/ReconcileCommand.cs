@@ -71,7 +71,8 @@ public static class ReconcileCommand
             }
 
             var reconciler = new ClickReconciler(dataSource,
-                new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback));
+                new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
+                    KafkaOptions.NamesOf(configuration).ClicksRaw));
             var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
                 progress => reconciler.RunAsync(request, progress, ct));
             if (parse.GetValue(json))

@@ -13,15 +13,16 @@ public static class TopicCatalog
     public static IReadOnlyList<TopicSpec> All(KafkaOptions kafka, IConfiguration configuration)
     {
         var rf = kafka.ReplicationFactor;
+        var names = kafka.Names;
         var topics = new List<TopicSpec>
         {
-            new(Topics.ClicksRaw, kafka.ClicksRawPartitions, rf, new Dictionary<string, string>
+            new(names.ClicksRaw, kafka.ClicksRawPartitions, rf, new Dictionary<string, string>
             {
                 [TopicSpec.ConfigKeys.CleanupPolicy] = "compact,delete",
                 [TopicSpec.ConfigKeys.RetentionMs] = ((long)kafka.RawRetention.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
             }),
-            new(Topics.ClicksMinute, kafka.ClicksMinutePartitions, rf),
-            new(Topics.ClicksLate, kafka.ClicksLatePartitions, rf),
+            new(names.ClicksMinute, kafka.ClicksMinutePartitions, rf),
+            new(names.ClicksLate, kafka.ClicksLatePartitions, rf),
         };
         topics.AddRange(AggregatorTopics.Internal(configuration, kafka.ClicksRawPartitions)
             .Select(t => new TopicSpec(t.Name, t.Partitions, rf, t.Configs)));
