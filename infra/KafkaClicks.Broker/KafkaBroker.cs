@@ -1,3 +1,5 @@
+using KafkaClicks.Contracts;
+
 namespace KafkaClicks.Broker;
 
 /// <summary>Options for <see cref="KafkaBroker.Start"/>.</summary>
@@ -17,6 +19,9 @@ public sealed record KafkaBrokerOptions
     /// broker runs transactions but drops their offset commits and does not isolate aborted records, so it refuses.
     /// </summary>
     public bool RequiresTransactions { get; init; }
+
+    /// <summary>The topic and group names of the deployment using the broker (<c>Kafka:NamePrefix</c>).</summary>
+    public KafkaNames Names { get; init; } = KafkaNames.Default;
 }
 
 /// <summary>
@@ -63,12 +68,12 @@ public static class KafkaBroker
                 throw;
             }
 
-            return new BrokerHandle(cluster.BootstrapServers, cluster, null);
+            return new BrokerHandle(cluster.BootstrapServers, options.Names, cluster, null);
         }
 
         var provisioner = new KafkaTopicProvisioner(bootstrapServers, options.AdminClientConfig) { Timeout = options.ProvisionTimeout };
         await provisioner.EnsureTopicsAsync(specs, cancellationToken).ConfigureAwait(false);
-        return new BrokerHandle(bootstrapServers, null, provisioner);
+        return new BrokerHandle(bootstrapServers, options.Names, null, provisioner);
     }
 }
 
@@ -80,9 +85,10 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
     private readonly EmbeddedKafkaCluster? _embedded;
     private readonly KafkaTopicProvisioner? _provisioner;
 
-    internal BrokerHandle(string bootstrapServers, EmbeddedKafkaCluster? embedded, KafkaTopicProvisioner? provisioner)
+    internal BrokerHandle(string bootstrapServers, KafkaNames names, EmbeddedKafkaCluster? embedded, KafkaTopicProvisioner? provisioner)
     {
         BootstrapServers = bootstrapServers;
+        Names = names;
         _embedded = embedded;
         _provisioner = provisioner;
     }
@@ -90,10 +96,13 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
     /// <summary>bootstrap.servers for every client.</summary>
     public string BootstrapServers { get; }
 
-    /// <summary>For logs only, e.g. "embedded librdkafka mock cluster at 127.0.0.1:40123".</summary>
+    /// <summary>The topic and group names of the deployment on this broker.</summary>
+    public KafkaNames Names { get; }
+
     /// <summary>The embedded cluster behind this handle, or null on real Kafka: for fault tests only.</summary>
     public EmbeddedKafkaCluster? Embedded => _embedded;
 
+    /// <summary>For logs only, e.g. "embedded librdkafka mock cluster at 127.0.0.1:40123".</summary>
     public string Description => _embedded is not null
         ? $"embedded librdkafka mock cluster at {BootstrapServers}"
         : $"Kafka cluster at {BootstrapServers}";

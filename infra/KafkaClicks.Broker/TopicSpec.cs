@@ -58,5 +58,8 @@ public sealed record TopicSpec(
 
         /// <summary>retention.ms.</summary>
         public const string RetentionMs = "retention.ms";
+
+        /// <summary>min.insync.replicas: how many replicas must hold a record before an acks=all write is acknowledged.</summary>
+        public const string MinInSyncReplicas = "min.insync.replicas";
     }
 }

@@ -29,9 +29,20 @@ public sealed class KafkaOptions
     [Range(1, 10_000)]
     public int ClicksLatePartitions { get; set; } = 4;
 
-    /// <summary>Replication factor for topics this system creates on a real cluster.</summary>
+    /// <summary>
+    /// Replication factor for topics this system creates on a real cluster (the embedded broker caps it at its one
+    /// broker). 3 by default: a click acknowledged with acks=all then survives the loss of a broker.
+    /// </summary>
     [Range(1, 16)]
-    public short ReplicationFactor { get; set; } = 1;
+    public short ReplicationFactor { get; set; } = 3;
+
+    /// <summary>
+    /// <c>min.insync.replicas</c> of the topics this system creates on a real cluster, capped at
+    /// <see cref="ReplicationFactor"/>: with the default 2, an acks=all write (every click, count and changelog record) is
+    /// acknowledged only once two replicas hold it, and refused rather than kept by one when only one is left.
+    /// </summary>
+    [Range(1, 16)]
+    public short MinInSyncReplicas { get; set; } = 2;
 
     /// <summary>Retention of clicks.raw on a real cluster.</summary>
     public TimeSpan RawRetention { get; set; } = TimeSpan.FromDays(7);

@@ -88,7 +88,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             // benchmark: 46-48k clicks/s at 5,000, 62-65k at 200-1,000).
             MaxPollRecords = 1000,
             DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
-            ReplicationFactor = configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? 1,
+            ReplicationFactor = configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? new KafkaOptions().ReplicationFactor,
         };
 
         // Setting Guarantee resets the commit interval (Streamiz: 30 s at-least-once, 100 ms exactly-once), so this

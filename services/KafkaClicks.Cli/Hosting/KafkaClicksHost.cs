@@ -107,7 +107,7 @@ public static class KafkaClicksHost
         try
         {
             return await KafkaBroker.StartAsync(kafka.BootstrapServers, TopicCatalog.All(kafka, configuration),
-                new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort, RequiresTransactions = exactlyOnce }, cancellationToken);
+                new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort, RequiresTransactions = exactlyOnce, Names = kafka.Names }, cancellationToken);
         }
         catch (NotSupportedException e) when (exactlyOnce)
         {

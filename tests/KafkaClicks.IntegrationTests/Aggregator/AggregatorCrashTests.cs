@@ -35,7 +35,6 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
         var clock = Stopwatch.StartNew();
         using var deadline = new CancellationTokenSource(Overall);
         var applicationId = "crash-" + Guid.NewGuid().ToString("N")[..12];
-        var changelog = $"{applicationId}-impressions-changelog";
         var stateDirectory = Path.Combine("/tmp", "kafkaclicks-crash-" + Guid.NewGuid().ToString("N"));
         var common = new Dictionary<string, string>
         {
@@ -45,7 +44,10 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
         };
 
-        await using var broker = KafkaClicksProcess.Start("broker", common, "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
+        await using var broker = await ProcessBroker.StartAsync(common);
+        var groupId = broker.Names.Of(applicationId);
+        var changelog = $"{groupId}-impressions-changelog";
+        var raw = broker.Names.ClicksRaw;
         KafkaClicksProcess? aggregator = null;
         BrokerProbe? probe = null;
         MinuteCountCollector? collector = null;
@@ -53,13 +55,11 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
         Task producing = Task.CompletedTask;
         try
         {
-            var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
-            var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
+            var bootstrap = broker.BootstrapServers;
             Say(clock, $"broker at {bootstrap}");
 
-            var aggregatorEnvironment = new Dictionary<string, string>(common)
+            var aggregatorEnvironment = new Dictionary<string, string>(broker.Environment)
             {
-                ["KAFKACLICKS_Kafka__BootstrapServers"] = bootstrap,
                 ["KAFKACLICKS_Aggregator__StateDirectory"] = stateDirectory,
                 ["KAFKACLICKS_Aggregator__EmitInterval"] = EmitInterval.ToString("c", CultureInfo.InvariantCulture),
                 ["KAFKACLICKS_Aggregator__Grace"] = "00:00:30",
@@ -69,8 +69,8 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
                 KafkaClicksProcess.Start($"aggregator #{++run}", aggregatorEnvironment, "run", "--roles", "aggregator");
 
             probe = new BrokerProbe(bootstrap);
-            collector = new MinuteCountCollector(bootstrap);
-            scenario = new ClickScenario(bootstrap, RawPartitions, Ads, Slices * SliceClicks, TimeSpan.FromMinutes(8));
+            collector = new MinuteCountCollector(bootstrap, broker.Names.ClicksMinute);
+            scenario = new ClickScenario(bootstrap, raw, RawPartitions, Ads, Slices * SliceClicks, TimeSpan.FromMinutes(8));
             aggregator = StartAggregator();
 
             for (var slice = 0; slice < Slices; slice++)
@@ -85,9 +85,9 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
                 }
 
                 // Kill while the aggregator is working through this slice (and clicks are still arriving).
-                await WaitForCommittedAsync(probe, aggregator, applicationId, before + KillAfterCommitted, deadline.Token);
+                await WaitForCommittedAsync(probe, aggregator, groupId, raw, before + KillAfterCommitted, deadline.Token);
                 aggregator.Kill();
-                var committed = probe.CommittedSum(applicationId, Topics.ClicksRaw, RawPartitions);
+                var committed = probe.CommittedSum(groupId, raw, RawPartitions);
                 var wipe = slice == 1;
                 Say(clock, $"slice {slice + 1}: SIGKILLed {aggregator.Name} with {committed:N0} offsets committed, " +
                     $"{scenario.Produced:N0} clicks produced so far; restarting on {(wipe ? "a wiped state directory" : "its state directory")}");
@@ -105,7 +105,7 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             scenario.ProduceClosingClicks(deadline.Token);
             Say(clock, $"produced {scenario.Produced:N0} clicks, {scenario.DistinctImpressions:N0} distinct impressions in " +
                 $"{scenario.Expected.Count:N0} windows, then the closing clicks");
-            probe.EnsureNothingTruncated(Topics.ClicksRaw, RawPartitions);
+            probe.EnsureNothingTruncated(raw, RawPartitions);
 
             var remaining = Overall - clock.Elapsed;
             var complete = await collector.WaitForFinalsAsync(scenario.Expected.Keys, remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero, aggregator.EnsureRunning);
@@ -113,7 +113,7 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             // Anything emitted a little later (a second final of a window) must be seen too.
             await Task.Delay(3 * EmitInterval);
             aggregator.EnsureRunning();
-            probe.EnsureNothingTruncated(Topics.ClicksRaw, RawPartitions);
+            probe.EnsureNothingTruncated(raw, RawPartitions);
             probe.EnsureNothingTruncated(changelog, RawPartitions);
             var truncatedOutput = collector.TruncatedPartitions();
             if (truncatedOutput.Count > 0)
@@ -149,7 +149,6 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             scenario?.Dispose();
             collector?.Dispose();
             probe?.Dispose();
-            broker.Kill();
             if (Directory.Exists(stateDirectory))
             {
                 Directory.Delete(stateDirectory, recursive: true);
@@ -226,7 +225,8 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
         return report.ToString();
     }
 
-    private static async Task WaitForCommittedAsync(BrokerProbe probe, KafkaClicksProcess aggregator, string groupId, long target, CancellationToken cancellationToken)
+    private static async Task WaitForCommittedAsync(BrokerProbe probe, KafkaClicksProcess aggregator, string groupId, string topic, long target,
+        CancellationToken cancellationToken)
     {
         long committed = 0;
         try
@@ -234,7 +234,7 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             while (true)
             {
                 aggregator.EnsureRunning();
-                committed = probe.CommittedSum(groupId, Topics.ClicksRaw, RawPartitions);
+                committed = probe.CommittedSum(groupId, topic, RawPartitions);
                 if (committed >= target)
                 {
                     return;

@@ -33,11 +33,13 @@ public sealed class ClickScenario : IDisposable
     private readonly Action<DeliveryReport<string, ClickEvent>> _onDelivered;
     private int _produced;
     private int _fresh;
+    private readonly string _topic;
     private int _failed;
     private string? _firstFailure;
 
-    public ClickScenario(string bootstrapServers, int partitions, int ads, int totalClicks, TimeSpan eventTimeSpan)
+    public ClickScenario(string bootstrapServers, string topic, int partitions, int ads, int totalClicks, TimeSpan eventTimeSpan)
     {
+        _topic = topic;
         _partitions = partitions;
         _ads = ads;
         _totalClicks = totalClicks;
@@ -161,7 +163,7 @@ public sealed class ClickScenario : IDisposable
         {
             try
             {
-                _producer.Produce(new TopicPartition(Topics.ClicksRaw, partition), new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click }, _onDelivered);
+                _producer.Produce(new TopicPartition(_topic, partition), new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click }, _onDelivered);
                 return;
             }
             catch (ProduceException<string, ClickEvent> e) when (e.Error.Code == ErrorCode.Local_QueueFull)

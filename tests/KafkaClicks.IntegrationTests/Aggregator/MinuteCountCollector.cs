@@ -22,7 +22,7 @@ public sealed class MinuteCountCollector : IDisposable
     private Exception? _failure;
     private long _records;
 
-    public MinuteCountCollector(string bootstrapServers)
+    public MinuteCountCollector(string bootstrapServers, string topic)
     {
         _consumer = new ConsumerBuilder<string, MinuteCount>(new ConsumerConfig
             {
@@ -35,8 +35,8 @@ public sealed class MinuteCountCollector : IDisposable
             .Build();
         using (var admin = new DependentAdminClientBuilder(_consumer.Handle).Build())
         {
-            var partitions = admin.GetMetadata(Topics.ClicksMinute, TimeSpan.FromSeconds(10)).Topics.Single().Partitions;
-            _consumer.Assign(partitions.Select(p => new TopicPartitionOffset(Topics.ClicksMinute, p.PartitionId, Offset.Beginning)));
+            var partitions = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single().Partitions;
+            _consumer.Assign(partitions.Select(p => new TopicPartitionOffset(topic, p.PartitionId, Offset.Beginning)));
         }
 
         _loop = Task.Factory.StartNew(Run, TaskCreationOptions.LongRunning);

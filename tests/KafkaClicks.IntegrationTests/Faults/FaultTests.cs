@@ -56,7 +56,6 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
             ["Aggregator:Grace"] = "00:00:30",
         });
         await host.AddAdvertiserAsync(1, Ads);
-        var broker = host.Broker.Embedded!;
         long spooled = 0;
         using var listener = new System.Diagnostics.Metrics.MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -70,9 +69,9 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         listener.Start();
 
         var accepted = await LoadAsync(host, TimeSpan.FromSeconds(29), TimeSpan.FromSeconds(4),
-            () => { broker.SetReachable(false); return Task.CompletedTask; },
+            () => { TestKafka.SetReachable(host.Broker, false); return Task.CompletedTask; },
             TimeSpan.FromSeconds(24),
-            () => { broker.SetReachable(true); return Task.CompletedTask; });
+            () => { TestKafka.SetReachable(host.Broker, true); return Task.CompletedTask; });
 
         Assert.True(Interlocked.Read(ref spooled) > 50, $"only {spooled} clicks went through the spool: the broker was not unreachable");
         await AssertCountedExactlyAsync(host, accepted);
@@ -202,7 +201,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Equal(expected.OrderBy(e => e.Key), stored.OrderBy(e => e.Key));
 
         var now = DateTime.UtcNow;
-        var report = await new ClickReconciler(database, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1)))
+        var report = await new ClickReconciler(database, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1), topic: host.Broker.Names.ClicksRaw))
             .RunAsync(new ReconcileRequest(now.AddMinutes(-10), now.AddMinutes(1), null, DryRun: true), null, default);
         Assert.Empty(report.LargestDifferences);
         Assert.Equal(expected.Values.Sum(), report.RawClicks);

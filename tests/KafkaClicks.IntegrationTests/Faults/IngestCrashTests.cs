@@ -28,14 +28,9 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
         var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
         var port = FreePorts.Next();
         var spool = Path.Combine(Path.GetTempPath(), "kafkaclicks-ingest-crash-" + Guid.NewGuid().ToString("N"));
-        await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" },
-            "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
-        var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
-        var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-        var environment = new Dictionary<string, string>
+        await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" });
+        var environment = new Dictionary<string, string>(broker.Environment)
         {
-            ["KAFKACLICKS_Kafka__BootstrapServers"] = bootstrap,
-            ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8",
             ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
             ["KAFKACLICKS_ConnectionStrings__Redis"] = RedisServer.ConnectionString,
             ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "crash",
@@ -93,7 +88,7 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
             var deadline = DateTime.UtcNow.AddSeconds(30);
             do
             {
-                inLog = TopicReader.ReadClicks(bootstrap).Select(r => r.Message.Key).ToHashSet();
+                inLog = TopicReader.ReadClicks(broker.BootstrapServers, broker.Names.ClicksRaw).Select(r => r.Message.Key).ToHashSet();
                 if (acknowledged.All(inLog.Contains))
                 {
                     break;

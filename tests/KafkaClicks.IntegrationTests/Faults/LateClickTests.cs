@@ -123,7 +123,7 @@ public class LateClickTests(PostgresServer postgres) : IClassFixture<PostgresSer
         do
         {
             await Task.Delay(500);
-            onLate = TopicReader.ReadClicks(host.Broker.BootstrapServers, Topics.ClicksLate).Select(r => r.Message.Value.ImpressionId).ToHashSet();
+            onLate = TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksLate).Select(r => r.Message.Value.ImpressionId).ToHashSet();
         }
         while (!onLate.SetEquals(impressions) && DateTime.UtcNow < deadline);
         Assert.Equal(impressions.Order(), onLate.Order());

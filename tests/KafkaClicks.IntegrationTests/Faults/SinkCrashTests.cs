@@ -17,12 +17,10 @@ public class SinkCrashTests(PostgresServer postgres) : IClassFixture<PostgresSer
     public async Task After_a_kill_and_a_restart_every_window_has_its_newest_count()
     {
         await using var db = await postgres.CreateDatabaseAsync();
-        await using var broker = KafkaClicksProcess.Start("broker", new Dictionary<string, string>(), "broker", "--port", FreePorts.Next().ToString(CultureInfo.InvariantCulture));
-        var line = await broker.WaitForLineAsync("bootstrap servers:", TimeSpan.FromSeconds(30));
-        var bootstrap = line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim();
-        var environment = new Dictionary<string, string>
+        await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string>());
+        var bootstrap = broker.BootstrapServers;
+        var environment = new Dictionary<string, string>(broker.Environment)
         {
-            ["KAFKACLICKS_Kafka__BootstrapServers"] = bootstrap,
             ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
             ["KAFKACLICKS_Sink__MaxBatchDelay"] = "00:00:00.100",
             ["KAFKACLICKS_Sink__MaxBatchRecords"] = "500",
@@ -42,7 +40,7 @@ public class SinkCrashTests(PostgresServer postgres) : IClassFixture<PostgresSer
                 {
                     for (var minute = 0; minute < Minutes; minute++)
                     {
-                        producer.Produce(Topics.ClicksMinute, new Message<string, MinuteCount>
+                        producer.Produce(broker.Names.ClicksMinute, new Message<string, MinuteCount>
                         {
                             Key = adId.ToString(CultureInfo.InvariantCulture),
                             Value = new MinuteCount

@@ -9,9 +9,9 @@ using Microsoft.AspNetCore.Builder;
 namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>
-/// The whole product in this process, composed exactly as `kafkaclicks up` composes it: the embedded broker,
-/// a fresh migrated database, the shared Redis, and the chosen roles on a free port. Settings are shortened
-/// (1 s emits, 2 s grace) so windows close quickly.
+/// The whole product in this process, composed exactly as `kafkaclicks up` composes it: this lane's Kafka (an embedded
+/// broker of its own, or the cluster under a prefix of its own: <see cref="TestKafka"/>), a fresh migrated database, the
+/// shared Redis, and the chosen roles on a free port. Settings are shortened (1 s emits, 2 s grace) so windows close quickly.
 /// </summary>
 public sealed class ProductHost : IAsyncDisposable
 {
@@ -51,7 +51,6 @@ public sealed class ProductHost : IAsyncDisposable
             ["Urls"] = "http://127.0.0.1:0",
             ["ConnectionStrings:Postgres"] = database.ConnectionString,
             ["ConnectionStrings:Redis"] = RedisServer.ConnectionString,
-            ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = "8",
             ["Kafka:ClicksMinutePartitions"] = "4",
             ["Ingest:Tokens:ActiveKeyId"] = "t1",
@@ -65,7 +64,7 @@ public sealed class ProductHost : IAsyncDisposable
             ["Sink:MaxBatchDelay"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
         };
-        foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
+        foreach (var (key, value) in TestKafka.ForTest().Settings().Concat(settings ?? new Dictionary<string, string?>()))
         {
             overrides[key] = value;
         }

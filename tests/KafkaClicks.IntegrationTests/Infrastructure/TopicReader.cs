@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using KafkaClicks.Broker;
 using KafkaClicks.Contracts;
 
 namespace KafkaClicks.IntegrationTests.Infrastructure;
@@ -6,7 +7,10 @@ namespace KafkaClicks.IntegrationTests.Infrastructure;
 /// <summary>Reads a whole topic from the beginning to its current end, as a consumer of the product would.</summary>
 public static class TopicReader
 {
-    public static List<ConsumeResult<string, ClickEvent>> ReadClicks(string bootstrapServers, string topic = Topics.ClicksRaw)
+    /// <summary>Every click on the broker's clicks.raw.</summary>
+    public static List<ConsumeResult<string, ClickEvent>> ReadClicks(BrokerHandle broker) => ReadClicks(broker.BootstrapServers, broker.Names.ClicksRaw);
+
+    public static List<ConsumeResult<string, ClickEvent>> ReadClicks(string bootstrapServers, string topic)
     {
         using var consumer = new ConsumerBuilder<string, ClickEvent>(new ConsumerConfig
             {

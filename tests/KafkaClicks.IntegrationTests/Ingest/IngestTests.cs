@@ -79,7 +79,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(before[outcome] + delta, await OutcomeAsync(host, outcome));
         }
 
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        var events = TopicReader.ReadClicks(host.Broker);
         Assert.Equal(5, events.Count);
         Assert.All(events, e =>
         {
@@ -144,7 +144,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.Equal(countedBefore + 1, await OutcomeAsync(host, "counted"));
         Assert.Equal(unroutableBefore + 1, await OutcomeAsync(host, "unroutable_ad"));
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        var events = TopicReader.ReadClicks(host.Broker);
         Assert.Equal([40L], events.Select(e => e.Message.Value.AdId));
     }
 
@@ -207,7 +207,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             }
 
             var id = ImpressionOf(host, token);
-            if (TopicReader.ReadClicks(host.Broker.BootstrapServers).Any(e => e.Message.Key == id && e.Message.Value.DedupeChecked))
+            if (TopicReader.ReadClicks(host.Broker).Any(e => e.Message.Key == id && e.Message.Value.DedupeChecked))
             {
                 recovered = token;
             }
@@ -219,7 +219,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(HttpStatusCode.Redirect, again.StatusCode);
         }
 
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers).Select(e => e.Message.Value).ToList();
+        var events = TopicReader.ReadClicks(host.Broker).Select(e => e.Message.Value).ToList();
         var first = Assert.Single(events, e => e.ImpressionId == ImpressionOf(host, checkedToken));
         Assert.True(first.DedupeChecked);
         var whileDown = events.Where(e => e.ImpressionId == ImpressionOf(host, uncheckedToken)).ToList();
@@ -255,7 +255,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
         }
 
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        var events = TopicReader.ReadClicks(host.Broker);
         Assert.Equal(60, events.Count);
         var salted = events.Where(e => e.Message.Value.Salt != 0).ToList();
         Assert.NotEmpty(salted);
@@ -280,7 +280,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
         using var click = await host.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
 
-        var message = Assert.Single(TopicReader.ReadClicks(host.Broker.BootstrapServers)).Message;
+        var message = Assert.Single(TopicReader.ReadClicks(host.Broker)).Message;
         Assert.True(message.Headers.TryGetLastBytes("traceparent", out var header));
         Assert.Contains(traceId, Encoding.ASCII.GetString(header), StringComparison.Ordinal);
     }

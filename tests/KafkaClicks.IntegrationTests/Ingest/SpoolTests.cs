@@ -42,7 +42,7 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         }
 
         var spool = host.App.Services.GetRequiredService<ClickSpool>();
-        host.Broker.Embedded!.SetReachable(false);
+        TestKafka.SetReachable(host.Broker, false);
         for (var i = 0; i < 30; i++)
         {
             await ClickAsync();
@@ -51,7 +51,7 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.True(spool.PendingBytes > 0, "clicks accepted while the broker was down must be in the spool");
         Assert.NotEmpty(Directory.EnumerateFiles(spoolDirectory));
 
-        host.Broker.Embedded.SetReachable(true);
+        TestKafka.SetReachable(host.Broker, true);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
         {
@@ -59,7 +59,7 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         }
 
         Assert.Equal(0, spool.PendingBytes);
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers);
+        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
         Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Distinct().Order());
         Assert.All(events, e => Assert.Equal(ClickPartitioning.PartitionFor(60, e.Message.Value.Salt, 8), e.Partition.Value));
         Directory.Delete(spoolDirectory, recursive: true);

@@ -18,9 +18,8 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
 
     private static async Task<BrokerHandle> BrokerAsync(int partitions = 4) =>
-        await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(new Dictionary<string, string?>
+        await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(new Dictionary<string, string?>(TestKafka.ForTest().Settings())
         {
-            ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }), Role.Reconciler);
 
@@ -35,11 +34,31 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         IngestInstance = padding,
     };
 
-    private static void Produce(string bootstrapServers, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
+    /// <summary>The recount of this test's clicks.raw.</summary>
+    private static RawLogCounter Counter(BrokerHandle broker, TimeSpan lateness, int? readers = null) =>
+        new(broker.BootstrapServers, lateness, readers, topic: broker.Names.ClicksRaw);
+
+    /// <summary>The product's CLI pointed at this test's broker (and its names) and database.</summary>
+    private static Dictionary<string, string> CliEnvironment(BrokerHandle broker, TestDatabase? db = null)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers,
+            ["KAFKACLICKS_Kafka__NamePrefix"] = broker.Names.Prefix,
+        };
+        if (db is not null)
+        {
+            environment["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString;
+        }
+
+        return environment;
+    }
+
+    private static void Produce(BrokerHandle broker, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
     {
         using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
             {
-                BootstrapServers = bootstrapServers,
+                BootstrapServers = broker.BootstrapServers,
                 EnableIdempotence = true,
                 Acks = Acks.All,
                 CompressionType = compress ? CompressionType.Lz4 : CompressionType.None,
@@ -49,7 +68,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         foreach (var click in clicks)
         {
             var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, partitions);
-            producer.Produce(new TopicPartition(Topics.ClicksRaw, partition), new Message<string, ClickEvent>
+            producer.Produce(new TopicPartition(broker.Names.ClicksRaw, partition), new Message<string, ClickEvent>
             {
                 Key = click.ImpressionId,
                 Value = click,
@@ -139,7 +158,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
+        Produce(broker, 4, clicks);
         var truth = Truth(clicks);
 
         var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(truth);
@@ -155,7 +174,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await db.ExecuteAsync("SELECT refresh_ad_clicks_rollups($1, $2)", T0, T0.AddMinutes(10));
         Assert.Equal(stored.Values.Sum(), await HourlySumAsync(db));
 
-        var reconciler = new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
+        var reconciler = new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)));
         var request = new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: true);
 
         var dry = await reconciler.RunAsync(request, null, default);
@@ -187,13 +206,13 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     {
         await using var broker = await BrokerAsync();
         var impression = Guid.NewGuid().ToString("N");
-        Produce(broker.BootstrapServers, 4, [
+        Produce(broker, 4, [
             Click(1, T0.AddMinutes(-8), impression: impression),   // counted in the hour before, by the aggregator and by its run
             Click(1, T0.AddSeconds(20), impression: impression),   // the same impression again, Redis having missed it
             Click(2, T0.AddSeconds(30)),
         ]);
 
-        var counts = new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)).Count(T0, T0.AddMinutes(10), null, null, default);
+        var counts = Counter(broker, TimeSpan.FromMinutes(5)).Count(T0, T0.AddMinutes(10), null, null, default);
 
         Assert.Equal(1, counts.Clicks);
         Assert.Equal([(2L, T0, 0)], counts.Windows.Keys.Select(k => (k.AdId, k.Minute, k.Salt)));
@@ -206,16 +225,16 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync(partitions: 1);
         var clicks = Enumerable.Range(0, 20).Select(i => Click(1 + (i % 3), T0.AddSeconds(i * 10))).ToList();
-        Produce(broker.BootstrapServers, 1, clicks.Take(10));
+        Produce(broker, 1, clicks.Take(10));
         using (var junk = new ProducerBuilder<string, byte[]>(new ProducerConfig { BootstrapServers = broker.BootstrapServers }).Build())
         {
-            junk.Produce(Topics.ClicksRaw, new Message<string, byte[]> { Key = "junk", Value = [0xC3, 0x01, 0x02], Timestamp = new Timestamp(T0.AddSeconds(95)) });
+            junk.Produce(broker.Names.ClicksRaw, new Message<string, byte[]> { Key = "junk", Value = [0xC3, 0x01, 0x02], Timestamp = new Timestamp(T0.AddSeconds(95)) });
             junk.Flush(TimeSpan.FromSeconds(10));
         }
 
-        Produce(broker.BootstrapServers, 1, clicks.Skip(10));
+        Produce(broker, 1, clicks.Skip(10));
 
-        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+        var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)))
             .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default);
 
         Assert.Equal("succeeded", report.Status);
@@ -229,7 +248,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     {
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
-        Produce(broker.BootstrapServers, 4, Enumerable.Range(0, 5).Select(i => Click(1, T0.AddSeconds(i * 10))));
+        Produce(broker, 4, Enumerable.Range(0, 5).Select(i => Click(1, T0.AddSeconds(i * 10))));
         var writer = new MinuteCountWriter(db.DataSource);
         MinuteCount AggregatorFinal(long adId, long clicks, DateTime emittedAt) => new()
         {
@@ -238,7 +257,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
 
         // The aggregator missed a click (say it reached clicks.raw late); the reconciler recounts 5.
         await writer.WriteAsync([new MinuteCountRecord(AggregatorFinal(1, 4, T0.AddMinutes(2)), 0)], default);
-        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+        var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)))
             .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default);
         Assert.Equal(1, report.WindowsCorrected);
         Assert.Equal(5L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
@@ -259,7 +278,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
+        Produce(broker, 4, clicks);
         var truth = Truth(clicks);
         var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(truth);
         stored[(1, T0, 0)] += 3;
@@ -270,7 +289,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         // The reconciler's own refresh of the corrected ads fails right after the corrected minutes were committed,
         // as if the process had been killed there.
         await db.ExecuteAsync("ALTER FUNCTION refresh_ad_clicks_rollups_for_ads(bigint[], timestamptz, timestamptz) RENAME TO refresh_moved_away");
-        var reconciler = new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
+        var reconciler = new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)));
         await Assert.ThrowsAsync<Npgsql.PostgresException>(() => reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default));
         await db.ExecuteAsync("ALTER FUNCTION refresh_moved_away(bigint[], timestamptz, timestamptz) RENAME TO refresh_ad_clicks_rollups_for_ads");
         Assert.Equal(Totals(truth), await StoredTotalsAsync(db));
@@ -296,9 +315,9 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         var clicks = Enumerable.Range(0, 500).Select(i => Click(1 + (i % 7), T0.AddSeconds(i % 600))).ToList();
         clicks.Add(Click(5, T0.AddMinutes(3), salt: 0, impression: "imp-twice"));
         clicks.Add(Click(5, T0.AddMinutes(3).AddSeconds(5), salt: salts, impression: "imp-twice"));
-        Produce(broker.BootstrapServers, 8, clicks);
+        Produce(broker, 8, clicks);
 
-        var counter = new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5), readers);
+        var counter = Counter(broker, TimeSpan.FromMinutes(5), readers);
         var counts = counter.Count(T0, T0.AddMinutes(10), null, null, default);
 
         Assert.Equal(clicks.Count, counts.EventsRead);
@@ -314,12 +333,12 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
+        Produce(broker, 4, clicks);
         var truth = Truth(clicks);
         var stored = truth.ToDictionary(t => t.Key, t => t.Value + (t.Key.Salt == 0 && t.Key.AdId is 1 or 2 ? 1 : 0));
         await StoreAsync(db, stored);
 
-        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)))
+        var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)))
             .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), 2, false), null, default);
 
         Assert.Equal(10, report.WindowsCorrected);
@@ -339,11 +358,11 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         var clicks = Enumerable.Range(0, 4000).Select(i => Click(1, T0.AddMilliseconds(i * 150), padding: padding)).ToList();
         foreach (var chunk in clicks.Chunk(200))
         {
-            Produce(broker.BootstrapServers, 1, chunk, compress: false);
+            Produce(broker, 1, chunk, compress: false);
         }
 
         await StoreAsync(db, [new((1, T0, 0), 1)]);
-        var report = await new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.Zero))
+        var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.Zero))
             .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, false), null, default);
 
         Assert.Equal("partial", report.Status);
@@ -361,12 +380,8 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
-        var environment = new Dictionary<string, string>
-        {
-            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
-            ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers,
-        };
+        Produce(broker, 4, clicks);
+        var environment = CliEnvironment(broker, db);
 
         var (code, output, _) = await CliRunner.RunAsync(environment, "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"), "--json");
         Assert.Equal(0, code);
@@ -401,7 +416,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
+        Produce(broker, 4, clicks);
         var stored = new Dictionary<(long AdId, DateTime Minute, int Salt), long>(Truth(clicks));
         stored[(1, T0, 0)] += 5;
         stored[(2, T0.AddMinutes(3), 0)] += 1;
@@ -428,7 +443,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         });
         listener.Start();
         var scheduler = new ReconciliationScheduler(
-            new ClickReconciler(db.DataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5))),
+            new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5))),
             Microsoft.Extensions.Options.Options.Create(new ReconcilerOptions { AlertThreshold = 2 }),
             TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<ReconciliationScheduler>.Instance);
 
@@ -445,15 +460,15 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     {
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
-        Produce(broker.BootstrapServers, 4, clicks);
-        var environment = new Dictionary<string, string> { ["KAFKACLICKS_Kafka__BootstrapServers"] = broker.BootstrapServers };
+        Produce(broker, 4, clicks);
+        var environment = CliEnvironment(broker);
 
-        var (code, output, _) = await CliRunner.RunAsync(environment, "replay", "--topic", "clicks.raw", "--from", T0.ToString("O"),
-            "--to", T0.AddMinutes(5).ToString("O"), "--to-topic", "clicks.late", "--rate", "100000");
+        var (code, output, _) = await CliRunner.RunAsync(environment, "replay", "--topic", broker.Names.ClicksRaw, "--from", T0.ToString("O"),
+            "--to", T0.AddMinutes(5).ToString("O"), "--to-topic", broker.Names.ClicksLate, "--rate", "100000");
         Assert.Equal(0, code);
         var expected = clicks.Count(c => c.ClickedAt >= T0 && c.ClickedAt < T0.AddMinutes(5));
         Assert.Contains($"replayed {expected:N0} records", output, StringComparison.Ordinal);
-        var late = TopicReader.ReadClicks(broker.BootstrapServers, Topics.ClicksLate);
+        var late = TopicReader.ReadClicks(broker.BootstrapServers, broker.Names.ClicksLate);
         Assert.Equal(expected, late.Count);
         Assert.All(late, r => Assert.Equal(r.Message.Key, r.Message.Value.ImpressionId));
 
@@ -461,24 +476,25 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(0, listCode);
         using (var json = JsonDocument.Parse(list))
         {
-            var raw = json.RootElement.EnumerateArray().Single(t => t.GetProperty("topic").GetString() == Topics.ClicksRaw);
+            var raw = json.RootElement.EnumerateArray().Single(t => t.GetProperty("topic").GetString() == broker.Names.ClicksRaw);
             Assert.Equal(4, raw.GetProperty("partitions").GetInt32());
             Assert.Equal(clicks.Count, raw.GetProperty("messages").GetInt64());
         }
 
-        var (describeCode, describe, _) = await CliRunner.RunAsync(environment, "topics", "describe", Topics.ClicksRaw, "--json");
+        var (describeCode, describe, _) = await CliRunner.RunAsync(environment, "topics", "describe", broker.Names.ClicksRaw, "--json");
         Assert.Equal(0, describeCode);
         using (var json = JsonDocument.Parse(describe))
         {
             Assert.Equal(clicks.Count, json.RootElement.EnumerateArray().Sum(p => p.GetProperty("messages").GetInt64()));
         }
 
-        using (var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = "lag-test" }).Build())
+        var lagGroup = broker.Names.Of("lag-test");
+        using (var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = lagGroup }).Build())
         {
-            consumer.Commit([new TopicPartitionOffset(Topics.ClicksRaw, 0, 1)]);
+            consumer.Commit([new TopicPartitionOffset(broker.Names.ClicksRaw, 0, 1)]);
         }
 
-        var (lagCode, lag, _) = await CliRunner.RunAsync(environment, "lag", "--group", "lag-test", "--json");
+        var (lagCode, lag, _) = await CliRunner.RunAsync(environment, "lag", "--group", lagGroup, "--json");
         Assert.Equal(0, lagCode);
         using (var json = JsonDocument.Parse(lag))
         {

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
+using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -35,11 +36,10 @@ public class DatabaseOutageTests
         }
 
         var groupId = "kc-sink-outage-" + Guid.NewGuid().ToString("N")[..8];
-        var overrides = new Dictionary<string, string?>
+        var overrides = new Dictionary<string, string?>(TestKafka.ForTest().Settings())
         {
             ["Urls"] = "http://127.0.0.1:0",
             ["ConnectionStrings:Postgres"] = postgres.ConnectionString,
-            ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksMinutePartitions"] = Partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Sink:GroupId"] = groupId,
             ["Sink:MaxBatchRecords"] = "50",
@@ -56,14 +56,14 @@ public class DatabaseOutageTests
             })
             .SetValueSerializer(new AvroKafkaSerializer<MinuteCount>(ContractCodecs.MinuteCount))
             .Build();
-        using var offsets = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = groupId }).Build();
-        var partitions = Enumerable.Range(0, Partitions).Select(p => new TopicPartition(Topics.ClicksMinute, p)).ToList();
+        using var offsets = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = broker.Names.Of(groupId) }).Build();
+        var partitions = Enumerable.Range(0, Partitions).Select(p => new TopicPartition(broker.Names.ClicksMinute, p)).ToList();
         using var unavailable = new GaugeReader("KafkaClicks.Sink", "kafkaclicks.sink.db_unavailable");
         await app.StartAsync();
 
         // Before the outage: 40 ads, partial counts, all stored and committed.
         var expected = new Dictionary<(long Ad, DateTime Minute), (long Clicks, bool Final)>();
-        Produce(producer, expected, ads: 40, round: 0);
+        Produce(producer, broker.Names.ClicksMinute, expected, ads: 40, round: 0);
         await EventuallyAsync(() => StoredEqualsAsync(postgres, expected), "pre-outage rows stored");
         await EventuallyAsync(() => Task.FromResult(CommittedEqualsEnd(offsets, partitions)), "pre-outage offsets committed");
         var committedBefore = Committed(offsets, partitions);
@@ -71,7 +71,7 @@ public class DatabaseOutageTests
         await postgres.StopServerAsync();
         for (var round = 1; round <= 3; round++)
         {
-            Produce(producer, expected, ads: 40 + (round * 10), round);
+            Produce(producer, broker.Names.ClicksMinute, expected, ads: 40 + (round * 10), round);
             await Task.Delay(TimeSpan.FromSeconds(2));
             Assert.Equal(committedBefore, Committed(offsets, partitions));
             Assert.True(unavailable.Read() >= 1, "db_unavailable should report the outage");
@@ -90,7 +90,7 @@ public class DatabaseOutageTests
         Assert.Equal(70 * Minutes, expected.Count);
 
         // Still consuming after the outage: a round produced now is stored and committed too.
-        Produce(producer, expected, ads: 80, round: 4);
+        Produce(producer, broker.Names.ClicksMinute, expected, ads: 80, round: 4);
         await EventuallyAsync(() => StoredEqualsAsync(postgres, expected), "a round after the outage stored");
         await EventuallyAsync(() => Task.FromResult(CommittedEqualsEnd(offsets, partitions)), "a round after the outage committed");
         Assert.False(app.Lifetime.ApplicationStopping.IsCancellationRequested, "the process kept running");
@@ -98,7 +98,7 @@ public class DatabaseOutageTests
     }
 
     /// <summary>Round r: every ad's minutes with r+1+ad clicks, emitted r seconds later than the round before; from round 3 on final.</summary>
-    private static void Produce(IProducer<string, MinuteCount> producer, Dictionary<(long, DateTime), (long, bool)> expected, int ads, int round)
+    private static void Produce(IProducer<string, MinuteCount> producer, string topic, Dictionary<(long, DateTime), (long, bool)> expected, int ads, int round)
     {
         for (var ad = 1L; ad <= ads; ad++)
         {
@@ -109,7 +109,7 @@ public class DatabaseOutageTests
                 {
                     AdId = ad, Salt = 0, WindowStart = minute, Clicks = round + 1 + ad, Final = round >= 3, EmittedAt = minute.AddMinutes(1).AddSeconds(round),
                 };
-                producer.Produce(Topics.ClicksMinute, new Message<string, MinuteCount> { Key = ad.ToString(System.Globalization.CultureInfo.InvariantCulture), Value = count });
+                producer.Produce(topic, new Message<string, MinuteCount> { Key = ad.ToString(System.Globalization.CultureInfo.InvariantCulture), Value = count });
                 expected[(ad, minute)] = (count.Clicks, count.Final);
             }
         }

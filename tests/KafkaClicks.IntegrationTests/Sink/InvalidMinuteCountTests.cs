@@ -24,11 +24,10 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
     {
         await using var database = await postgres.CreateDatabaseAsync();
         var groupId = "kc-sink-invalid-" + Guid.NewGuid().ToString("N")[..8];
-        var overrides = new Dictionary<string, string?>
+        var overrides = new Dictionary<string, string?>(TestKafka.ForTest().Settings())
         {
             ["Urls"] = "http://127.0.0.1:0",
             ["ConnectionStrings:Postgres"] = database.ConnectionString,
-            ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksMinutePartitions"] = Partitions.ToString(CultureInfo.InvariantCulture),
             ["Sink:GroupId"] = groupId,
             ["Sink:MaxBatchRecords"] = "1000",
@@ -69,7 +68,7 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
         void Good(long ad, int minute)
         {
             var count = Count(ad, 0, Start.AddMinutes(minute), clicks: ad + minute);
-            Send(producer, count);
+            Send(producer, broker.Names.ClicksMinute, count);
             expected[(ad, 0, count.WindowStart)] = count.Clicks;
         }
 
@@ -78,13 +77,13 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
             Good(ad, 0);
         }
 
-        Send(producer, Count(101, 0, Start, clicks: -3));
-        Send(producer, Count(102, 40_000, Start, clicks: 5));
-        Send(producer, Count(103, -1, Start, clicks: 5));
-        Send(producer, Count(104, 0, Start.AddSeconds(30), clicks: 5));
-        Send(producer, Count(105, 0, DateTime.UtcNow.Date.AddDays(3), clicks: 5));
-        raw.Produce(Topics.ClicksMinute, new Message<string, byte[]> { Key = "106", Value = [0xC3, 0x01, 1, 2, 3] });
-        raw.Produce(Topics.ClicksMinute, new Message<string, byte[]> { Key = "107", Value = [0x42, 0x42] });
+        Send(producer, broker.Names.ClicksMinute, Count(101, 0, Start, clicks: -3));
+        Send(producer, broker.Names.ClicksMinute, Count(102, 40_000, Start, clicks: 5));
+        Send(producer, broker.Names.ClicksMinute, Count(103, -1, Start, clicks: 5));
+        Send(producer, broker.Names.ClicksMinute, Count(104, 0, Start.AddSeconds(30), clicks: 5));
+        Send(producer, broker.Names.ClicksMinute, Count(105, 0, DateTime.UtcNow.Date.AddDays(3), clicks: 5));
+        raw.Produce(broker.Names.ClicksMinute, new Message<string, byte[]> { Key = "106", Value = [0xC3, 0x01, 1, 2, 3] });
+        raw.Produce(broker.Names.ClicksMinute, new Message<string, byte[]> { Key = "107", Value = [0x42, 0x42] });
         for (var ad = 11L; ad <= 20; ad++)
         {
             Good(ad, 1);
@@ -93,8 +92,8 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
         Assert.Equal(0, raw.Flush(TimeSpan.FromSeconds(10)));
         Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(10)));
 
-        using var offsets = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = groupId }).Build();
-        var partitions = Enumerable.Range(0, Partitions).Select(p => new TopicPartition(Topics.ClicksMinute, p)).ToList();
+        using var offsets = new ConsumerBuilder<Ignore, Ignore>(new ConsumerConfig { BootstrapServers = broker.BootstrapServers, GroupId = broker.Names.Of(groupId) }).Build();
+        var partitions = Enumerable.Range(0, Partitions).Select(p => new TopicPartition(broker.Names.ClicksMinute, p)).ToList();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         while (!CommittedToEnd(offsets, partitions))
         {
@@ -132,8 +131,8 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
         AdId = ad, Salt = salt, WindowStart = windowStart, Clicks = clicks, Final = false, EmittedAt = DateTime.UtcNow,
     };
 
-    private static void Send(IProducer<string, MinuteCount> producer, MinuteCount count) =>
-        producer.Produce(Topics.ClicksMinute, new Message<string, MinuteCount> { Key = count.AdId.ToString(CultureInfo.InvariantCulture), Value = count });
+    private static void Send(IProducer<string, MinuteCount> producer, string topic, MinuteCount count) =>
+        producer.Produce(topic, new Message<string, MinuteCount> { Key = count.AdId.ToString(CultureInfo.InvariantCulture), Value = count });
 
     private static bool CommittedToEnd(IConsumer<Ignore, Ignore> offsets, List<TopicPartition> partitions) =>
         offsets.Committed(partitions, TimeSpan.FromSeconds(5)).OrderBy(c => c.Partition.Value).Select(c => Math.Max(0, c.Offset.Value))
