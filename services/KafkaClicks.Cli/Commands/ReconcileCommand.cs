@@ -14,16 +14,15 @@ public static class ReconcileCommand
     /// <summary>Exit code when part of the range could not be recounted because the log no longer holds it.</summary>
     public const int Partial = 3;
 
-    public static Command Create()
+    /// <summary>
+    /// --lateness: how far before and past a range the log is read, since a partition's records are in write order and a
+    /// record written late (a spool drained after an outage) sits among later timestamps.
+    /// </summary>
+    internal static Option<TimeSpan> LatenessOption(string purpose)
     {
-        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
-        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
-        var ad = new Option<long?>("--ad") { Description = "Only this ad." };
-        var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
-        var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
         var lateness = new Option<TimeSpan>("--lateness")
         {
-            Description = "How far past the range the log is read for late clicks (default 00:05:00).",
+            Description = $"How far before and past the range the log is read {purpose} (default 00:05:00).",
             DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
         };
         lateness.Validators.Add(result =>
@@ -33,6 +32,17 @@ public static class ReconcileCommand
                 result.AddError("--lateness must be zero or positive (how far past the range the log is read, e.g. 00:05:00).");
             }
         });
+        return lateness;
+    }
+
+    public static Command Create()
+    {
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
+        var ad = new Option<long?>("--ad") { Description = "Only this ad." };
+        var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
+        var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
+        var lateness = LatenessOption("for late clicks");
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",

@@ -15,6 +15,7 @@ public static class ReplayCommand
         var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
         var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
         var toTopic = new Option<string>("--to-topic") { Description = "Topic to republish to (must exist).", Required = true };
+        var lateness = ReconcileCommand.LatenessOption("for records written out of timestamp order");
         var rate = new Option<int?>("--rate") { Description = "At most this many records per second (default: as fast as possible)." };
         rate.Validators.Add(r =>
         {
@@ -25,9 +26,9 @@ public static class ReplayCommand
         });
         var command = new Command("replay",
             "Republish the records of a topic whose timestamps fall in a range to another topic: same keys, values, headers and " +
-            "timestamps, same partition number (modulo the target's partition count). Shows progress; exits 3 when retention already " +
-            "removed the start of the range.");
-        foreach (var option in new Option[] { topic, from, to, toTopic, rate })
+            "timestamps, same partition number (modulo the target's partition count); the log is read --lateness before and past " +
+            "the range for records written out of timestamp order. Shows progress; exits 3 when retention already removed the start of the range.");
+        foreach (var option in new Option[] { topic, from, to, toTopic, rate, lateness })
         {
             command.Options.Add(option);
         }
@@ -52,7 +53,7 @@ public static class ReplayCommand
             var configuration = KafkaClicksHost.LoadConfiguration();
             var bootstrap = ReconcileCommand.BootstrapServers(configuration);
             var (copied, undelivered, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
-                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(rate), progress, ct), ct));
+                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), progress, ct), ct));
             Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
             if (undelivered.Count > 0)
             {
@@ -62,7 +63,7 @@ public static class ReplayCommand
                 return CliErrors.Failed;
             }
 
-            if (range.CoveredFrom is { } coveredFrom)
+            if (range.CoveredFrom is { } coveredFrom && coveredFrom > start)
             {
                 await Console.Error.WriteLineAsync($"kafkaclicks: the log no longer holds {start:u} .. {coveredFrom:u}; that part was not replayed");
                 return ReconcileCommand.Partial;
@@ -92,7 +93,7 @@ public static class ReplayCommand
     }
 
     private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
-        DateTime from, DateTime to, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
+        DateTime from, DateTime to, TimeSpan lateness, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
     {
         using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
@@ -110,7 +111,8 @@ public static class ReplayCommand
         }
 
         var targetPartitions = targetMetadata.Partitions.Count;
-        var range = LogRanges.Plan(consumer, bootstrap, source, from, to);
+        // Records are in write order, not timestamp order: read a margin on both sides and copy those inside the range.
+        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness);
         var total = range.Partitions.Sum(p => p.End - p.Start);
         var undelivered = new Undelivered();
         progress.Report(new ReadProgress(0, total));

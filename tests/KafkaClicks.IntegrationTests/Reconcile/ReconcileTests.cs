@@ -361,6 +361,13 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Produce(broker, 1, chunk, compress: false);
         }
 
+        if (broker.Embedded is null)
+        {
+            // A Kafka cluster keeps what its retention says (days): retention's deletion of the oldest records is done here.
+            using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = broker.BootstrapServers }).Build();
+            await admin.DeleteRecordsAsync([new TopicPartitionOffset(broker.Names.ClicksRaw, 0, 1000)]);
+        }
+
         await StoreAsync(db, [new((1, T0, 0), 1)]);
         var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.Zero))
             .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, false), null, default);
