@@ -170,14 +170,15 @@ cli() { KAFKACLICKS_CONFIG="$CONFIG" dotnet "$CLI_DLL" "$@"; }
 
 setup() { ensure_packages; ensure_timescaledb; start_postgres; start_redis; ensure_config; build; }
 
-# Runs the test projects matching $1 (a glob under tests/) with results in $2; the environment says which lane.
+# Runs the test projects matching $1 (a glob under tests/) with results in $2, only the tests matching the filter $3
+# (dotnet test --filter); the environment says which lane.
 test_projects() {
-  local pattern="$1" results="$2" rc=0 proj name
+  local pattern="$1" results="$2" filter="${3:-}" rc=0 proj name
   mkdir -p "$results"
   for proj in "$ROOT"/tests/$pattern/*.csproj; do
     name=$(basename "$proj" .csproj)
     log "testing $name${LANE:+ (lane $LANE)}"
-    dotnet test "$proj" -c Release --no-build -nologo \
+    dotnet test "$proj" -c Release --no-build -nologo ${filter:+--filter "$filter"} \
       --logger "trx;LogFileName=$name.trx" --logger "console;verbosity=normal" --results-directory "$results" \
       || rc=1
   done
@@ -203,8 +204,9 @@ count_results() {
 #   timescale  the embedded broker, PostgreSQL with TimescaleDB preloaded
 #   cluster    a 3-broker Kafka-protocol cluster (transactions, compaction, admin APIs; KAFKACLICKS_TEST_KAFKA to use
 #              your own), exactly-once aggregator, replication factor 3, on TimescaleDB
+# Tests that only a Kafka cluster can run carry [Trait("Lane", "cluster")]: the embedded lanes leave them out.
 run_lane() {
-  local lane="$1" results="$2" rc=0 kafka="" postgres_port
+  local lane="$1" results="$2" rc=0 kafka="" postgres_port filter="Lane!=cluster"
   case "$lane" in
     embedded) postgres_port=$(KAFKACLICKS_PG_FLAVOR=plain "$ROOT/infra/dev.sh" pg-port) ;;
     timescale|cluster) postgres_port=$(KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-port) ;;
@@ -212,6 +214,7 @@ run_lane() {
   esac
   if [ "$lane" != embedded ]; then KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-start; fi
   if [ "$lane" = cluster ]; then
+    filter=""
     kafka="${KAFKACLICKS_TEST_KAFKA:-}"
     if [ -z "$kafka" ]; then kafka=$(start_kafka_cluster); export KAFKACLICKS_TEST_KAFKA_PIDFILE="$KAFKA_DATA/kfake.pid"; fi
   fi
@@ -220,7 +223,7 @@ run_lane() {
   KAFKACLICKS_TEST_POSTGRES="${KAFKACLICKS_TEST_POSTGRES_OVERRIDE:-Host=127.0.0.1;Port=$postgres_port;Username=postgres;Database=postgres;Maximum Pool Size=50}" \
   KAFKACLICKS_TEST_PG_OPTIONS="$([ "$lane" = embedded ] || echo "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off")" \
   KAFKACLICKS_TEST_KAFKA="$kafka" \
-    test_projects 'KafkaClicks.[IB]*Tests' "$results" || rc=1
+    test_projects 'KafkaClicks.[IB]*Tests' "$results" "$filter" || rc=1
   return $rc
 }
 

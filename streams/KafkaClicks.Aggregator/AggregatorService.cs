@@ -22,7 +22,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     private readonly AggregationOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<AggregatorService> _logger;
-    private KafkaStream? _stream;
+    private volatile KafkaStream? _stream;
     private volatile KafkaStream.State _state = KafkaStream.State.CREATED;
 
     public AggregatorService(IConfiguration configuration, IOptions<AggregationOptions> options, ILoggerFactory loggerFactory)
@@ -39,6 +39,23 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         StreamizLogging.Instance.Use(_loggerFactory);
+        var restarts = new StreamRestarts(TimeProvider.System);
+        while (await RunStreamAsync(stoppingToken))
+        {
+            if (restarts.Next() is not { } pause)
+            {
+                throw new AggregatorStreamFailedException(
+                    $"the aggregator's stream failed {StreamRestarts.MaxRestarts + 1} times within {StreamRestarts.Window.TotalMinutes:0} minutes");
+            }
+
+            LogRestarting(pause);
+            await Task.Delay(pause, stoppingToken);
+        }
+    }
+
+    /// <summary>Runs one Streamiz stream until the process stops (false) or the stream ends in ERROR (true).</summary>
+    private async Task<bool> RunStreamAsync(CancellationToken stoppingToken)
+    {
         var config = CreateStreamConfig(_configuration, _options);
         config.Logger = StreamizLogging.Instance;
         config.DeserializationExceptionHandler = (_, record, e) =>
@@ -48,22 +65,34 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             return ExceptionHandlerResponse.CONTINUE;
         };
 
-        _stream = new KafkaStream(ClickAggregationTopology.Build(_options, KafkaOptions.NamesOf(_configuration)), config,
+        var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stream = new KafkaStream(ClickAggregationTopology.Build(_options, KafkaOptions.NamesOf(_configuration)), config,
             new LostPartitionsClientSupplier(config));
-        _stream.StateChanged += (_, now) =>
+        _stream = stream;
+        stream.StateChanged += (_, now) =>
         {
             _state = now;
             LogState(now);
+            if (now == KafkaStream.State.ERROR)
+            {
+                failed.TrySetResult();
+            }
         };
         try
         {
-            await _stream.StartAsync(stoppingToken);
-            await Task.Delay(Timeout.Infinite, stoppingToken);
+            await stream.StartAsync(stoppingToken);
+            await failed.Task.WaitAsync(stoppingToken);
         }
         catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
         {
             // Stopped while starting or running: nothing to report.
+            return false;
         }
+
+        // Every stream thread died: a broker stall can end in TaskMigrated and metadata timeouts Streamiz does not recover
+        // from. A new stream rejoins the group and restores what it needs from the changelog.
+        stream.Dispose();
+        return true;
     }
 
     /// <summary>
@@ -115,4 +144,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Skipped undecodable click at {Position}: {Error}")]
     private partial void LogUndecodable(TopicPartitionOffset position, string error);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Aggregator stream failed (ERROR: every stream thread died); starting a new stream in {Pause}")]
+    private partial void LogRestarting(TimeSpan pause);
 }
