@@ -12,7 +12,7 @@ public sealed record MigrationResult(StorageFlavor Flavor, IReadOnlyList<string>
 /// <summary>
 /// Applies the versioned SQL in infra/sql (embedded in this assembly), once each, recorded in
 /// <c>schema_migrations</c>. A file <c>NNN_name.sql</c> runs everywhere; <c>NNN_name.plain.sql</c> and
-/// <c>NNN_name.timescale.sql</c> are alternatives chosen by whether the timescaledb extension is available.
+/// <c>NNN_name.timescale.sql</c> are alternatives chosen by whether the server has the timescaledb library loaded.
 /// Safe to run concurrently (advisory lock) and repeatedly.
 /// </summary>
 public sealed partial class DatabaseMigrator
@@ -48,7 +48,7 @@ public sealed partial class DatabaseMigrator
             .ToList();
     }
 
-    /// <summary>Detects the flavor (TimescaleDB when its extension is available), then applies what is missing.</summary>
+    /// <summary>Detects the flavor (TimescaleDB when the server preloads it), then applies what is missing.</summary>
     public async Task<MigrationResult> MigrateAsync(CancellationToken cancellationToken = default)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
@@ -93,7 +93,12 @@ public sealed partial class DatabaseMigrator
         }
         finally
         {
-            await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({AdvisoryLockKey})", CancellationToken.None);
+            // A broken connection (server restarted, backend terminated) has lost its session lock already; unlocking it
+            // would only throw over the error that says what went wrong.
+            if (connection.State == System.Data.ConnectionState.Open)
+            {
+                await ExecuteAsync(connection, $"SELECT pg_advisory_unlock({AdvisoryLockKey})", CancellationToken.None);
+            }
         }
     }
 
@@ -113,11 +118,20 @@ public sealed partial class DatabaseMigrator
         }
     }
 
-    private static async Task<StorageFlavor> DetectFlavorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>
+    /// TimescaleDB only when the server has its library preloaded: installing the extension's files makes it appear in
+    /// pg_available_extensions of every server on the machine, but CREATE EXTENSION on a server that did not preload it
+    /// ends the session (FATAL "extension must be preloaded"), which no savepoint can catch.
+    /// </summary>
+    public static async Task<StorageFlavor> DetectFlavorAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')", connection);
-        var available = (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
-        return available ? StorageFlavor.Timescale : StorageFlavor.Plain;
+        await using var command = new NpgsqlCommand("""
+            SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+               AND EXISTS (SELECT 1 FROM regexp_split_to_table(current_setting('shared_preload_libraries'), '\s*,\s*') AS l(library)
+                           WHERE regexp_replace(trim(both ' "' from l.library), '^.*/', '') = 'timescaledb')
+            """, connection);
+        var loaded = (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+        return loaded ? StorageFlavor.Timescale : StorageFlavor.Plain;
     }
 
     private static async Task<Dictionary<string, string>> AppliedAsync(NpgsqlConnection connection, CancellationToken cancellationToken)

@@ -8,19 +8,25 @@ namespace KafkaClicks.IntegrationTests.Sink;
 /// <summary>
 /// A throwaway PostgreSQL cluster of one test, started the way infra/dev.sh starts the shared one (initdb and pg_ctl
 /// as user postgres, data under /tmp, a free port), so a test can stop and restart a real database without
-/// disturbing the shared server other tests use. Needs root, as the test run has.
+/// disturbing the shared server other tests use. Needs root, as the test run has. It runs with the lane's server
+/// options (KAFKACLICKS_TEST_PG_OPTIONS, e.g. TimescaleDB preloaded), so it has the flavor of the lane's shared server.
 /// </summary>
 public sealed class PrivatePostgres : IAsyncDisposable
 {
     private const string Bin = "/usr/lib/postgresql/15/bin";
     private readonly string _directory;
     private readonly int _port;
+    private readonly string _options;
 
-    private PrivatePostgres(string directory, int port)
+    private PrivatePostgres(string directory, int port, string options)
     {
         _directory = directory;
         _port = port;
+        _options = options;
     }
+
+    /// <summary>The server options of the test lane (empty on plain PostgreSQL).</summary>
+    public static string LaneOptions => Environment.GetEnvironmentVariable("KAFKACLICKS_TEST_PG_OPTIONS") ?? "";
 
     /// <summary>Connects to the cluster's postgres database; short timeouts so an outage is noticed quickly.</summary>
     public string ConnectionString => $"Host=127.0.0.1;Port={_port};Username=postgres;Database=postgres;Timeout=3;Command Timeout=10;Maximum Pool Size=10";
@@ -28,13 +34,14 @@ public sealed class PrivatePostgres : IAsyncDisposable
     /// <summary>The same without pooling, for the test's own checks: a pooled connection would be a broken one after a restart.</summary>
     public string UnpooledConnectionString => ConnectionString + ";Pooling=false";
 
-    public static async Task<PrivatePostgres> StartAsync()
+    /// <param name="options">Extra server options; default <see cref="LaneOptions"/>.</param>
+    public static async Task<PrivatePostgres> StartAsync(string? options = null)
     {
         var directory = Path.Combine(Path.GetTempPath(), "kc-pg-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(Path.Combine(directory, "data"));
         await RunAsync("chown", ["-R", "postgres:postgres", directory]);
         await RunAsync("runuser", ["-u", "postgres", "--", $"{Bin}/initdb", "-D", Path.Combine(directory, "data"), "--auth=trust", "-U", "postgres", "-E", "UTF8"]);
-        var server = new PrivatePostgres(directory, FreePorts.Next());
+        var server = new PrivatePostgres(directory, FreePorts.Next(), options ?? LaneOptions);
         await server.StartServerAsync();
         return server;
     }
@@ -43,7 +50,7 @@ public sealed class PrivatePostgres : IAsyncDisposable
     public async Task StartServerAsync()
     {
         await RunAsync("runuser", ["-u", "postgres", "--", $"{Bin}/pg_ctl", "-D", Path.Combine(_directory, "data"), "-l", Path.Combine(_directory, "log"),
-            "-w", "-t", "60", "-o", $"-p {_port} -k {_directory} -c listen_addresses=127.0.0.1", "start"]);
+            "-w", "-t", "60", "-o", $"-p {_port} -k {_directory} -c listen_addresses=127.0.0.1 {_options}", "start"]);
         await using var connection = new NpgsqlConnection(UnpooledConnectionString);
         await connection.OpenAsync();
     }

@@ -1,6 +1,8 @@
 using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.IntegrationTests.Sink;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
 
 namespace KafkaClicks.IntegrationTests.Storage;
 
@@ -32,7 +34,7 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
     {
         await using var db = await postgres.CreateDatabaseAsync();
         var flavor = await db.ScalarAsync<string>("SELECT flavor FROM schema_migrations LIMIT 1");
-        Assert.Equal(await ExpectedFlavorAsync(db), flavor);
+        Assert.Equal(ExpectedFlavor, flavor);
         if (flavor == "timescale")
         {
             Assert.True(await db.ScalarAsync<bool>(
@@ -71,7 +73,7 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
     public async Task Partitions_are_created_ahead_and_only_old_ones_are_dropped()
     {
         await using var db = await postgres.CreateDatabaseAsync();
-        if (await ExpectedFlavorAsync(db) == "timescale")
+        if (ExpectedFlavor == "timescale")
         {
             // Hypertables make their chunks on insert: the same call exists and creates nothing.
             Assert.Equal(0, await db.ScalarAsync<int>("SELECT ensure_ad_clicks_minute_partitions(now(), now() + interval '1 day')"));
@@ -90,6 +92,34 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.True(await db.ScalarAsync<bool>("SELECT to_regclass($1) IS NOT NULL", $"ad_clicks_minute_p{DateTime.UtcNow.Date.AddDays(-30):yyyyMMdd}"));
     }
 
-    private static async Task<string> ExpectedFlavorAsync(TestDatabase db) =>
-        await db.ScalarAsync<bool>("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')") ? "timescale" : "plain";
+    /// <summary>
+    /// A server with TimescaleDB installed but not preloaded (the embedded lane's server on a machine where dev.sh
+    /// installed it for the other lanes) lists it in pg_available_extensions, yet CREATE EXTENSION there ends the
+    /// session: it must migrate as plain PostgreSQL. The same binaries with the library preloaded migrate as TimescaleDB.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task The_flavor_follows_what_the_server_loaded_not_what_is_installed(bool preload)
+    {
+        await using var server = await PrivatePostgres.StartAsync(preload ? TimescalePreload : "");
+        await using var dataSource = NpgsqlDataSource.Create(server.UnpooledConnectionString);
+        await using (var installed = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"))
+        {
+            Assert.True((bool)(await installed.ExecuteScalarAsync())!, "TimescaleDB must be installed on this machine (infra/dev.sh installs it from ../shared/services)");
+        }
+
+        var result = await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+
+        Assert.Equal(preload ? StorageFlavor.Timescale : StorageFlavor.Plain, result.Flavor);
+        Assert.Equal(DatabaseMigrator.Bundled(result.Flavor).Select(m => m.Name), result.Applied);
+        await using var hypertable = dataSource.CreateCommand("SELECT to_regclass('_timescaledb_catalog.hypertable') IS NOT NULL");
+        Assert.Equal(preload, (bool)(await hypertable.ExecuteScalarAsync())!);
+    }
+
+    private const string TimescalePreload = "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off";
+
+    /// <summary>The flavor the lane's server must migrate as: TimescaleDB exactly when the lane preloads it.</summary>
+    private static string ExpectedFlavor =>
+        PrivatePostgres.LaneOptions.Contains("timescaledb", StringComparison.Ordinal) ? "timescale" : "plain";
 }
