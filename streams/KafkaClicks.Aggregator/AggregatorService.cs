@@ -67,7 +67,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stream = new KafkaStream(ClickAggregationTopology.Build(_options, KafkaOptions.NamesOf(_configuration)), config,
-            new LostPartitionsClientSupplier(config));
+            new RebalanceSafeClientSupplier(config, _logger));
         _stream = stream;
         stream.StateChanged += (_, now) =>
         {

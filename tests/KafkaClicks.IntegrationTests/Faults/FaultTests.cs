@@ -39,7 +39,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 
     /// <summary>
     /// The 20 s outage is longer than the aggregator's session timeout (6 s), so the group evicts it while it holds
-    /// offsets it has not committed yet: it must get its partitions back and count on (see LostPartitionsClientSupplier;
+    /// offsets it has not committed yet: it must get its partitions back and count on (see RebalanceSafeClientSupplier;
     /// without it the stream thread stopped polling for good and about 90% of the clicks were never counted).
     /// </summary>
     [Fact]
