@@ -77,7 +77,8 @@ public sealed class KafkaOptions
 
     /// <summary>
     /// A consumer config for the group <paramref name="groupId"/> of this deployment (after <see cref="NamePrefix"/>):
-    /// manual offset storage, earliest reset.
+    /// manual offset storage, earliest reset, committed records only (what an exactly-once aggregator's aborted
+    /// transaction sent is never read).
     /// </summary>
     public static ConsumerConfig ConsumerConfig(IConfiguration configuration, string groupId)
     {
@@ -87,6 +88,7 @@ public sealed class KafkaOptions
             AutoOffsetReset = AutoOffsetReset.Earliest,
             EnableAutoCommit = false,
             EnableAutoOffsetStore = false,
+            IsolationLevel = IsolationLevel.ReadCommitted,
             SessionTimeoutMs = 6000,
         };
         Bind(configuration, config, "Consumer");

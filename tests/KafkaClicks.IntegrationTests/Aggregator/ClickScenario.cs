@@ -15,6 +15,9 @@ public sealed class ClickScenario : IDisposable
     /// <summary>Ads from here on are the closing clicks' ads, not part of the expectation.</summary>
     public const long ClosingAdBase = 1_000_000_000L;
 
+    /// <summary>Ads from here on are the late clicks' ads (<see cref="ProduceLateClicks"/>), not part of the expectation.</summary>
+    public const long LateAdBase = 2_000_000_000L;
+
     private const int HotAds = 10;
     private const int Salts = 8;
     private const double HotShare = 0.10;
@@ -121,6 +124,33 @@ public sealed class ClickScenario : IDisposable
         }
 
         Flush(cancellationToken);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> clicks of fresh impressions for the run's first minute, on ads of their own: late once
+    /// stream time has passed that minute's end and grace, so not counted by the stream but forwarded to clicks.late.
+    /// Returns their impression ids.
+    /// </summary>
+    public IReadOnlyList<string> ProduceLateClicks(int count, CancellationToken cancellationToken)
+    {
+        var impressions = new List<string>();
+        for (var n = 0; n < count; n++)
+        {
+            var impression = "late-" + Guid.NewGuid().ToString("N");
+            var adId = LateAdBase + n;
+            Send(new ClickEvent
+            {
+                ImpressionId = impression,
+                AdId = adId,
+                AdvertiserId = 1,
+                ClickedAt = _start.AddSeconds(10),
+                ImpressionAt = _start,
+            });
+            impressions.Add(impression);
+        }
+
+        Flush(cancellationToken);
+        return impressions;
     }
 
     public void Dispose() => _producer.Dispose();
