@@ -17,14 +17,14 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
 {
     private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
 
-    private static async Task<BrokerHandle> BrokerAsync(int partitions = 4) =>
+    internal static async Task<BrokerHandle> BrokerAsync(int partitions = 4) =>
         await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(new Dictionary<string, string?>
         {
             ["Kafka:BootstrapServers"] = "",
             ["Kafka:ClicksRawPartitions"] = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }), Role.Reconciler);
 
-    private static ClickEvent Click(long adId, DateTime at, int salt = 0, string? impression = null, string padding = "") => new()
+    internal static ClickEvent Click(long adId, DateTime at, int salt = 0, string? impression = null, string padding = "") => new()
     {
         ImpressionId = impression ?? Guid.NewGuid().ToString("N"),
         AdId = adId,
@@ -35,7 +35,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         IngestInstance = padding,
     };
 
-    private static void Produce(string bootstrapServers, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
+    internal static void Produce(string bootstrapServers, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
     {
         using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
             {
