@@ -72,11 +72,30 @@ public static class Rollups
         return command;
     }
 
+    /// <summary>Attempts of one continuous aggregate refresh that another refresh of an overlapping window refused.</summary>
+    private const int RefreshAttempts = 40;
+
     private static async Task CallRefreshAsync(NpgsqlConnection connection, string aggregate, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var command = new NpgsqlCommand($"CALL refresh_continuous_aggregate('{aggregate}', $1, $2)", connection);
+                command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
+                command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
+                await command.ExecuteNonQueryAsync(cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.LockNotAvailable && attempt < RefreshAttempts)
+            {
+                // "could not refresh continuous aggregate due to a concurrent refresh": TimescaleDB refuses, rather than
+                // waits for, a refresh whose window overlaps one in progress (its own refresh policy, or the job of
+                // another sink process). That refresh may have started before our minutes were committed, so ours is
+                // still needed: wait for it and try again (up to about half a minute; after that the caller's marks
+                // stay dirty and the next run retries).
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 * attempt)), cancellationToken);
+            }
+        }
     }
 }

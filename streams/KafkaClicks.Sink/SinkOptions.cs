@@ -35,15 +35,18 @@ public sealed class SinkOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00")]
     public TimeSpan RollupRefreshInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How often the retention job runs (it also runs at start). Plain PostgreSQL only.</summary>
+    /// <summary>How often the retention job runs (it also runs at start). Plain PostgreSQL only: on TimescaleDB it runs at start.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "7.00:00:00")]
     public TimeSpan RetentionInterval { get; set; } = TimeSpan.FromHours(1);
 
-    /// <summary>Minute partitions whose whole day is older than this are dropped. Plain PostgreSQL only.</summary>
+    /// <summary>
+    /// Minute partitions whose whole day is older than this are dropped (TimescaleDB: the drop_after of the minute
+    /// hypertable's retention policy, set at start). Hours older than this are never recomputed into the rollups.
+    /// </summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
     public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(30);
 
-    /// <summary>Hourly and daily rollup rows older than this are deleted. Plain PostgreSQL only.</summary>
+    /// <summary>Hourly and daily rollup rows older than this are deleted (TimescaleDB: the continuous aggregates' retention policies).</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "36500.00:00:00")]
     public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
 

@@ -81,9 +81,9 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.Equal(3, await RefreshRollupsAsync(db));
 
         // Rewrite refreshed rollup rows: an answer that shows them was read from the rollups, not recomputed.
-        await db.ExecuteAsync("UPDATE ad_clicks_daily SET clicks = 5000 WHERE day = $1", Base);
-        await db.ExecuteAsync("UPDATE ad_clicks_hourly SET clicks = 1000 WHERE hour = $1", Base);
-        await db.ExecuteAsync("UPDATE ad_clicks_hourly SET clicks = 700 WHERE hour = $1", Base.AddDays(1));
+        await db.RewriteRollupAsync("ad_clicks_daily", "clicks", 5000, "day = $1", Base);
+        await db.RewriteRollupAsync("ad_clicks_hourly", "clicks", 1000, "hour = $1", Base);
+        await db.RewriteRollupAsync("ad_clicks_hourly", "clicks", 700, "hour = $1", Base.AddDays(1));
 
         // A late correction of a refreshed hour, still marked dirty: read from the minutes (11 + 2 + 3, salts summed).
         await InsertAsync(db, 101, Base.AddDays(1).AddHours(1).AddMinutes(20), 2, salt: 1);
@@ -168,7 +168,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         // rewritten row shows), while the breakdown is read per ad.
         Assert.Equal(10L, await host.Database.ScalarAsync<long>("SELECT clicks FROM advertiser_clicks_hourly WHERE advertiser_id = 1 AND hour = $1", Base));
         Assert.Equal(100L, await host.Database.ScalarAsync<long>("SELECT clicks FROM advertiser_clicks_hourly WHERE advertiser_id = 2 AND hour = $1", Base));
-        await host.Database.ExecuteAsync("UPDATE advertiser_clicks_hourly SET clicks = 999 WHERE advertiser_id = 1 AND hour = $1", Base);
+        await host.Database.RewriteRollupAsync("advertiser_clicks_hourly", "clicks", 999, "advertiser_id = 1 AND hour = $1", Base);
         var uncached = $"from={Iso(Base)}&to={Iso(Base.AddHours(2))}&granularity=1h"; // not a range asked (and cached) above
         var fromRollup = await GetJsonAsync(host, $"/v1/advertisers/1/clicks?{uncached}", key);
         Assert.Equal([999L, 1L], Clicks(fromRollup));

@@ -115,6 +115,41 @@ public class ComposeFileTests
         Assert.Equal("2", Scalar(kafkaEnvironment, "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"));
     }
 
+    /// <summary>
+    /// KRaft brokers format their storage only with a cluster id that is a UUID written as `kafka-storage random-uuid`
+    /// writes it: 22 characters of URL-safe base64 without padding, 16 bytes; every broker of the cluster has the same.
+    /// </summary>
+    [Fact]
+    public void The_kraft_cluster_id_is_a_canonical_uuid_shared_by_every_broker()
+    {
+        var ids = Names.Where(n => n.StartsWith("kafka-", StringComparison.Ordinal))
+            .Select(n => Scalar((YamlMappingNode)Service(n)["environment"], "CLUSTER_ID"))
+            .ToList();
+        Assert.Equal(3, ids.Count);
+        var id = Assert.Single(ids.Distinct());
+        Assert.NotNull(id);
+        Assert.Equal(22, id.Length);
+        Assert.Matches("^[A-Za-z0-9_-]{22}$", id);
+        var bytes = Convert.FromBase64String(id.Replace('-', '+').Replace('_', '/') + "==");
+        Assert.Equal(16, bytes.Length);
+        Assert.Equal(id, Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_'));
+    }
+
+    /// <summary>Images are pinned to versions (no "latest"); TimescaleDB to the release the TimescaleDB test lane runs.</summary>
+    [Fact]
+    public void Images_are_pinned_to_versions_and_timescaledb_to_the_tested_release()
+    {
+        var images = Names.Select(n => Scalar(Service(n), "image")).OfType<string>().Where(i => !i.StartsWith("kafkaclicks:", StringComparison.Ordinal)).ToList();
+        Assert.NotEmpty(images);
+        foreach (var image in images)
+        {
+            var tag = image.Contains(':', StringComparison.Ordinal) ? image[(image.LastIndexOf(':') + 1)..] : "";
+            Assert.True(tag.Length > 0 && !tag.StartsWith("latest", StringComparison.Ordinal), $"{image} is not pinned to a version");
+        }
+
+        Assert.Equal("timescale/timescaledb:2.28.3-pg15", Scalar(Service("timescaledb"), "image"));
+    }
+
     [Fact]
     public void No_secret_is_written_in_the_file()
     {
