@@ -216,7 +216,10 @@ run_lane() {
   if [ "$lane" = cluster ]; then
     filter=""
     kafka="${KAFKACLICKS_TEST_KAFKA:-}"
-    if [ -z "$kafka" ]; then kafka=$(start_kafka_cluster); export KAFKACLICKS_TEST_KAFKA_PIDFILE="$KAFKA_DATA/kfake.pid"; fi
+    if [ -z "$kafka" ]; then
+      kafka=$(start_kafka_cluster) && [ -n "$kafka" ] || die "the Kafka test cluster did not start"
+      export KAFKACLICKS_TEST_KAFKA_PIDFILE="$KAFKA_DATA/kfake.pid"
+    fi
   fi
   LANE="$lane" \
   KAFKACLICKS_TEST_LANE="$lane" \

@@ -72,18 +72,33 @@ public static class KafkaBroker
         }
 
         var provisioner = new KafkaTopicProvisioner(bootstrapServers, options.AdminClientConfig) { Timeout = options.ProvisionTimeout };
-        await provisioner.EnsureTopicsAsync(specs, cancellationToken).ConfigureAwait(false);
-        return new BrokerHandle(bootstrapServers, options.Names, null, provisioner);
+        var handle = new BrokerHandle(bootstrapServers, options.Names, null, provisioner);
+        try
+        {
+            await provisioner.EnsureTopicsAsync(specs, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (KafkaTopicProvisioner.IsUnreachable(e))
+        {
+            // The cluster does not answer: the process starts anyway (ingest spools, the other roles wait for the brokers)
+            // and the topics are declared once it answers.
+            handle.ProvisionWhenReachable(specs, e);
+        }
+
+        return handle;
     }
 }
 
 /// <summary>
-/// A started broker: the embedded cluster (stopped on dispose) or a real cluster (dispose is a no-op).
+/// A started broker: the embedded cluster (stopped on dispose) or a real cluster, whose topics may still be waiting to be
+/// declared when it did not answer at start (<see cref="Provisioned"/>).
 /// </summary>
 public sealed class BrokerHandle : IDisposable, IAsyncDisposable
 {
+    private static readonly TimeSpan ProvisionRetry = TimeSpan.FromSeconds(5);
     private readonly EmbeddedKafkaCluster? _embedded;
     private readonly KafkaTopicProvisioner? _provisioner;
+    private readonly CancellationTokenSource _stopping = new();
+    private int _disposed;
 
     internal BrokerHandle(string bootstrapServers, KafkaNames names, EmbeddedKafkaCluster? embedded, KafkaTopicProvisioner? provisioner)
     {
@@ -107,6 +122,36 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
         ? $"embedded librdkafka mock cluster at {BootstrapServers}"
         : $"Kafka cluster at {BootstrapServers}";
 
+    /// <summary>
+    /// Completes once every declared topic exists: at once, unless the cluster did not answer at start
+    /// (<see cref="UnreachableAtStart"/>); then when a later attempt succeeds, or faulted when one fails otherwise.
+    /// </summary>
+    public Task Provisioned { get; private set; } = Task.CompletedTask;
+
+    /// <summary>Why the topics could not be declared at start (the cluster did not answer), or null.</summary>
+    public string? UnreachableAtStart { get; private set; }
+
+    internal void ProvisionWhenReachable(IReadOnlyList<TopicSpec> specs, Exception failure)
+    {
+        UnreachableAtStart = failure.Message;
+        Provisioned = Task.Run(async () =>
+        {
+            while (true)
+            {
+                await Task.Delay(ProvisionRetry, _stopping.Token).ConfigureAwait(false);
+                try
+                {
+                    await _provisioner!.EnsureTopicsAsync(specs, _stopping.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (Exception e) when (KafkaTopicProvisioner.IsUnreachable(e))
+                {
+                    // Still no answer: try again.
+                }
+            }
+        });
+    }
+
     /// <summary>Declares more topics later (e.g. Streamiz internal topics) on whichever broker this is.</summary>
     public Task EnsureTopicsAsync(IEnumerable<TopicSpec> topics, CancellationToken cancellationToken = default)
     {
@@ -120,8 +165,18 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
         return _provisioner!.EnsureTopicsAsync(topics, cancellationToken);
     }
 
-    /// <summary>Stops the embedded cluster; no-op for a real cluster.</summary>
-    public void Dispose() => _embedded?.Dispose();
+    /// <summary>Stops the embedded cluster, or a real cluster's pending declaration of the topics.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
+        _stopping.Cancel();
+        _stopping.Dispose();
+        _embedded?.Dispose();
+    }
 
     /// <inheritdoc cref="Dispose"/>
     public ValueTask DisposeAsync()

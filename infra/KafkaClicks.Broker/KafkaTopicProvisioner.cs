@@ -22,6 +22,14 @@ public sealed class KafkaTopicProvisioner
         _config.ClientId ??= "kafkaclicks-topic-provisioner";
     }
 
+    /// <summary>
+    /// True when <paramref name="e"/> (from <see cref="EnsureTopicsAsync"/>) says the cluster did not answer, as opposed to
+    /// refusing a topic or disagreeing with its declaration.
+    /// </summary>
+    public static bool IsUnreachable(Exception e) =>
+        (e as KafkaException ?? e.InnerException as KafkaException)?.Error.Code
+            is ErrorCode.Local_TimedOut or ErrorCode.Local_Transport or ErrorCode.Local_AllBrokersDown or ErrorCode.RequestTimedOut;
+
     /// <summary>Timeout for the CreateTopics request and the metadata check. Default 30 s.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 

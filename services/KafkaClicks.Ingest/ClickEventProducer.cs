@@ -9,11 +9,14 @@ namespace KafkaClicks.Ingest;
 /// <summary>
 /// The process-wide producer of <see cref="ClickEvent"/>s to clicks.raw: idempotent, acks=all, placed on the
 /// partition of the ad (and salt), keyed by impressionId. <see cref="ProduceAsync"/> completes only when the
-/// broker has acknowledged the event.
+/// broker has acknowledged the event. An instance starts even while the broker is unreachable: until clicks.raw's
+/// partition count is known, <see cref="ProduceAsync"/> fails at once, so clicks go to the spool.
 /// </summary>
 public sealed class ClickEventProducer : IDisposable
 {
     private static readonly TimeSpan PartitionCountRefresh = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan PartitionCountRetry = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan StartMetadataTimeout = TimeSpan.FromSeconds(5);
     private readonly IProducer<string, ClickEvent> _producer;
     private readonly TimeSpan _timeout;
     private readonly string _topic;
@@ -29,15 +32,22 @@ public sealed class ClickEventProducer : IDisposable
         _topic = KafkaOptions.NamesOf(configuration).ClicksRaw;
 
         // Read once here (the host builds this at start, before requests arrive) and then in the background,
-        // so no request ever waits on a metadata call.
-        _partitionCount = ReadPartitionCount();
-        _refresh = new Timer(_ => RefreshPartitionCount(), null, PartitionCountRefresh, PartitionCountRefresh);
+        // so no request ever waits on a metadata call; an unreachable broker is asked again every few seconds.
+        _refresh = new Timer(_ => RefreshPartitionCount(TimeSpan.FromSeconds(10)));
+        RefreshPartitionCount(StartMetadataTimeout);
     }
 
     /// <summary>Sends the event and waits for the broker's acknowledgement (or throws on failure or timeout).</summary>
     public async Task<TopicPartitionOffset> ProduceAsync(ClickEvent click, CancellationToken cancellationToken)
     {
-        var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, _partitionCount);
+        var partitions = _partitionCount;
+        if (partitions == 0)
+        {
+            throw new KafkaException(new Error(ErrorCode.Local_UnknownTopic,
+                $"the partition count of {_topic} is not known yet: the broker has not answered since this instance started"));
+        }
+
+        var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, partitions);
         var message = new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click };
         TraceContext.Inject(message);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -46,22 +56,31 @@ public sealed class ClickEventProducer : IDisposable
         return result.TopicPartitionOffset;
     }
 
-    private void RefreshPartitionCount()
+    private void RefreshPartitionCount(TimeSpan timeout)
     {
         try
         {
-            _partitionCount = ReadPartitionCount();
+            _partitionCount = ReadPartitionCount(timeout);
         }
         catch (KafkaException)
         {
-            // Keep the last known count; the next refresh tries again.
+            // Keep the last known count (none yet: clicks are spooled); the next refresh tries again.
+        }
+
+        try
+        {
+            _refresh.Change(_partitionCount == 0 ? PartitionCountRetry : PartitionCountRefresh, Timeout.InfiniteTimeSpan);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopped meanwhile.
         }
     }
 
-    private int ReadPartitionCount()
+    private int ReadPartitionCount(TimeSpan timeout)
     {
         using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
-        var topic = admin.GetMetadata(_topic, TimeSpan.FromSeconds(10)).Topics.Single();
+        var topic = admin.GetMetadata(_topic, timeout).Topics.Single();
         if (topic.Error.IsError || topic.Partitions.Count == 0)
         {
             throw new KafkaException(topic.Error.IsError ? topic.Error : new Error(ErrorCode.UnknownTopicOrPart));

@@ -82,7 +82,7 @@ public sealed partial class ClickHandler
         }
 
         var impressionId = claims.ImpressionKey;
-        var claim = await _dedupe.ClaimAsync(impressionId, claims.ExpiresAt, _time);
+        var claim = await _dedupe.ClaimAsync(impressionId);
         var dedupe = claim.Result;
         if (dedupe == DedupeResult.Duplicate)
         {
@@ -112,6 +112,8 @@ public sealed partial class ClickHandler
             IngestTelemetry.Click(ClickOutcome.Unavailable);
             return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
         }
+
+        await _dedupe.FinishAsync(impressionId, claim, claims.ExpiresAt, _time);
 
         IngestTelemetry.Click(dedupe == DedupeResult.New ? ClickOutcome.Counted : ClickOutcome.CountedUnchecked);
         return Results.Redirect(location);

@@ -50,6 +50,7 @@ public static class KafkaClicksHost
         builder.AddServiceDefaults();
         builder.Services.AddOptions<KafkaOptions>().BindConfiguration(KafkaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(broker);
+        builder.Services.AddHostedService<TopicProvisioningWatch>();
         if (roles.HasFlag(Role.Ingest))
         {
             builder.AddIngest();

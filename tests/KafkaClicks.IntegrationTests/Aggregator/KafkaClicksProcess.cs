@@ -23,6 +23,9 @@ public sealed class KafkaClicksProcess : IAsyncDisposable
 
     public bool HasExited => _process.HasExited;
 
+    /// <summary>The process id, to pause and resume it.</summary>
+    public int Id => _process.Id;
+
     /// <summary>Starts <c>dotnet kafkaclicks.dll args</c> with <paramref name="environment"/> (KAFKACLICKS_CONFIG removed).</summary>
     public static KafkaClicksProcess Start(string name, IReadOnlyDictionary<string, string> environment, params string[] args)
     {

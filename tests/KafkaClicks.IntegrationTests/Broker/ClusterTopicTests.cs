@@ -6,6 +6,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Reconciler;
+using static KafkaClicks.IntegrationTests.Reconcile.ReconcileTests;
 
 namespace KafkaClicks.IntegrationTests.Broker;
 
@@ -80,9 +81,9 @@ public sealed class ClusterTopicTests
         }
 
         var repeated = Guid.NewGuid().ToString("N");
-        var clicks = Enumerable.Range(0, 20).Select(i => Click(1 + (i % 3), T0.AddSeconds(5 + i), Guid.NewGuid().ToString("N")))
-            .Append(Click(7, T0.AddSeconds(30), repeated))
-            .Append(Click(7, T0.AddMinutes(2).AddSeconds(30), repeated))
+        var clicks = Enumerable.Range(0, 20).Select(i => Click(1 + (i % 3), T0.AddSeconds(5 + i)))
+            .Append(Click(7, T0.AddSeconds(30), impression: repeated))
+            .Append(Click(7, T0.AddMinutes(2).AddSeconds(30), impression: repeated))
             .ToList();
         Produce(broker.BootstrapServers, broker.Names.ClicksRaw, clicks);
         Produce(broker.BootstrapServers, control, clicks);
@@ -98,7 +99,7 @@ public sealed class ClusterTopicTests
         {
             Assert.True(DateTime.UtcNow < deadline, "the broker's log cleaner did not compact the control topic within 90 s");
             await Task.Delay(2000);
-            var filler = Click(9, T0.AddMinutes(30), Guid.NewGuid().ToString("N"));
+            var filler = Click(9, T0.AddMinutes(30));
             Produce(broker.BootstrapServers, broker.Names.ClicksRaw, [filler]);
             Produce(broker.BootstrapServers, control, [filler]);
         }
@@ -120,17 +121,6 @@ public sealed class ClusterTopicTests
         settings["Kafka:ClicksLatePartitions"] = "2";
         return settings;
     }
-
-    private static ClickEvent Click(long adId, DateTime at, string impression) => new()
-    {
-        ImpressionId = impression,
-        AdId = adId,
-        AdvertiserId = 1,
-        Salt = 0,
-        ClickedAt = at,
-        ImpressionAt = at.AddSeconds(-3),
-        IngestInstance = "cluster-test",
-    };
 
     private static void Produce(string bootstrapServers, string topic, IEnumerable<ClickEvent> clicks)
     {

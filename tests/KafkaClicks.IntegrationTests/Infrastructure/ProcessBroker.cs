@@ -55,6 +55,12 @@ public sealed class ProcessBroker : IAsyncDisposable
         return new ProcessBroker(provisioned.BootstrapServers, kafka, settings, null);
     }
 
+    /// <summary>
+    /// Pauses (SIGSTOP) or resumes (SIGCONT) the broker: the `kafkaclicks broker` process, or the cluster's
+    /// (<see cref="TestKafka.ClusterPid"/>). Requests hang meanwhile, as with a frozen broker host.
+    /// </summary>
+    public void SetReachable(bool reachable) => TestKafka.Signal(_process?.Id ?? TestKafka.ClusterPid(), reachable);
+
     public async ValueTask DisposeAsync()
     {
         if (_process is not null)

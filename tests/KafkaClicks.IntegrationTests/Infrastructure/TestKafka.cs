@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Confluent.Kafka;
 using KafkaClicks.Broker;
 using KafkaClicks.Contracts;
 
@@ -68,6 +69,12 @@ public sealed class TestKafka
             return;
         }
 
+        Signal(ClusterPid(), reachable);
+    }
+
+    /// <summary>The cluster's broker process (<c>KAFKACLICKS_TEST_KAFKA_PIDFILE</c>).</summary>
+    public static int ClusterPid()
+    {
         var pidFile = System.Environment.GetEnvironmentVariable("KAFKACLICKS_TEST_KAFKA_PIDFILE");
         if (string.IsNullOrEmpty(pidFile) || !File.Exists(pidFile))
         {
@@ -75,11 +82,35 @@ public sealed class TestKafka
                 "Pausing the Kafka cluster needs its broker process: set KAFKACLICKS_TEST_KAFKA_PIDFILE to a file holding its pid.");
         }
 
-        using var signal = Process.Start("kill", [reachable ? "-CONT" : "-STOP", File.ReadAllText(pidFile).Trim()]);
+        return int.Parse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Pauses (SIGSTOP) or resumes (SIGCONT) a process.</summary>
+    public static void Signal(int pid, bool reachable)
+    {
+        using var signal = Process.Start("kill", [reachable ? "-CONT" : "-STOP", pid.ToString(CultureInfo.InvariantCulture)]);
         signal.WaitForExit();
         if (signal.ExitCode != 0)
         {
-            throw new InvalidOperationException($"kill {(reachable ? "-CONT" : "-STOP")} of the broker in {pidFile} failed ({signal.ExitCode}).");
+            throw new InvalidOperationException($"kill {(reachable ? "-CONT" : "-STOP")} {pid} failed ({signal.ExitCode}).");
+        }
+    }
+
+    /// <summary>
+    /// The committed offsets of the consumer's group on <paramref name="partitions"/>, unset where it committed none.
+    /// Apache Kafka answers a group that never committed with no offsets; the cluster lane's broker with
+    /// GroupIdNotFound, read here as the same.
+    /// </summary>
+    public static List<TopicPartitionOffset> Committed<TKey, TValue>(IConsumer<TKey, TValue> consumer, IEnumerable<TopicPartition> partitions)
+    {
+        var asked = partitions.ToList();
+        try
+        {
+            return consumer.Committed(asked, TimeSpan.FromSeconds(10));
+        }
+        catch (KafkaException e) when (e.Error.Code == ErrorCode.GroupIdNotFound)
+        {
+            return [.. asked.Select(p => new TopicPartitionOffset(p, Offset.Unset))];
         }
     }
 }

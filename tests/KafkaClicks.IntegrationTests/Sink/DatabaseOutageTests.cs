@@ -133,7 +133,7 @@ public class DatabaseOutageTests
     }
 
     private static List<long> Committed(IConsumer<Ignore, Ignore> offsets, List<TopicPartition> partitions) =>
-        [.. offsets.Committed(partitions, TimeSpan.FromSeconds(5)).OrderBy(c => c.Partition.Value).Select(c => Math.Max(0, c.Offset.Value))];
+        [.. TestKafka.Committed(offsets, partitions).OrderBy(c => c.Partition.Value).Select(c => Math.Max(0, c.Offset.Value))];
 
     private static bool CommittedEqualsEnd(IConsumer<Ignore, Ignore> offsets, List<TopicPartition> partitions) =>
         Committed(offsets, partitions).SequenceEqual(partitions.Select(p => offsets.QueryWatermarkOffsets(p, TimeSpan.FromSeconds(5)).High.Value));

@@ -135,6 +135,6 @@ public class InvalidMinuteCountTests(PostgresServer postgres) : IClassFixture<Po
         producer.Produce(topic, new Message<string, MinuteCount> { Key = count.AdId.ToString(CultureInfo.InvariantCulture), Value = count });
 
     private static bool CommittedToEnd(IConsumer<Ignore, Ignore> offsets, List<TopicPartition> partitions) =>
-        offsets.Committed(partitions, TimeSpan.FromSeconds(5)).OrderBy(c => c.Partition.Value).Select(c => Math.Max(0, c.Offset.Value))
+        TestKafka.Committed(offsets, partitions).OrderBy(c => c.Partition.Value).Select(c => Math.Max(0, c.Offset.Value))
             .SequenceEqual(partitions.Select(p => offsets.QueryWatermarkOffsets(p, TimeSpan.FromSeconds(5)).High.Value));
 }
