@@ -137,9 +137,9 @@ public sealed class TestDatabase(string name, string connectionString, NpgsqlDat
 
     /// <summary>
     /// On TimescaleDB, takes this database's policies off the background schedule (they first run as soon as the
-    /// scheduler notices a new database), so that a test that writes data older than retention is not raced by a
-    /// policy run in the middle of its set-up; the test runs them itself (<see cref="RunRetentionAsync"/>). Plain
-    /// PostgreSQL has no background work.
+    /// scheduler notices a new database, then every minute), so that a policy run cannot race a test: one that writes
+    /// data older than retention (the test runs the policies itself, <see cref="RunRetentionAsync"/>), or one that
+    /// checks the rollups are stale until the product's own refresh runs. Plain PostgreSQL has no background work.
     /// </summary>
     public async Task PauseBackgroundPoliciesAsync()
     {

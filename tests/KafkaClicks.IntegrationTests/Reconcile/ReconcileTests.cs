@@ -276,6 +276,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     public async Task Corrections_reach_the_rollups_even_when_the_reconciler_dies_before_refreshing_them()
     {
         await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
         await using var broker = await BrokerAsync();
         var clicks = Scenario();
         Produce(broker, 4, clicks);

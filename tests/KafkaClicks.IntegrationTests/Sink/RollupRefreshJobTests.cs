@@ -37,6 +37,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
     public async Task Rollups_equal_the_sum_of_minutes_after_the_job_runs_including_a_late_correction()
     {
         await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
         var writer = new MinuteCountWriter(db.DataSource);
         var job = Job(db);
         var emitted = Start.AddHours(5);
