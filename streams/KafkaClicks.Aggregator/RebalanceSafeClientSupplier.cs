@@ -22,6 +22,11 @@ namespace KafkaClicks.Aggregator;
 /// <item>Any other failure of a revocation (under exactly-once, the transaction's commit): Streamiz' lost path runs, which
 /// clears the flag, and the failure reaches the stream thread, which rejoins the group; should the stream end in ERROR,
 /// <see cref="AggregatorService"/> replaces it.</item>
+/// <item>Under exactly-once, a transaction the broker requires to be aborted (its offsets refused because the group
+/// moved on during a broker stall: "group generation id is not valid"): Streamiz counts only a fenced producer as
+/// recoverable and lets every other error kill the stream thread without closing its tasks, whose RocksDB stores then
+/// stay locked in the process. Reported to Streamiz as fenced, it aborts the transaction (its outputs are never read),
+/// closes the tasks and rejoins the group, which reprocesses from the last committed offsets.</item>
 /// </list>
 /// </summary>
 internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
@@ -61,7 +66,7 @@ internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
         }
     }
 
-    public IProducer<byte[], byte[]> GetProducer(ProducerConfig config) => _inner.GetProducer(config);
+    public IProducer<byte[], byte[]> GetProducer(ProducerConfig config) => new AbortableAsFencedProducer(_inner.GetProducer(config));
 
     public IConsumer<byte[], byte[]> GetRestoreConsumer(ConsumerConfig config) => _inner.GetRestoreConsumer(config);
 
@@ -196,6 +201,66 @@ internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
         public void SetSaslCredentials(string username, string password) => inner.SetSaslCredentials(username, password);
 
         public void Dispose() => inner.Dispose();
+    }
+
+    /// <summary>The stream producer, with transactions the broker requires to be aborted reported as a fenced producer.</summary>
+    private sealed class AbortableAsFencedProducer(IProducer<byte[], byte[]> inner) : IProducer<byte[], byte[]>
+    {
+        public Handle Handle => inner.Handle;
+
+        public string Name => inner.Name;
+
+        public void SendOffsetsToTransaction(IEnumerable<TopicPartitionOffset> offsets, IConsumerGroupMetadata groupMetadata, TimeSpan timeout) =>
+            AbortableAsFenced(() => inner.SendOffsetsToTransaction(offsets, groupMetadata, timeout));
+
+        public void CommitTransaction(TimeSpan timeout) => AbortableAsFenced(() => inner.CommitTransaction(timeout));
+
+        public void CommitTransaction() => AbortableAsFenced(inner.CommitTransaction);
+
+        public Task<DeliveryResult<byte[], byte[]>> ProduceAsync(string topic, Message<byte[], byte[]> message, CancellationToken cancellationToken = default) =>
+            inner.ProduceAsync(topic, message, cancellationToken);
+
+        public Task<DeliveryResult<byte[], byte[]>> ProduceAsync(TopicPartition topicPartition, Message<byte[], byte[]> message,
+            CancellationToken cancellationToken = default) => inner.ProduceAsync(topicPartition, message, cancellationToken);
+
+        public void Produce(string topic, Message<byte[], byte[]> message, Action<DeliveryReport<byte[], byte[]>>? deliveryHandler = null) =>
+            inner.Produce(topic, message, deliveryHandler);
+
+        public void Produce(TopicPartition topicPartition, Message<byte[], byte[]> message, Action<DeliveryReport<byte[], byte[]>>? deliveryHandler = null) =>
+            inner.Produce(topicPartition, message, deliveryHandler);
+
+        public int Poll(TimeSpan timeout) => inner.Poll(timeout);
+
+        public int Flush(TimeSpan timeout) => inner.Flush(timeout);
+
+        public void Flush(CancellationToken cancellationToken = default) => inner.Flush(cancellationToken);
+
+        public void InitTransactions(TimeSpan timeout) => inner.InitTransactions(timeout);
+
+        public void BeginTransaction() => inner.BeginTransaction();
+
+        public void AbortTransaction(TimeSpan timeout) => inner.AbortTransaction(timeout);
+
+        public void AbortTransaction() => inner.AbortTransaction();
+
+        public int AddBrokers(string brokers) => inner.AddBrokers(brokers);
+
+        public void SetSaslCredentials(string username, string password) => inner.SetSaslCredentials(username, password);
+
+        public void Dispose() => inner.Dispose();
+
+        private static void AbortableAsFenced(Action commit)
+        {
+            try
+            {
+                commit();
+            }
+            catch (KafkaTxnRequiresAbortException e)
+            {
+                throw new KafkaException(new Error(ErrorCode.ProducerFenced,
+                    $"the transaction must be aborted ({e.Error.Reason}); reported as fenced so the tasks are closed and the group rejoined"), e);
+            }
+        }
     }
 
     private sealed class ConsumerBuilders : DefaultKafkaClientBuilder
