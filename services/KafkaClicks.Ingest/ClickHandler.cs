@@ -113,7 +113,7 @@ public sealed partial class ClickHandler
             return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
         }
 
-        await _dedupe.FinishAsync(impressionId, claim, claims.ExpiresAt, _time);
+        _dedupe.Finish(impressionId, claim, claims.ExpiresAt, _time);
 
         IngestTelemetry.Click(dedupe == DedupeResult.New ? ClickOutcome.Counted : ClickOutcome.CountedUnchecked);
         return Results.Redirect(location);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -30,8 +31,9 @@ public readonly record struct ImpressionClaim(DedupeResult Result, long Owner);
 /// One counted click per impression, claimed in two steps. First a pending claim, <c>p{owner}</c> under
 /// <c>click:imp:{id}</c>, that lives only <see cref="PendingClaimLifetime"/>; once the click is durable (broker ack or
 /// spool) it becomes a done claim, <c>d{owner}</c>, that lives as long as the token. A click meeting a done claim is a
-/// repeat; one meeting a pending claim is accepted unchecked, since that claim's click may never be made durable (its
-/// process died between claim and produce) and the aggregator's impression store drops a true repeat. The owner is a
+/// repeat; one meeting a pending claim waits briefly for it to become done (a repeat) or be given back, and is then
+/// accepted unchecked, since that claim's click may never be made durable (its process died between claim and produce)
+/// and the aggregator's impression store drops a true repeat. The owner is a
 /// random number, so a claim is given back or finished only by the click that made it.
 /// </summary>
 public sealed partial class ImpressionDeduplicator
@@ -43,45 +45,52 @@ public sealed partial class ImpressionDeduplicator
     public static readonly TimeSpan PendingClaimLifetime = TimeSpan.FromSeconds(30);
 
     private const string KeyPrefix = "click:imp:";
-
-    // 1: claimed (pending); 2: another click's pending claim; 0: another click's done claim.
-    private const string ClaimScript = """
-        local held = redis.call('GET', KEYS[1])
-        if not held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-        if string.sub(held, 1, 1) == 'p' then return 2 end
-        return 0
-        """;
-
-    // A durable click makes the claim done for the token's lifetime, whoever's pending claim (or none) is there; a done
-    // claim stays as it is.
-    private const string FinishScript = """
-        local held = redis.call('GET', KEYS[1])
-        if not held or string.sub(held, 1, 1) == 'p' then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
-        return 0
-        """;
+    private static readonly TimeSpan PendingPoll = TimeSpan.FromMilliseconds(20);
 
     private const string ReleaseScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
     private readonly IConnectionMultiplexer _redis;
     private readonly TimeSpan _timeout;
+
+    // How long a click meeting a pending claim waits for it to be finished or given back: the produce deadline, after
+    // which a live click is in the spool within milliseconds, plus a margin. A claim still pending then belongs to a
+    // click that died.
+    private readonly TimeSpan _pendingWait;
     private readonly ILogger<ImpressionDeduplicator> _logger;
 
     public ImpressionDeduplicator(IConnectionMultiplexer redis, IOptions<IngestOptions> options, ILogger<ImpressionDeduplicator> logger)
     {
         _redis = redis;
         _timeout = options.Value.DedupeTimeout;
+        _pendingWait = options.Value.ProduceTimeout + TimeSpan.FromSeconds(1);
         _logger = logger;
     }
 
-    /// <summary>Claims the impression for this click, pending until <see cref="FinishAsync"/> or <see cref="ReleaseAsync"/>.</summary>
+    /// <summary>
+    /// Claims the impression for this click, pending until <see cref="Finish"/> or <see cref="ReleaseAsync"/>. Meeting
+    /// another click's pending claim (the same token clicked twice at once, or a click whose process died), it waits
+    /// for that claim to be finished (a repeat) or given back (claims again), and after the wait accepts the click unchecked.
+    /// </summary>
     public async Task<ImpressionClaim> ClaimAsync(string impressionId)
     {
         var owner = Random.Shared.NextInt64(1, long.MaxValue);
+        var key = KeyPrefix + impressionId;
+        var database = _redis.GetDatabase();
         try
         {
-            var result = (long)await _redis.GetDatabase()
-                .ScriptEvaluateAsync(ClaimScript, [KeyPrefix + impressionId], [Pending(owner), (long)PendingClaimLifetime.TotalMilliseconds])
+            // SET NX GET (Redis 7): one command that claims, or says whose claim is there.
+            var held = await database.StringSetAndGetAsync(key, Pending(owner), PendingClaimLifetime, keepTtl: false, when: When.NotExists)
                 .WaitAsync(_timeout);
-            return new ImpressionClaim(result switch { 1 => DedupeResult.New, 2 => DedupeResult.Unfinished, _ => DedupeResult.Duplicate }, owner);
+            var waited = Stopwatch.StartNew();
+            while (IsPending(held) && waited.Elapsed < _pendingWait)
+            {
+                await Task.Delay(PendingPoll);
+                held = await database.StringSetAndGetAsync(key, Pending(owner), PendingClaimLifetime, keepTtl: false, when: When.NotExists)
+                    .WaitAsync(_timeout);
+            }
+
+            // A claim of an earlier version (a bare number) reads as done.
+            var result = held.IsNull ? DedupeResult.New : IsPending(held) ? DedupeResult.Unfinished : DedupeResult.Duplicate;
+            return new ImpressionClaim(result, owner);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -93,19 +102,18 @@ public sealed partial class ImpressionDeduplicator
 
     /// <summary>
     /// Marks the impression clicked until <paramref name="expiresAt"/> (plus a minute for clock skew), once this click is
-    /// durable. Best effort: should Redis not answer, the pending claim lapses, and a later repeat is accepted unchecked
-    /// and dropped by the aggregator.
+    /// durable: whatever claim is there (this click's, a dead click's pending one, another durable click's) becomes done,
+    /// which is true of each. Sent without waiting for the answer; should it be lost, the pending claim lapses and a later
+    /// repeat is accepted unchecked and dropped by the aggregator.
     /// </summary>
-    public async Task FinishAsync(string impressionId, ImpressionClaim claim, DateTimeOffset expiresAt, TimeProvider time)
+    public void Finish(string impressionId, ImpressionClaim claim, DateTimeOffset expiresAt, TimeProvider time)
     {
         var ttl = expiresAt - time.GetUtcNow() + TimeSpan.FromMinutes(1);
         try
         {
-            await _redis.GetDatabase()
-                .ScriptEvaluateAsync(FinishScript, [KeyPrefix + impressionId], [Done(claim.Owner), (long)ttl.TotalMilliseconds])
-                .WaitAsync(_timeout);
+            _redis.GetDatabase().StringSet(KeyPrefix + impressionId, Done(claim.Owner), ttl, flags: CommandFlags.FireAndForget);
         }
-        catch (Exception e) when (e is RedisException or TimeoutException)
+        catch (RedisException e)
         {
             LogRedisUnavailable(e.GetType().Name);
         }
@@ -128,6 +136,8 @@ public sealed partial class ImpressionDeduplicator
             LogRedisUnavailable(e.GetType().Name);
         }
     }
+
+    private static bool IsPending(RedisValue held) => !held.IsNull && ((string?)held)?.StartsWith('p') == true;
 
     private static string Pending(long owner) => "p" + owner.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
