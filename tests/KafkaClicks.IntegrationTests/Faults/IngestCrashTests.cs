@@ -1,11 +1,8 @@
 using System.Collections.Concurrent;
-using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.IntegrationTests.Faults;
 
@@ -25,23 +22,9 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
             await db.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES ($1, 1, $2)", adId, ProductHost.AdUrl(adId));
         }
 
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
-        var port = FreePorts.Next();
-        var spool = Path.Combine(Path.GetTempPath(), "kafkaclicks-ingest-crash-" + Guid.NewGuid().ToString("N"));
         await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" });
-        var environment = new Dictionary<string, string>(broker.Environment)
-        {
-            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
-            ["KAFKACLICKS_ConnectionStrings__Redis"] = RedisServer.ConnectionString,
-            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "crash",
-            ["KAFKACLICKS_Ingest__Tokens__Keys__crash"] = key,
-            ["KAFKACLICKS_Ingest__Spool__Directory"] = spool,
-            ["KAFKACLICKS_Urls"] = $"http://127.0.0.1:{port}",
-        };
-        var tokens = new ImpressionTokens(Options.Create(new IngestOptions
-        {
-            Tokens = new TokenOptions { ActiveKeyId = "crash", Keys = new() { ["crash"] = key } },
-        }), TimeProvider.System);
+        var setup = IngestProcessSetup.Create(broker, db);
+        var (environment, tokens) = (setup.Environment, setup.Tokens);
 
         var ingest = KafkaClicksProcess.Start("ingest #1", environment, "run", "--roles", "ingest");
         try
@@ -49,7 +32,7 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
             await ingest.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
             var acknowledged = new ConcurrentBag<string>();
             var unanswered = 0;
-            using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = TimeSpan.FromSeconds(10) };
+            using var http = setup.Client();
             using var stop = new CancellationTokenSource();
             var workers = Enumerable.Range(0, 8).Select(worker => Task.Run(async () =>
             {
@@ -104,10 +87,7 @@ public class IngestCrashTests(PostgresServer postgres) : IClassFixture<PostgresS
         finally
         {
             await ingest.DisposeAsync();
-            if (Directory.Exists(spool))
-            {
-                Directory.Delete(spool, recursive: true);
-            }
+            setup.DeleteSpool();
         }
     }
 }

@@ -1,10 +1,6 @@
-using System.Globalization;
 using System.Net;
-using System.Security.Cryptography;
-using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.IntegrationTests.Faults;
 
@@ -21,30 +17,14 @@ public sealed class IngestStartTests(PostgresServer postgres) : IClassFixture<Po
         await using var db = await postgres.CreateDatabaseAsync();
         await db.ExecuteAsync("INSERT INTO advertisers (advertiser_id, name) VALUES (1, 'outage')");
         await db.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES (5, 1, $1)", ProductHost.AdUrl(5));
-        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
-        var port = FreePorts.Next();
-        var spool = Path.Combine(Path.GetTempPath(), "kafkaclicks-ingest-start-" + Guid.NewGuid().ToString("N"));
         await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string> { ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = "8" });
-        var environment = new Dictionary<string, string>(broker.Environment)
-        {
-            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
-            ["KAFKACLICKS_ConnectionStrings__Redis"] = RedisServer.ConnectionString,
-            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "start",
-            ["KAFKACLICKS_Ingest__Tokens__Keys__start"] = key,
-            ["KAFKACLICKS_Ingest__Spool__Directory"] = spool,
-            ["KAFKACLICKS_Ingest__Spool__ForwardInterval"] = "00:00:00.500",
-            ["KAFKACLICKS_Urls"] = $"http://127.0.0.1:{port}",
-        };
-        var tokens = new ImpressionTokens(Options.Create(new IngestOptions
-        {
-            Tokens = new TokenOptions { ActiveKeyId = "start", Keys = new() { ["start"] = key } },
-        }), TimeProvider.System);
-
+        var setup = IngestProcessSetup.Create(broker, db);
+        setup.Environment["KAFKACLICKS_Ingest__Spool__ForwardInterval"] = "00:00:00.500";
         broker.SetReachable(false);
         KafkaClicksProcess ingest;
         try
         {
-            ingest = KafkaClicksProcess.Start("ingest", environment, "run", "--roles", "ingest");
+            ingest = KafkaClicksProcess.Start("ingest", setup.Environment, "run", "--roles", "ingest");
         }
         catch
         {
@@ -58,21 +38,17 @@ public sealed class IngestStartTests(PostgresServer postgres) : IClassFixture<Po
             try
             {
                 await ingest.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(120));
-                using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false })
-                {
-                    BaseAddress = new Uri($"http://127.0.0.1:{port}"),
-                    Timeout = TimeSpan.FromSeconds(10),
-                };
+                using var http = setup.Client();
                 for (var i = 0; i < 20; i++)
                 {
-                    var minted = tokens.Mint(5);
+                    var minted = setup.Tokens.Mint(5);
                     using var response = await http.GetAsync(new Uri($"/c/{minted.Token}", UriKind.Relative));
                     Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
                     Assert.Equal(ProductHost.AdUrl(5), response.Headers.Location?.ToString());
                     clicked.Add(minted.ImpressionId);
                 }
 
-                Assert.NotEmpty(Directory.EnumerateFiles(spool));
+                Assert.NotEmpty(Directory.EnumerateFiles(setup.Spool));
             }
             finally
             {
@@ -95,10 +71,7 @@ public sealed class IngestStartTests(PostgresServer postgres) : IClassFixture<Po
         finally
         {
             await ingest.DisposeAsync();
-            if (Directory.Exists(spool))
-            {
-                Directory.Delete(spool, recursive: true);
-            }
+            setup.DeleteSpool();
         }
     }
 }
