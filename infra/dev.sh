@@ -5,7 +5,7 @@
 #                                run every role in one process with demo traffic (Ctrl-C stops it)
 #   infra/dev.sh test [LANE...]  the same set-up, then the unit tests once and the integration and browser tests in each
 #                                lane (embedded, timescale, cluster; default all three); prints "N passed, N failed[, N skipped]"
-#   infra/dev.sh up|down|status  the local PostgreSQL (plain and TimescaleDB), Redis and Kafka test cluster
+#   infra/dev.sh up|down|status  up: the plain PostgreSQL and Redis; down: those, the TimescaleDB server and the Kafka test cluster
 #   infra/dev.sh bench NAME [--json]   run a benchmark (see benchmarks/README.md)
 #   infra/dev.sh cli ARGS...     run the built kafkaclicks command line with the local dev configuration
 set -euo pipefail
