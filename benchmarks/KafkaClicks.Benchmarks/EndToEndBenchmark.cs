@@ -43,7 +43,7 @@ public sealed class EndToEndBenchmark : IBenchmark
         await using var app = KafkaClicksHost.Build(roles, broker, overrides);
         await app.StartAsync();
         context.Say($"offering {rate:N0} clicks/s for {seconds} s through every role");
-        var load = await ClickLoad.RunAsync(new Uri(app.Urls.First()), app.Services.GetRequiredService<ImpressionTokens>(), rate,
+        var load = await ClickLoad.RunAsync(new Uri(app.Urls.First()), app.Services.GetRequiredService<ImpressionMinter>(), rate,
             TimeSpan.FromSeconds(seconds), Ads, 0.05, 0.02, progress: null, CancellationToken.None);
 
         long countedDb = 0;

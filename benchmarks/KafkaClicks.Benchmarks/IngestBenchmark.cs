@@ -49,7 +49,7 @@ public sealed class IngestBenchmark : IBenchmark
         await baseline.StartAsync();
 
         var paths = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-clicks.txt");
-        var minted = WriteClicks(app.Services.GetRequiredService<ImpressionTokens>(), paths, seconds * 30_000);
+        var minted = WriteClicks(app.Services.GetRequiredService<ImpressionMinter>(), paths, seconds * 30_000);
         context.Say($"{minted:N0} click paths written; baseline first ({seconds} s)");
         var baselineRun = await RunWrkAsync(baseline.Urls.First(), paths, seconds);
         context.Say($"baseline {baselineRun.Requests / baselineRun.DurationS:N0} req/s; now the ingest role ({seconds} s)");
@@ -96,7 +96,7 @@ public sealed class IngestBenchmark : IBenchmark
     }
 
     /// <summary>Writes one "/c/TOKEN" line per click: hot ads get a fifth of the clicks, 2% repeat an earlier impression.</summary>
-    private static int WriteClicks(ImpressionTokens tokens, string path, int count)
+    private static int WriteClicks(ImpressionMinter minter, string path, int count)
     {
         var random = new Random(7);
         var recent = new string[1024];
@@ -111,7 +111,7 @@ public sealed class IngestBenchmark : IBenchmark
             else
             {
                 var adId = random.NextDouble() < 0.2 ? 1 + random.Next(10) : 1 + random.Next(Ads);
-                line = "/c/" + tokens.Mint(adId).Token;
+                line = "/c/" + minter.Mint(adId).Token;
                 recent[i % recent.Length] = line;
             }
 

@@ -18,16 +18,14 @@ public sealed partial class ClickHandler
     private readonly AdDirectory _ads;
     private readonly ImpressionDeduplicator _dedupe;
     private readonly ClickEventProducer _producer;
-    private readonly HotAdDetector _hotAds;
     private readonly ClickSpool _spool;
     private readonly TimeProvider _time;
     private readonly ILogger<ClickHandler> _logger;
     private readonly string _instance = Environment.MachineName;
 
     public ClickHandler(ImpressionTokens tokens, AdDirectory ads, ImpressionDeduplicator dedupe, ClickEventProducer producer,
-        HotAdDetector hotAds, ClickSpool spool, TimeProvider time, ILogger<ClickHandler> logger)
+        ClickSpool spool, TimeProvider time, ILogger<ClickHandler> logger)
     {
-        _hotAds = hotAds;
         _spool = spool;
         _tokens = tokens;
         _ads = ads;
@@ -95,8 +93,9 @@ public sealed partial class ClickHandler
             ImpressionId = impressionId,
             AdId = ad.AdId,
             AdvertiserId = ad.AdvertiserId,
-            // A repeated impression always gets the same salt, so it lands on the same partition and the aggregator's dedupe sees it.
-            Salt = ClickPartitioning.SaltFor(impressionId, _hotAds.RecordClick(ad.AdId)),
+            // The salt was fixed when the impression was minted: every repeat, on any instance, lands on the same
+            // partition, where the aggregator's dedupe sees it.
+            Salt = claims.Salt,
             ClickedAt = now.UtcDateTime,
             ImpressionAt = claims.IssuedAt.UtcDateTime,
             DedupeChecked = dedupe == DedupeResult.New,

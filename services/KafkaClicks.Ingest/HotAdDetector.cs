@@ -6,10 +6,13 @@ namespace KafkaClicks.Ingest;
 /// <summary>Section <c>Ingest:HotAds</c>.</summary>
 public sealed class HotAdOptions
 {
-    /// <summary>Clicks per second on this instance above which an ad is hot.</summary>
+    /// <summary>
+    /// Impressions minted per second on this instance above which an ad is hot. An impression is counted at most once,
+    /// so an ad's impression rate bounds the click rate its impressions can bring.
+    /// </summary>
     public double ThresholdPerSecond { get; set; } = 300;
 
-    /// <summary>Salts a hot ad's clicks are spread over (partitions adId#0 .. adId#N-1).</summary>
+    /// <summary>Salts the clicks of a hot ad's new impressions are spread over (partitions adId#0 .. adId#N-1).</summary>
     public int Salts { get; set; } = 8;
 
     /// <summary>How long an ad stays hot after its rate last exceeded the threshold, so it does not flap.</summary>
@@ -17,9 +20,11 @@ public sealed class HotAdOptions
 }
 
 /// <summary>
-/// A cheap sliding rate per ad on this instance (the current and the previous second, weighted), deciding how
-/// many salts an ad's clicks are spread over. Memory stays bounded: only ads clicked in the last seconds or still
-/// hot are tracked, whatever the number of ads in the catalogue.
+/// A cheap sliding rate of minted impressions per ad on this instance (the current and the previous second, weighted),
+/// deciding how many salts a new impression's clicks may be spread over. The decision is made once, when the
+/// impression is minted, and travels in its signed token (<see cref="ImpressionMinter"/>), so it never depends on which
+/// instance takes a click or when. Memory stays bounded: only ads minted in the last seconds or still hot are tracked,
+/// whatever the number of ads in the catalogue.
 /// </summary>
 public sealed class HotAdDetector : IDisposable
 {
@@ -49,8 +54,8 @@ public sealed class HotAdDetector : IDisposable
         }
     }
 
-    /// <summary>Records a click of <paramref name="adId"/> and returns its salt count: 1 for a normal ad, <see cref="HotAdOptions.Salts"/> for a hot one.</summary>
-    public int RecordClick(long adId)
+    /// <summary>Records an impression of <paramref name="adId"/> and returns its salt count: 1 for a normal ad, <see cref="HotAdOptions.Salts"/> for a hot one.</summary>
+    public int RecordImpression(long adId)
     {
         var nowMs = _time.GetUtcNow().ToUnixTimeMilliseconds();
         var second = nowMs / 1000;

@@ -2,12 +2,16 @@ using System.Buffers.Binary;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using System.Text;
+using KafkaClicks.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Ingest;
 
-/// <summary>What an authentic token says.</summary>
-public readonly record struct ImpressionClaims(Guid ImpressionId, long AdId, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string KeyId)
+/// <summary>
+/// What an authentic token says. <paramref name="Salt"/> was decided when the impression was minted, so every click of
+/// the impression, on any ingest instance and at any time, lands on the same clicks.raw partition.
+/// </summary>
+public readonly record struct ImpressionClaims(Guid ImpressionId, long AdId, DateTimeOffset IssuedAt, DateTimeOffset ExpiresAt, string KeyId, int Salt)
 {
     /// <summary>The impression id as it travels in events and dedupe keys (32 hex digits).</summary>
     public string ImpressionKey => ImpressionId.ToString("N");
@@ -30,14 +34,17 @@ public enum TokenStatus
 }
 
 /// <summary>
-/// Signed impression tokens: <c>base64url(version | keyIdLength | keyId | impressionId | adId | issuedAt | expiresAt | HMAC-SHA256)</c>.
-/// The MAC covers every byte before it and is compared in constant time. Thread-safe.
+/// Signed impression tokens: <c>base64url(version | keyIdLength | keyId | impressionId | adId | issuedAt | expiresAt | salt | HMAC-SHA256)</c>.
+/// The MAC covers every byte before it and is compared in constant time. Thread-safe. Version 1 tokens (no salt byte,
+/// minted before salts travelled in the token) are still accepted for their lifetime and always have salt 0.
 /// </summary>
 public sealed class ImpressionTokens
 {
-    private const byte Version = 1;
+    private const byte Version = 2;
+    private const byte VersionWithoutSalt = 1;
     private const int MacLength = 32;
-    private const int FixedLength = 1 + 1 + 16 + 8 + 8 + 8;
+    private const int FixedLengthWithoutSalt = 1 + 1 + 16 + 8 + 8 + 8;
+    private const int FixedLength = FixedLengthWithoutSalt + 1;
     private const int MaxKeyIdLength = 16;
 
     /// <summary>Longest token text accepted before any decoding work is done.</summary>
@@ -59,10 +66,16 @@ public sealed class ImpressionTokens
         _time = time;
     }
 
-    /// <summary>Mints a token for a new impression of <paramref name="adId"/>.</summary>
-    public MintedToken Mint(long adId)
+    /// <summary>
+    /// Mints a token for a new impression of <paramref name="adId"/>, whose clicks are spread over
+    /// <paramref name="saltCount"/> salts (1: not spread); the impression's own salt is fixed here, in the signed token.
+    /// </summary>
+    public MintedToken Mint(long adId, int saltCount = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(saltCount);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(saltCount, 256);
         var impressionId = Guid.CreateVersion7();
+        var impressionKey = impressionId.ToString("N");
         var issuedAt = _time.GetUtcNow();
         var expiresAt = issuedAt + _lifetime;
         var idLength = _activeKeyIdBytes.Length;
@@ -75,10 +88,11 @@ public sealed class ImpressionTokens
         BinaryPrimitives.WriteInt64BigEndian(body[16..], adId);
         BinaryPrimitives.WriteInt64BigEndian(body[24..], issuedAt.ToUnixTimeMilliseconds());
         BinaryPrimitives.WriteInt64BigEndian(body[32..], expiresAt.ToUnixTimeMilliseconds());
+        body[40] = (byte)ClickPartitioning.SaltFor(impressionKey, saltCount);
         var signedLength = FixedLength + idLength;
         HMACSHA256.HashData(_keys[_activeKeyId], buffer[..signedLength], buffer[signedLength..]);
         var token = Base64Url.EncodeToString(buffer[..(signedLength + MacLength)]);
-        return new MintedToken(impressionId.ToString("N"), token, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt.ToUnixTimeMilliseconds()));
+        return new MintedToken(impressionKey, token, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt.ToUnixTimeMilliseconds()));
     }
 
     /// <summary>Checks a token's form and signature. Never throws for any input.</summary>
@@ -98,13 +112,14 @@ public sealed class ImpressionTokens
         }
 
         var bytes = buffer[..length];
-        if (length < FixedLength + MacLength + 1 || bytes[0] != Version)
+        if (length < FixedLengthWithoutSalt + MacLength + 1 || bytes[0] is not (Version or VersionWithoutSalt))
         {
             return TokenStatus.Malformed;
         }
 
+        var fixedLength = bytes[0] == Version ? FixedLength : FixedLengthWithoutSalt;
         var idLength = bytes[1];
-        if (idLength is 0 or > MaxKeyIdLength || length != FixedLength + idLength + MacLength)
+        if (idLength is 0 or > MaxKeyIdLength || length != fixedLength + idLength + MacLength)
         {
             return TokenStatus.Malformed;
         }
@@ -115,7 +130,7 @@ public sealed class ImpressionTokens
             return TokenStatus.Forged;
         }
 
-        var signedLength = FixedLength + idLength;
+        var signedLength = fixedLength + idLength;
         Span<byte> expected = stackalloc byte[MacLength];
         HMACSHA256.HashData(key, bytes[..signedLength], expected);
         if (!CryptographicOperations.FixedTimeEquals(expected, bytes.Slice(signedLength, MacLength)))
@@ -129,7 +144,8 @@ public sealed class ImpressionTokens
             BinaryPrimitives.ReadInt64BigEndian(body[16..]),
             DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..])),
             DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[32..])),
-            keyId);
+            keyId,
+            fixedLength == FixedLength ? body[40] : 0);
         return TokenStatus.Authentic;
     }
 }

@@ -50,7 +50,7 @@ public static class IngestEndpoints
         return await handler.HandleAsync(body!.Token, ct);
     }
 
-    private static async Task<IResult> MintAsync(HttpRequest request, ImpressionTokens tokens, AdDirectory ads, IOptions<IngestOptions> options, CancellationToken ct)
+    private static async Task<IResult> MintAsync(HttpRequest request, ImpressionMinter minter, AdDirectory ads, IOptions<IngestOptions> options, CancellationToken ct)
     {
         if (!IsFrontend(request, options.Value.FrontendApiKeys))
         {
@@ -83,7 +83,7 @@ public static class IngestEndpoints
             return ClickHandler.UnroutableAd();
         }
 
-        var minted = tokens.Mint(ad.AdId);
+        var minted = minter.Mint(ad.AdId);
         IngestTelemetry.Impression();
         var baseUrl = options.Value.PublicBaseUrl is { Length: > 0 } configured
             ? configured.TrimEnd('/')

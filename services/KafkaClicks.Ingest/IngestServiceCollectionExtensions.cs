@@ -23,6 +23,7 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<ImpressionDeduplicator>();
         services.AddSingleton<ClickEventProducer>();
         services.AddSingleton<HotAdDetector>();
+        services.AddSingleton<ImpressionMinter>();
         services.AddSingleton<ClickSpool>();
         services.AddSingleton<SpoolForwarder>();
         services.AddHostedService(sp => sp.GetRequiredService<SpoolForwarder>());

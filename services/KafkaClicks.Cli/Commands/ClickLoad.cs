@@ -16,7 +16,7 @@ public static class ClickLoad
     /// answer within 10 s is an error; once <paramref name="cancellationToken"/> fires, no new click is sent and the
     /// ones in flight are abandoned, and the cancellation is thrown.
     /// </summary>
-    public static async Task<Dictionary<string, object>> RunAsync(Uri url, ImpressionTokens tokens, int rate, TimeSpan duration, int ads,
+    public static async Task<Dictionary<string, object>> RunAsync(Uri url, ImpressionMinter minter, int rate, TimeSpan duration, int ads,
         double hotShare, double duplicates, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 256 }) { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
@@ -46,7 +46,7 @@ public static class ClickLoad
             else
             {
                 var adId = random.NextDouble() < hotShare ? 1 : 1 + random.Next(ads);
-                token = tokens.Mint(adId).Token;
+                token = minter.Mint(adId).Token;
                 recent[i % recent.Length] = token;
             }
 

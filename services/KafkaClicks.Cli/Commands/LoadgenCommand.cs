@@ -57,9 +57,10 @@ public static class LoadgenCommand
                 throw new OptionsValidationException(IngestOptions.Section, typeof(IngestOptions), validation.Failures);
             }
 
-            var tokens = new ImpressionTokens(Options.Create(ingest), TimeProvider.System);
+            using var hotAds = new HotAdDetector(Options.Create(ingest), TimeProvider.System);
+            var minter = new ImpressionMinter(new ImpressionTokens(Options.Create(ingest), TimeProvider.System), hotAds);
             var result = await CliProgress.RunAsync("sending clicks", "clicks", parse.GetValue(json), progress =>
-                ClickLoad.RunAsync(parse.GetValue(url)!, tokens, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
+                ClickLoad.RunAsync(parse.GetValue(url)!, minter, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
                     parse.GetValue(hotShare), parse.GetValue(duplicates), progress, ct));
             Console.WriteLine(parse.GetValue(json)
                 ? JsonSerializer.Serialize(result)

@@ -16,14 +16,14 @@ namespace KafkaClicks.Cli.Demo;
 public sealed partial class DemoTraffic : BackgroundService
 {
     private const int ClicksPerSecond = 25;
-    private readonly ImpressionTokens _tokens;
+    private readonly ImpressionMinter _minter;
     private readonly IServer _server;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly ILogger<DemoTraffic> _logger;
 
-    public DemoTraffic(ImpressionTokens tokens, IServer server, IHostApplicationLifetime lifetime, ILogger<DemoTraffic> logger)
+    public DemoTraffic(ImpressionMinter minter, IServer server, IHostApplicationLifetime lifetime, ILogger<DemoTraffic> logger)
     {
-        _tokens = tokens;
+        _minter = minter;
         _server = server;
         _lifetime = lifetime;
         _logger = logger;
@@ -46,7 +46,7 @@ public sealed partial class DemoTraffic : BackgroundService
         {
             // Ad ids 1..30 with a skew: low ids get most of the clicks.
             var adId = 1 + (long)Math.Floor(Math.Pow(random.NextDouble(), 2.5) * (DemoData.Advertisers * DemoData.AdsPerAdvertiser));
-            var token = random.NextDouble() < 0.05 && previous is not null ? previous : _tokens.Mint(adId).Token;
+            var token = random.NextDouble() < 0.05 && previous is not null ? previous : _minter.Mint(adId).Token;
             previous = token;
             try
             {

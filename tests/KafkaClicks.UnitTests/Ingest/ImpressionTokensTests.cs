@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
 using Microsoft.Extensions.Options;
 
@@ -77,6 +78,48 @@ public class ImpressionTokensTests
         Assert.Equal("a", claims.KeyId);
         Assert.Equal(TokenStatus.Authentic, rotated.Verify(rotated.Mint(8).Token, out var fresh));
         Assert.Equal("b", fresh.KeyId);
+    }
+
+    [Fact]
+    public void The_salt_is_decided_at_mint_time_and_signed_into_the_token()
+    {
+        var tokens = Tokens("a", null, ("a", KeyA));
+        var salts = new HashSet<int>();
+        for (var i = 0; i < 200; i++)
+        {
+            var minted = tokens.Mint(9, saltCount: 8);
+            Assert.Equal(TokenStatus.Authentic, tokens.Verify(minted.Token, out var claims));
+            Assert.Equal(ClickPartitioning.SaltFor(minted.ImpressionId, 8), claims.Salt);
+            salts.Add(claims.Salt);
+        }
+
+        Assert.Equal(Enumerable.Range(0, 8).ToHashSet(), salts);
+        Assert.Equal(TokenStatus.Authentic, tokens.Verify(tokens.Mint(9).Token, out var unsalted));
+        Assert.Equal(0, unsalted.Salt);
+    }
+
+    [Fact]
+    public void A_version_1_token_without_a_salt_byte_stays_valid_with_salt_0()
+    {
+        // Minted by a version that did not carry the salt: version 1, no salt byte, the MAC over the rest.
+        var key = Convert.FromBase64String(KeyA);
+        var body = new byte[1 + 1 + 1 + 16 + 8 + 8 + 8];
+        body[0] = 1;
+        body[1] = 1;
+        body[2] = (byte)'a';
+        var impressionId = Guid.CreateVersion7();
+        impressionId.TryWriteBytes(body.AsSpan(3), bigEndian: true, out _);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(body.AsSpan(19), 77);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(body.AsSpan(27), now);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(body.AsSpan(35), now + 60_000);
+        var token = Base64UrlEncode([.. body, .. HMACSHA256.HashData(key, body)]);
+
+        Assert.Equal(TokenStatus.Authentic, Tokens("a", null, ("a", KeyA)).Verify(token, out var claims));
+        Assert.Equal(77, claims.AdId);
+        Assert.Equal(impressionId, claims.ImpressionId);
+        Assert.Equal(0, claims.Salt);
+        Assert.Equal(TokenStatus.Forged, Tokens("a", null, ("a", KeyB)).Verify(token, out _));
     }
 
     [Theory]
