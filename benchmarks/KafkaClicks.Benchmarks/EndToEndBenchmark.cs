@@ -31,6 +31,7 @@ public sealed class EndToEndBenchmark : IBenchmark
             ["ConnectionStrings:Redis"] = context.Redis,
             ["Kafka:BootstrapServers"] = "",
             ["Ingest:Tokens:ActiveKeyId"] = "bench",
+            ["Ingest:PublicBaseUrl"] = "https://click.bench.test",
             ["Ingest:Tokens:Keys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
             ["Ingest:Spool:Directory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-spool-" + Guid.NewGuid().ToString("N")),
             ["Aggregator:StateDirectory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-e2e-" + Guid.NewGuid().ToString("N")),

@@ -38,6 +38,7 @@ public sealed class IngestBenchmark : IBenchmark
             ["ConnectionStrings:Redis"] = context.Redis,
             ["Kafka:BootstrapServers"] = "",
             ["Ingest:Tokens:ActiveKeyId"] = "bench",
+            ["Ingest:PublicBaseUrl"] = "https://click.bench.test",
             ["Ingest:Tokens:Keys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
             ["Logging:LogLevel:Default"] = "Warning",
         };

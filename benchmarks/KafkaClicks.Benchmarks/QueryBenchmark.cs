@@ -90,6 +90,9 @@ public sealed class QueryBenchmark : IBenchmark
             ["ConnectionStrings:Redis"] = context.Redis,
             ["Kafka:BootstrapServers"] = "",
             ["Query:AdminApiKeys:0"] = AdminKey,
+            // 32 clients share one key here: the benchmark measures the database path, not the per-key limit.
+            ["Query:RateLimits:PerKeyPerSecond"] = "1000000",
+            ["Query:RateLimits:PerKeyBurst"] = "1000000",
             ["Query:CacheEnabled"] = cacheEnabled ? "true" : "false",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",

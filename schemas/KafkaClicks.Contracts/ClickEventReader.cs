@@ -18,7 +18,10 @@ public readonly ref struct ClickEventView
         long clickedAtMs,
         long impressionAtMs,
         bool dedupeChecked,
-        ReadOnlySpan<byte> ingestInstanceUtf8)
+        ReadOnlySpan<byte> ingestInstanceUtf8,
+        ReadOnlySpan<byte> clientNetworkUtf8,
+        ReadOnlySpan<byte> userAgentHashUtf8,
+        ReadOnlySpan<byte> referrerHostUtf8)
     {
         ImpressionIdUtf8 = impressionIdUtf8;
         AdId = adId;
@@ -28,6 +31,9 @@ public readonly ref struct ClickEventView
         ImpressionAtMs = impressionAtMs;
         DedupeChecked = dedupeChecked;
         IngestInstanceUtf8 = ingestInstanceUtf8;
+        ClientNetworkUtf8 = clientNetworkUtf8;
+        UserAgentHashUtf8 = userAgentHashUtf8;
+        ReferrerHostUtf8 = referrerHostUtf8;
     }
 
     public ReadOnlySpan<byte> ImpressionIdUtf8 { get; }
@@ -48,6 +54,12 @@ public readonly ref struct ClickEventView
 
     public ReadOnlySpan<byte> IngestInstanceUtf8 { get; }
 
+    public ReadOnlySpan<byte> ClientNetworkUtf8 { get; }
+
+    public ReadOnlySpan<byte> UserAgentHashUtf8 { get; }
+
+    public ReadOnlySpan<byte> ReferrerHostUtf8 { get; }
+
     /// <summary>The same values as the generated record Apache.Avro would decode (strings decoded as UTF-8, times as UTC).</summary>
     public ClickEvent ToClickEvent() => new()
     {
@@ -59,6 +71,9 @@ public readonly ref struct ClickEventView
         ImpressionAt = DateTime.UnixEpoch.AddMilliseconds(ImpressionAtMs),
         DedupeChecked = DedupeChecked,
         IngestInstance = Encoding.UTF8.GetString(IngestInstanceUtf8),
+        ClientNetwork = Encoding.UTF8.GetString(ClientNetworkUtf8),
+        UserAgentHash = Encoding.UTF8.GetString(UserAgentHashUtf8),
+        ReferrerHost = Encoding.UTF8.GetString(ReferrerHostUtf8),
     };
 }
 
@@ -75,7 +90,7 @@ public static class ClickEventReader
     /// Fingerprint of the schema this reader was written for. A unit test fails when schemas/ClickEvent.avsc changes,
     /// so the reader is updated with the schema; until then, if they ever differ, the fast path is off.
     /// </summary>
-    internal const long WrittenForFingerprint = unchecked((long)0x913D3ED3CC44FA42);
+    internal const long WrittenForFingerprint = unchecked((long)0xD3B1B568B12F0B2E);
 
     private static readonly bool Enabled = AvroWireFormat.Fingerprint(ClickEvent._SCHEMA) == WrittenForFingerprint;
 
@@ -108,6 +123,9 @@ public static class ClickEventReader
             || !reader.TryReadLong(out var impressionAtMs)
             || !reader.TryReadBoolean(out var dedupeChecked)
             || !reader.TryReadBytes(out var ingestInstance)
+            || !reader.TryReadBytes(out var clientNetwork)
+            || !reader.TryReadBytes(out var userAgentHash)
+            || !reader.TryReadBytes(out var referrerHost)
             || !reader.AtEnd
             || !IsDateTimeMillis(clickedAtMs)
             || !IsDateTimeMillis(impressionAtMs))
@@ -115,7 +133,8 @@ public static class ClickEventReader
             return false;
         }
 
-        click = new ClickEventView(impressionId, adId, advertiserId, salt, clickedAtMs, impressionAtMs, dedupeChecked, ingestInstance);
+        click = new ClickEventView(impressionId, adId, advertiserId, salt, clickedAtMs, impressionAtMs, dedupeChecked, ingestInstance,
+            clientNetwork, userAgentHash, referrerHost);
         return true;
     }
 

@@ -35,7 +35,8 @@ public sealed partial class ClickHandler
         _logger = logger;
     }
 
-    public async Task<IResult> HandleAsync(string? token, CancellationToken cancellationToken)
+    /// <summary>Handles one click of <paramref name="token"/>, made by the client of <paramref name="context"/>.</summary>
+    public async Task<IResult> HandleAsync(string? token, HttpContext context, CancellationToken cancellationToken)
     {
         using var activity = IngestTelemetry.Source.StartActivity("click", ActivityKind.Internal);
         var status = _tokens.Verify(token, out var claims);
@@ -101,6 +102,7 @@ public sealed partial class ClickHandler
             DedupeChecked = dedupe == DedupeResult.New,
             IngestInstance = _instance,
         };
+        ClickOrigin.Describe(click, context);
         if (!await MakeDurableAsync(click))
         {
             // An unchecked claim may still have reached Redis after its timeout; it is given back too, or the user's

@@ -32,7 +32,7 @@ public static class IngestEndpoints
     public static IEndpointRouteBuilder MapIngest(this IEndpointRouteBuilder app)
     {
         app.MapPost("/v1/impressions", MintAsync).WithName("MintImpression").WithTags("Ingest");
-        app.MapGet("/c/{token}", (string token, ClickHandler handler, CancellationToken ct) => handler.HandleAsync(token, ct))
+        app.MapGet("/c/{token}", (string token, HttpContext context, ClickHandler handler, CancellationToken ct) => handler.HandleAsync(token, context, ct))
             .WithName("ClickLink").WithTags("Ingest");
         app.MapPost("/v1/clicks", ClickBeaconAsync).WithName("ClickBeacon").WithTags("Ingest");
         return app;
@@ -47,14 +47,15 @@ public static class IngestEndpoints
             return problem;
         }
 
-        return await handler.HandleAsync(body!.Token, ct);
+        return await handler.HandleAsync(body!.Token, request.HttpContext, ct);
     }
 
-    private static async Task<IResult> MintAsync(HttpRequest request, ImpressionMinter minter, AdDirectory ads, IOptions<IngestOptions> options, CancellationToken ct)
+    private static async Task<IResult> MintAsync(HttpRequest request, FrontendAuthenticator frontends, ImpressionMinter minter, AdDirectory ads,
+        IOptions<IngestOptions> options, CancellationToken ct)
     {
-        if (!IsFrontend(request, options.Value.FrontendApiKeys))
+        if (frontends.Refusal(request.HttpContext) is { } refusal)
         {
-            return Problems.Problem(401, "unauthenticated", "A frontend API key is required (Authorization: Bearer <key>).");
+            return refusal;
         }
 
         var (body, problem, _) = await ReadJsonAsync(request, IngestJsonContext.Default.ImpressionRequest, options.Value.MaxRequestBytes, ct);
@@ -85,29 +86,12 @@ public static class IngestEndpoints
 
         var minted = minter.Mint(ad.AdId);
         IngestTelemetry.Impression();
+        // Outside Development the validator has made sure PublicBaseUrl is set: the Host header is the caller's choice.
         var baseUrl = options.Value.PublicBaseUrl is { Length: > 0 } configured
             ? configured.TrimEnd('/')
             : $"{request.Scheme}://{request.Host}";
         return Results.Json(new ImpressionResponse(minted.ImpressionId, minted.Token, $"{baseUrl}/c/{minted.Token}", minted.ExpiresAt),
             IngestJsonContext.Default.ImpressionResponse);
-    }
-
-    private static bool IsFrontend(HttpRequest request, List<string> keys)
-    {
-        var header = request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal))
-        {
-            return false;
-        }
-
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[7..].Trim()));
-        var match = false;
-        foreach (var key in keys)
-        {
-            match |= CryptographicOperations.FixedTimeEquals(presented, SHA256.HashData(Encoding.UTF8.GetBytes(key)));
-        }
-
-        return match;
     }
 
     /// <summary>

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.Ingest;
 
@@ -14,8 +15,14 @@ public sealed class IngestOptions
     /// <summary>API keys that ad-serving frontends present to POST /v1/impressions.</summary>
     public List<string> FrontendApiKeys { get; set; } = [];
 
-    /// <summary>Base URL that click links in minted tokens point at; empty: taken from the request.</summary>
+    /// <summary>
+    /// Base URL that click links in minted tokens point at. Required outside the Development environment: the request's
+    /// Host header, which a caller chooses, is used only in Development and by the all-in-one demo.
+    /// </summary>
     public string? PublicBaseUrl { get; set; }
+
+    /// <summary>Limits on POST /v1/impressions per frontend key and per client network without a valid key.</summary>
+    public RateLimitOptions RateLimits { get; set; } = new() { PerKeyPerSecond = 20_000, PerKeyBurst = 20_000 };
 
     /// <summary>Largest accepted request body, in bytes; larger requests get 413.</summary>
     [Range(256, 1 << 20)]

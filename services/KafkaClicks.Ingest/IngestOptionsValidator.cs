@@ -1,10 +1,15 @@
 using System.Text.RegularExpressions;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Ingest;
 
-/// <summary>Checks the signing keys at start, with a message that names the key that is wrong.</summary>
-public sealed partial class IngestOptionsValidator : IValidateOptions<IngestOptions>
+/// <summary>
+/// Checks the options at start, with a message that names the key that is wrong. <paramref name="requirePublicBaseUrl"/>:
+/// the process mints click links and is not in the Development environment, so they must not be built from the
+/// caller's Host header.
+/// </summary>
+public sealed partial class IngestOptionsValidator(bool requirePublicBaseUrl = false) : IValidateOptions<IngestOptions>
 {
     public ValidateOptionsResult Validate(string? name, IngestOptions options)
     {
@@ -39,9 +44,22 @@ public sealed partial class IngestOptionsValidator : IValidateOptions<IngestOpti
             failures.Add("Ingest:Tokens:Lifetime must be positive.");
         }
 
-        if (options.PublicBaseUrl is { Length: > 0 } url && !Uri.TryCreate(url, UriKind.Absolute, out _))
+        if (options.PublicBaseUrl is { Length: > 0 } url)
         {
-            failures.Add($"Ingest:PublicBaseUrl '{url}' is not an absolute URL.");
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+            {
+                failures.Add($"Ingest:PublicBaseUrl '{url}' is not an absolute http or https URL.");
+            }
+        }
+        else if (requirePublicBaseUrl)
+        {
+            failures.Add("Ingest:PublicBaseUrl is not set: the base URL of click links (such as https://click.example.com), " +
+                "required outside the Development environment so that links are never built from a caller's Host header.");
+        }
+
+        if (!options.RateLimits.IsUsable)
+        {
+            failures.Add(RateLimitOptions.Requirement("Ingest:RateLimits"));
         }
 
         if (options.HotAds.Salts is < 1 or > 255)

@@ -13,7 +13,8 @@ public static class IngestServiceCollectionExtensions
     {
         var services = builder.Services;
         services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.Section).ValidateDataAnnotations().ValidateOnStart();
-        services.AddSingleton<IValidateOptions<IngestOptions>, IngestOptionsValidator>();
+        services.AddSingleton<IValidateOptions<IngestOptions>>(sp =>
+            new IngestOptionsValidator(requirePublicBaseUrl: !sp.GetRequiredService<IHostEnvironment>().IsDevelopment()));
         services.TryAddSingleton(TimeProvider.System);
         services.AddPostgres(builder.Configuration);
         services.AddRedis(builder.Configuration);
@@ -24,6 +25,7 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<ClickEventProducer>();
         services.AddSingleton<HotAdDetector>();
         services.AddSingleton<ImpressionMinter>();
+        services.AddSingleton<FrontendAuthenticator>();
         services.AddSingleton<ClickSpool>();
         services.AddSingleton<SpoolForwarder>();
         services.AddHostedService(sp => sp.GetRequiredService<SpoolForwarder>());

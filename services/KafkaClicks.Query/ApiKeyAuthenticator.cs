@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Options;
@@ -13,9 +15,14 @@ public sealed record Caller(bool IsAdmin, long? AdvertiserId)
     public bool MaySee(long advertiserId) => IsAdmin || AdvertiserId == advertiserId;
 }
 
+/// <summary>The caller of a request, or the answer that refuses it (401 unauthenticated or 429 rate-limited).</summary>
+public readonly record struct Authentication(Caller? Caller, IResult? Refusal);
+
 /// <summary>
 /// Bearer API keys. Keys are stored as SHA-256 hashes (advertisers.api_key_hash); admin keys come from
-/// configuration and are compared in constant time. Lookups are cached for a minute.
+/// configuration and are compared in constant time. Lookups, found or not, are cached for a minute. A known key is
+/// held to its own rate limit; a request without a valid key, or with a key not looked up yet, to its client network's
+/// anonymous limit, which it must pass before the database is asked: random keys cost at most that many lookups.
 /// </summary>
 public sealed class ApiKeyAuthenticator : IDisposable
 {
@@ -23,50 +30,83 @@ public sealed class ApiKeyAuthenticator : IDisposable
     private readonly NpgsqlDataSource _dataSource;
     private readonly byte[][] _adminHashes;
     private readonly MemoryCache _cache = new(new MemoryCacheOptions { SizeLimit = 100_000 });
+    private readonly CallerRateLimits _limits;
 
     public ApiKeyAuthenticator(NpgsqlDataSource dataSource, IOptions<QueryOptions> options)
     {
         _dataSource = dataSource;
         _adminHashes = options.Value.AdminApiKeys.Select(Hash).ToArray();
+        _limits = new CallerRateLimits("query", options.Value.RateLimits);
     }
 
     /// <summary>SHA-256 of an API key, as stored in advertisers.api_key_hash.</summary>
     public static byte[] Hash(string apiKey) => SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
 
-    /// <summary>The caller for the request's bearer key, or null when absent or unknown.</summary>
-    public async ValueTask<Caller?> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>The caller for the request's bearer key, or why it is refused.</summary>
+    public async ValueTask<Authentication> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
     {
+        var context = request.HttpContext;
         var header = request.Headers.Authorization.ToString();
         if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length > 256)
         {
-            return null;
+            return Anonymous(context);
         }
 
         var hash = Hash(header[7..].Trim());
-        var admin = false;
-        foreach (var candidate in _adminHashes)
+        var admin = -1;
+        for (var i = 0; i < _adminHashes.Length; i++)
         {
-            admin |= CryptographicOperations.FixedTimeEquals(hash, candidate);
+            if (CryptographicOperations.FixedTimeEquals(hash, _adminHashes[i]))
+            {
+                admin = i;
+            }
         }
 
-        if (admin)
+        if (admin >= 0)
         {
-            return new Caller(true, null);
+            return Limited(context, "admin:" + admin.ToString(CultureInfo.InvariantCulture), new Caller(true, null));
         }
 
         var cacheKey = Convert.ToBase64String(hash);
-        if (_cache.TryGetValue(cacheKey, out Caller? cached))
+        if (!_cache.TryGetValue(cacheKey, out Caller? caller))
         {
-            return cached;
+            // Not looked up lately: the lookup is paid from the client network's anonymous allowance.
+            if (!_limits.TryAnonymous(context))
+            {
+                return new Authentication(null, CallerRateLimits.TooManyRequests(context));
+            }
+
+            await using var command = _dataSource.CreateCommand("SELECT advertiser_id FROM advertisers WHERE api_key_hash = $1");
+            command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = hash });
+            var id = await command.ExecuteScalarAsync(cancellationToken);
+            caller = id is long advertiserId ? new Caller(false, advertiserId) : null;
+            QueryMetrics.KeyLookups.Add(1, new KeyValuePair<string, object?>("result", caller is null ? "unknown" : "found"));
+            _cache.Set(cacheKey, caller, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = CacheTtl });
+            if (caller is null)
+            {
+                return new Authentication(null, Unauthenticated());
+            }
+        }
+        else if (caller is null)
+        {
+            return Anonymous(context);
         }
 
-        await using var command = _dataSource.CreateCommand("SELECT advertiser_id FROM advertisers WHERE api_key_hash = $1");
-        command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = hash });
-        var id = await command.ExecuteScalarAsync(cancellationToken);
-        var caller = id is long advertiserId ? new Caller(false, advertiserId) : null;
-        _cache.Set(cacheKey, caller, new MemoryCacheEntryOptions { Size = 1, AbsoluteExpirationRelativeToNow = CacheTtl });
-        return caller;
+        return Limited(context, "advertiser:" + caller.AdvertiserId!.Value.ToString(CultureInfo.InvariantCulture), caller);
     }
 
-    public void Dispose() => _cache.Dispose();
+    public void Dispose()
+    {
+        _cache.Dispose();
+        _limits.Dispose();
+    }
+
+    private static IResult Unauthenticated() =>
+        Problems.Problem(401, "unauthenticated", "An API key is required (Authorization: Bearer <key>).");
+
+    private Authentication Anonymous(HttpContext context) =>
+        new(null, _limits.TryAnonymous(context) ? Unauthenticated() : CallerRateLimits.TooManyRequests(context));
+
+    private Authentication Limited(HttpContext context, string key, Caller caller) =>
+        _limits.TryKey(key) ? new(caller, null) : new(null, CallerRateLimits.TooManyRequests(context));
 }

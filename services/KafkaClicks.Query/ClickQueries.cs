@@ -46,10 +46,10 @@ public sealed class ClickQueries : IDisposable
     /// <summary>GET /v1/ads/{adId}/clicks.</summary>
     public async Task<IResult> AdClicksAsync(HttpRequest request, string adId, string? from, string? to, string? granularity, string? tz, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         if (!TryParseId(adId, out var id))
@@ -91,10 +91,10 @@ public sealed class ClickQueries : IDisposable
     public async Task<IResult> AdvertiserClicksAsync(
         HttpRequest request, string advertiserId, string? from, string? to, string? granularity, string? tz, string? breakdown, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         if (!TryParseId(advertiserId, out var id))
@@ -156,10 +156,10 @@ public sealed class ClickQueries : IDisposable
     /// <summary>GET /v1/top.</summary>
     public async Task<IResult> TopAsync(HttpRequest request, string? window, string? limit, string? advertiserId, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         var windowName = window ?? "5m";
@@ -201,10 +201,10 @@ public sealed class ClickQueries : IDisposable
     /// <summary>GET /v1/advertisers: the advertisers the caller may see (an advertiser key: itself).</summary>
     public async Task<IResult> AdvertisersAsync(HttpRequest request, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, MaxAdvertisers, ct);
@@ -214,10 +214,10 @@ public sealed class ClickQueries : IDisposable
     /// <summary>GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order.</summary>
     public async Task<IResult> AdsAsync(HttpRequest request, string advertiserId, string? after, string? limit, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         if (!TryParseId(advertiserId, out var id) || !caller.MaySee(id) || !await _store.AdvertiserExistsAsync(id, ct))
@@ -250,10 +250,10 @@ public sealed class ClickQueries : IDisposable
     /// <summary>GET /v1/reconciliation/runs: the latest reconciliation runs, for admin keys only (runs span every advertiser).</summary>
     public async Task<IResult> ReconciliationRunsAsync(HttpRequest request, string? last, CancellationToken ct)
     {
-        var caller = await _auth.AuthenticateAsync(request, ct);
+        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
         if (caller is null)
         {
-            return Unauthenticated();
+            return refusal!;
         }
 
         if (!caller.IsAdmin)
@@ -428,8 +428,6 @@ public sealed class ClickQueries : IDisposable
         return minutes is >= 1 and <= MaxTopWindowMinutes;
     }
 
-    private static IResult Unauthenticated() =>
-        Problems.Problem(401, "unauthenticated", "An API key is required (Authorization: Bearer <key>).");
 
     private static IResult UnknownAd() => Problems.Problem(404, "unknown-ad", "No such ad.");
 

@@ -30,7 +30,7 @@ public static class QueryEndpoints
             .WithSummary("Clicks of one ad per bucket")
             .WithDescription("Every bucket of the range in order, salts summed, each marked final or partial. An advertiser's key sees only its own ads (404 for others).")
             .Produces<AdClicksResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
 
         api.MapGet("/advertisers/{advertiserId}/clicks", (
                     HttpRequest request, ClickQueries queries, CancellationToken ct,
@@ -44,7 +44,7 @@ public static class QueryEndpoints
             .WithName("AdvertiserClicks")
             .WithSummary("Clicks of all of an advertiser's ads per bucket, optionally per ad")
             .Produces<AdvertiserClicksResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
 
         api.MapGet("/top", (
                     HttpRequest request, ClickQueries queries, CancellationToken ct,
@@ -55,13 +55,13 @@ public static class QueryEndpoints
             .WithName("TopAds")
             .WithSummary("The most clicked ads over the last minutes")
             .Produces<TopAdsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
 
         api.MapGet("/advertisers", (HttpRequest request, ClickQueries queries, CancellationToken ct) => queries.AdvertisersAsync(request, ct))
             .WithName("Advertisers")
             .WithSummary("The advertisers the caller may see (an advertiser's key: itself)")
             .Produces<AdvertisersResponse>()
-            .ProducesProblem(401);
+            .ProducesProblem(401).ProducesProblem(429);
 
         api.MapGet("/advertisers/{advertiserId}/ads", (
                     HttpRequest request, ClickQueries queries, CancellationToken ct,
@@ -72,7 +72,7 @@ public static class QueryEndpoints
             .WithName("AdvertiserAds")
             .WithSummary("The advertiser's ads in id order, a page at a time")
             .Produces<AdsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(404);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
 
         api.MapGet("/reconciliation/runs", (
                     HttpRequest request, ClickQueries queries, CancellationToken ct,
@@ -81,7 +81,7 @@ public static class QueryEndpoints
             .WithName("ReconciliationRuns")
             .WithSummary("The latest reconciliation runs and what they corrected (admin keys only)")
             .Produces<ReconciliationRunsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(403);
+            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(403);
 
         DashboardAssets.Map(app);
 

@@ -14,5 +14,8 @@ internal static class QueryMetrics
     /// <summary>Requests answered 503 because no database slot freed up in time (queue full or queue timeout).</summary>
     public static readonly Counter<long> Overloaded = Meter.CreateCounter<long>("kafkaclicks.query.overloaded", description: "Query requests refused by reason: queue-full or queue-timeout");
 
+    /// <summary>API keys looked up in the database (cache misses) by result: found or unknown; bounded per client network by the anonymous rate limit.</summary>
+    public static readonly Counter<long> KeyLookups = Meter.CreateCounter<long>("kafkaclicks.query.key_lookups", description: "API keys looked up in the database");
+
     public static void CacheResult(string result) => Cache.Add(1, new KeyValuePair<string, object?>("result", result));
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.Query;
 
@@ -53,6 +54,12 @@ public sealed class QueryOptions
 
     /// <summary>How long hourly and daily rollups are kept (<c>Sink:RollupRetention</c>): no range may start earlier.</summary>
     public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
+
+    /// <summary>
+    /// Limits per API key (an advertiser's, or an admin key) and per client network without a valid key. The dashboard
+    /// makes about one request per second per open page.
+    /// </summary>
+    public RateLimitOptions RateLimits { get; set; } = new() { PerKeyPerSecond = 50, PerKeyBurst = 100 };
 
     /// <summary>How long a cache read may take before the answer comes from the database instead.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "00:01:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]

@@ -22,7 +22,9 @@ public static class QueryServiceCollectionExtensions
                 options.MinuteRetention = configuration.GetValue("Sink:MinuteRetention", options.MinuteRetention);
                 options.RollupRetention = configuration.GetValue("Sink:RollupRetention", options.RollupRetention);
             })
-            .ValidateDataAnnotations().ValidateOnStart();
+            .ValidateDataAnnotations()
+            .Validate(options => options.RateLimits.IsUsable, RateLimitOptions.Requirement("Query:RateLimits"))
+            .ValidateOnStart();
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddPostgres(builder.Configuration);
         if (!string.IsNullOrWhiteSpace(builder.Configuration.GetConnectionString("Redis")))

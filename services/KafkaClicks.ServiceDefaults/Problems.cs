@@ -12,7 +12,8 @@ public static class Problems
 {
     public const string TypePrefix = "https://kafkaclicks.dev/problems/";
 
-    private static readonly Meter Meter = new(ServiceDefaultsExtensions.MeterPrefix + "Http");
+    /// <summary>The meter of the HTTP surface every role shares.</summary>
+    internal static readonly Meter Meter = new(ServiceDefaultsExtensions.MeterPrefix + "Http");
 
     private static readonly Counter<long> Answered = Meter.CreateCounter<long>(
         "kafkaclicks.http.problems", "{response}", "Error answers (ProblemDetails) by reason, status and route.");

@@ -2,6 +2,7 @@ using System.Diagnostics.Metrics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.HttpOverrides;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -38,6 +39,7 @@ public static class ServiceDefaultsExtensions
             return Task.CompletedTask;
         }));
         builder.Services.AddHealthChecks();
+        builder.Services.Configure<ForwardedHeadersOptions>(options => TrustProxies(options, builder.Configuration));
         var sampleRatio = builder.Configuration.GetValue("Telemetry:TraceSampleRatio", 0.01);
         var otlp = builder.Configuration["Telemetry:OtlpEndpoint"];
         var telemetry = builder.Services.AddOpenTelemetry()
@@ -62,6 +64,31 @@ public static class ServiceDefaultsExtensions
             telemetry.WithMetrics(metrics => metrics.AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
         }
         return builder;
+    }
+
+    /// <summary>
+    /// Which hops may tell the client's address and scheme (X-Forwarded-For, X-Forwarded-Proto): loopback always, plus
+    /// the addresses and networks (CIDR) in <c>Http:TrustedProxies</c>, such as the load balancer's. A header from any
+    /// other peer is ignored, so a client cannot pick the address it is rate-limited and recorded under.
+    /// </summary>
+    private static void TrustProxies(ForwardedHeadersOptions options, IConfiguration configuration)
+    {
+        options.ForwardedHeaders = ForwardedHeaders.XForwardedFor | ForwardedHeaders.XForwardedProto;
+        foreach (var entry in configuration.GetSection("Http:TrustedProxies").Get<string[]>() ?? [])
+        {
+            if (System.Net.IPNetwork.TryParse(entry, out var network))
+            {
+                options.KnownIPNetworks.Add(network);
+            }
+            else if (System.Net.IPAddress.TryParse(entry, out var address))
+            {
+                options.KnownProxies.Add(address);
+            }
+            else
+            {
+                throw new KafkaClicksConfigurationException($"Http:TrustedProxies: '{entry}' is neither an IP address nor a network in CIDR form.");
+            }
+        }
     }
 
     /// <summary>One NpgsqlDataSource for the process, from ConnectionStrings:Postgres.</summary>

@@ -17,7 +17,34 @@ namespace KafkaClicks.Contracts
     [global::System.CodeDom.Compiler.GeneratedCodeAttribute("KafkaClicks.Contracts.CodeGen", "1.12.2")]
     public partial class ClickEvent : global::Avro.Specific.ISpecificRecord
     {
-        public static global::Avro.Schema _SCHEMA = global::Avro.Schema.Parse(@"{""type"":""record"",""name"":""ClickEvent"",""doc"":""One accepted ad click, produced by ingest to clicks.raw (key: impressionId). The source of truth for counting and reconciliation."",""namespace"":""KafkaClicks.Contracts"",""fields"":[{""name"":""impressionId"",""doc"":""Identifier of the impression the click belongs to, taken from the signed token; at most one click is counted per impression."",""type"":""string""},{""name"":""adId"",""doc"":""The clicked ad."",""type"":""long""},{""name"":""advertiserId"",""doc"":""The advertiser owning the ad at click time."",""type"":""long""},{""name"":""salt"",""doc"":""Sub-partition of a hot ad: stable hash of impressionId modulo the ad's salt count; 0 when the ad is not hot."",""type"":""int""},{""name"":""clickedAt"",""doc"":""When ingest accepted the click (UTC, milliseconds since the Unix epoch); decides the 1-minute window."",""type"":{""type"":""long"",""logicalType"":""timestamp-millis""}},{""name"":""impressionAt"",""doc"":""When the impression token was issued (UTC, milliseconds since the Unix epoch)."",""type"":{""type"":""long"",""logicalType"":""timestamp-millis""}},{""name"":""dedupeChecked"",""doc"":""True when ingest checked impressionId against Redis; false when Redis was unreachable and the click was accepted unchecked."",""default"":true,""type"":""boolean""},{""name"":""ingestInstance"",""doc"":""Name of the ingest instance that accepted the click; empty when unknown."",""default"":"""",""type"":""string""}]}");
+        public static global::Avro.Schema _SCHEMA = global::Avro.Schema.Parse(("{\"type\":\"record\",\"name\":\"ClickEvent\",\"doc\":\"One accepted ad click, produced by in" +
+                "gest to clicks.raw (key: impressionId). The source of truth for counting and rec" +
+                "onciliation.\",\"namespace\":\"KafkaClicks.Contracts\",\"fields\":[{\"name\":\"impressionI" +
+                "d\",\"doc\":\"Identifier of the impression the click belongs to, taken from the sign" +
+                "ed token; at most one click is counted per impression.\",\"type\":\"string\"},{\"name\"" +
+                ":\"adId\",\"doc\":\"The clicked ad.\",\"type\":\"long\"},{\"name\":\"advertiserId\",\"doc\":\"The" +
+                " advertiser owning the ad at click time.\",\"type\":\"long\"},{\"name\":\"salt\",\"doc\":\"S" +
+                "ub-partition of a hot ad, decided when the impression was minted and carried in " +
+                "its signed token: stable hash of impressionId modulo the ad\'s salt count then; 0" +
+                " when the ad was not hot.\",\"type\":\"int\"},{\"name\":\"clickedAt\",\"doc\":\"When ingest " +
+                "accepted the click (UTC, milliseconds since the Unix epoch); decides the 1-minut" +
+                "e window.\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},{\"name\":\"imp" +
+                "ressionAt\",\"doc\":\"When the impression token was issued (UTC, milliseconds since " +
+                "the Unix epoch).\",\"type\":{\"type\":\"long\",\"logicalType\":\"timestamp-millis\"}},{\"nam" +
+                "e\":\"dedupeChecked\",\"doc\":\"True when ingest checked impressionId against Redis; f" +
+                "alse when Redis was unreachable and the click was accepted unchecked.\",\"default\"" +
+                ":true,\"type\":\"boolean\"},{\"name\":\"ingestInstance\",\"doc\":\"Name of the ingest insta" +
+                "nce that accepted the click; empty when unknown.\",\"default\":\"\",\"type\":\"string\"}," +
+                "{\"name\":\"clientNetwork\",\"doc\":\"The network the click came from, as a billing dis" +
+                "pute desk keeps it without keeping the person: the IPv4 /24 or IPv6 /48 of the c" +
+                "lient address (after trusted proxies), such as 203.0.113.0/24; empty when unknow" +
+                "n and in version 1 records.\",\"default\":\"\",\"type\":\"string\"},{\"name\":\"userAgentHas" +
+                "h\",\"doc\":\"The first 16 hex digits of SHA-256 of the click\'s User-Agent header, t" +
+                "o group clicks of one client software in a dispute; empty when the header was ab" +
+                "sent and in version 1 records.\",\"default\":\"\",\"type\":\"string\"},{\"name\":\"referrerH" +
+                "ost\",\"doc\":\"Host of the click\'s Referer header (the page the click came from), l" +
+                "ower case, without path or query; empty when absent or not a URL, and in version" +
+                " 1 records.\",\"default\":\"\",\"type\":\"string\"}]}"));
         /// <summary>
         /// Identifier of the impression the click belongs to, taken from the signed token; at most one click is counted per impression.
         /// </summary>
@@ -31,7 +58,7 @@ namespace KafkaClicks.Contracts
         /// </summary>
         private long _advertiserId;
         /// <summary>
-        /// Sub-partition of a hot ad: stable hash of impressionId modulo the ad's salt count; 0 when the ad is not hot.
+        /// Sub-partition of a hot ad, decided when the impression was minted and carried in its signed token: stable hash of impressionId modulo the ad's salt count then; 0 when the ad was not hot.
         /// </summary>
         private int _salt;
         /// <summary>
@@ -50,6 +77,18 @@ namespace KafkaClicks.Contracts
         /// Name of the ingest instance that accepted the click; empty when unknown.
         /// </summary>
         private string _ingestInstance = "";
+        /// <summary>
+        /// The network the click came from, as a billing dispute desk keeps it without keeping the person: the IPv4 /24 or IPv6 /48 of the client address (after trusted proxies), such as 203.0.113.0/24; empty when unknown and in version 1 records.
+        /// </summary>
+        private string _clientNetwork = "";
+        /// <summary>
+        /// The first 16 hex digits of SHA-256 of the click's User-Agent header, to group clicks of one client software in a dispute; empty when the header was absent and in version 1 records.
+        /// </summary>
+        private string _userAgentHash = "";
+        /// <summary>
+        /// Host of the click's Referer header (the page the click came from), lower case, without path or query; empty when absent or not a URL, and in version 1 records.
+        /// </summary>
+        private string _referrerHost = "";
         public virtual global::Avro.Schema Schema
         {
             get
@@ -100,7 +139,7 @@ namespace KafkaClicks.Contracts
             }
         }
         /// <summary>
-        /// Sub-partition of a hot ad: stable hash of impressionId modulo the ad's salt count; 0 when the ad is not hot.
+        /// Sub-partition of a hot ad, decided when the impression was minted and carried in its signed token: stable hash of impressionId modulo the ad's salt count then; 0 when the ad was not hot.
         /// </summary>
         public int Salt
         {
@@ -169,6 +208,48 @@ namespace KafkaClicks.Contracts
                 this._ingestInstance = value;
             }
         }
+        /// <summary>
+        /// The network the click came from, as a billing dispute desk keeps it without keeping the person: the IPv4 /24 or IPv6 /48 of the client address (after trusted proxies), such as 203.0.113.0/24; empty when unknown and in version 1 records.
+        /// </summary>
+        public string ClientNetwork
+        {
+            get
+            {
+                return this._clientNetwork;
+            }
+            set
+            {
+                this._clientNetwork = value;
+            }
+        }
+        /// <summary>
+        /// The first 16 hex digits of SHA-256 of the click's User-Agent header, to group clicks of one client software in a dispute; empty when the header was absent and in version 1 records.
+        /// </summary>
+        public string UserAgentHash
+        {
+            get
+            {
+                return this._userAgentHash;
+            }
+            set
+            {
+                this._userAgentHash = value;
+            }
+        }
+        /// <summary>
+        /// Host of the click's Referer header (the page the click came from), lower case, without path or query; empty when absent or not a URL, and in version 1 records.
+        /// </summary>
+        public string ReferrerHost
+        {
+            get
+            {
+                return this._referrerHost;
+            }
+            set
+            {
+                this._referrerHost = value;
+            }
+        }
         public virtual object Get(int fieldPos)
         {
             switch (fieldPos)
@@ -181,6 +262,9 @@ namespace KafkaClicks.Contracts
             case 5: return this.ImpressionAt;
             case 6: return this.DedupeChecked;
             case 7: return this.IngestInstance;
+            case 8: return this.ClientNetwork;
+            case 9: return this.UserAgentHash;
+            case 10: return this.ReferrerHost;
             default: throw new global::Avro.AvroRuntimeException("Bad index " + fieldPos + " in Get()");
             };
         }
@@ -196,6 +280,9 @@ namespace KafkaClicks.Contracts
             case 5: this.ImpressionAt = (System.DateTime)fieldValue; break;
             case 6: this.DedupeChecked = (System.Boolean)fieldValue; break;
             case 7: this.IngestInstance = (System.String)fieldValue; break;
+            case 8: this.ClientNetwork = (System.String)fieldValue; break;
+            case 9: this.UserAgentHash = (System.String)fieldValue; break;
+            case 10: this.ReferrerHost = (System.String)fieldValue; break;
             default: throw new global::Avro.AvroRuntimeException("Bad index " + fieldPos + " in Put()");
             };
         }

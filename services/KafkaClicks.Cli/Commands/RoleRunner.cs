@@ -11,7 +11,11 @@ namespace KafkaClicks.Cli.Commands;
 /// <summary>Runs a set of roles in this process until Ctrl-C: broker (real or embedded), migrations when asked, then the roles.</summary>
 public static class RoleRunner
 {
-    public static async Task<int> RunAsync(Role roles, bool demo, bool migrate, string? urls, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="roles"/>. <paramref name="allInOne"/> (`kafkaclicks up`): every role in this one process, so
+    /// click links point at the process's own first address unless <c>Ingest:PublicBaseUrl</c> says otherwise.
+    /// </summary>
+    public static async Task<int> RunAsync(Role roles, bool demo, bool allInOne, string? urls, CancellationToken cancellationToken)
     {
         var overrides = new Dictionary<string, string?>();
         if (urls is not null)
@@ -20,8 +24,13 @@ public static class RoleRunner
         }
 
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
+        if (allInOne && string.IsNullOrWhiteSpace(configuration["Ingest:PublicBaseUrl"]) && OwnBaseUrl(configuration["Urls"]) is { } own)
+        {
+            overrides["Ingest:PublicBaseUrl"] = own;
+        }
+
         await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles, cancellationToken: cancellationToken);
-        if (migrate)
+        if (allInOne)
         {
             using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
             await KafkaClicksHost.MigrateAsync(configuration, logging, cancellationToken);
@@ -56,6 +65,23 @@ public static class RoleRunner
         }
 
         return CliErrors.Ok;
+    }
+
+    /// <summary>The first of <paramref name="urls"/> as a client can reach it (a wildcard host becomes 127.0.0.1).</summary>
+    private static string? OwnBaseUrl(string? urls)
+    {
+        var first = (urls ?? "http://127.0.0.1:8080").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).FirstOrDefault();
+        if (first is null)
+        {
+            return null;
+        }
+
+        foreach (var wildcard in new[] { "://0.0.0.0", "://*", "://+", "://[::]" })
+        {
+            first = first.Replace(wildcard, "://127.0.0.1", StringComparison.Ordinal);
+        }
+
+        return Uri.TryCreate(first, UriKind.Absolute, out var uri) ? uri.GetLeftPart(UriPartial.Authority) : null;
     }
 
     private static void PrintBanner(WebApplication app, Role roles, string broker, bool demo, IConfiguration configuration)

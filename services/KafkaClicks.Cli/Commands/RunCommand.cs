@@ -29,7 +29,7 @@ public static class RunCommand
         {
             // The validator above already rejected anything TryParse cannot read.
             _ = Roles.TryParse(parse.GetValue(roles), out var chosen, out _);
-            return CliErrors.RunUntilStoppedAsync(() => RoleRunner.RunAsync(chosen, demo: false, migrate: false, parse.GetValue(urls), ct));
+            return CliErrors.RunUntilStoppedAsync(() => RoleRunner.RunAsync(chosen, demo: false, allInOne: false, parse.GetValue(urls), ct));
         });
         return command;
     }

@@ -14,7 +14,7 @@ public static class UpCommand
             "embedded broker; it applies the migrations first. For a laptop, a demo or CI.");
         command.Options.Add(demo);
         command.Options.Add(urls);
-        command.SetAction((parse, ct) => CliErrors.RunUntilStoppedAsync(() => RoleRunner.RunAsync(Role.All, parse.GetValue(demo), migrate: true, parse.GetValue(urls), ct)));
+        command.SetAction((parse, ct) => CliErrors.RunUntilStoppedAsync(() => RoleRunner.RunAsync(Role.All, parse.GetValue(demo), allInOne: true, parse.GetValue(urls), ct)));
         return command;
     }
 }

@@ -78,6 +78,7 @@ public static class KafkaClicksHost
 
         configure?.Invoke(builder);
         var app = builder.Build();
+        app.UseForwardedHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapServiceDefaults();

@@ -47,6 +47,7 @@ public sealed class KafkaClicksProcess : IAsyncDisposable
             start.Environment.Remove(key);
         }
 
+        start.Environment["KAFKACLICKS_Ingest__PublicBaseUrl"] = Infrastructure.ProductHost.PublicBaseUrl;
         foreach (var (key, value) in environment)
         {
             start.Environment[key] = value;

@@ -62,6 +62,23 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
     }
 
     [Fact]
+    public async Task An_ingest_instance_without_a_public_base_url_outside_development_exits_1_and_says_what_to_set()
+    {
+        var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
+            ["KAFKACLICKS_Ingest__PublicBaseUrl"] = "",
+            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "k1",
+            ["KAFKACLICKS_Ingest__Tokens__Keys__k1"] = Convert.ToBase64String(new byte[32]),
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = "Host=127.0.0.1;Port=1;Username=postgres",
+            ["KAFKACLICKS_ConnectionStrings__Redis"] = "127.0.0.1:1,abortConnect=false",
+        }, "run", "--roles", "ingest", "--urls", "http://127.0.0.1:0");
+        Assert.Equal(1, exitCode);
+        Assert.Contains("Ingest:PublicBaseUrl is not set", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_configuration_file_that_is_missing_or_a_connection_string_that_does_not_parse_exits_1_in_one_line()
     {
         var missing = await CliRunner.RunAsync(new Dictionary<string, string> { ["KAFKACLICKS_CONFIG"] = "/nonexistent/kafkaclicks.json" }, "migrate");

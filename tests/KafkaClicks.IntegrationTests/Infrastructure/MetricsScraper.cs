@@ -26,6 +26,16 @@ public static partial class MetricsScraper
         return sum;
     }
 
+    /// <summary>
+    /// <see cref="ReadAsync"/> after the exporter's response cache (300 ms, OpenTelemetry's default) has expired, so the
+    /// value includes everything done before the call.
+    /// </summary>
+    public static async Task<double> ReadFreshAsync(HttpClient http, string metric, string label, string value)
+    {
+        await Task.Delay(TimeSpan.FromMilliseconds(350));
+        return await ReadAsync(http, metric, label, value);
+    }
+
     // Label values are quoted and may hold braces (route="/v1/ads/{adId}/clicks").
     [GeneratedRegex(@"^(?<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\{(?<labels>(?:[^}""]|""(?:[^""\\]|\\.)*"")*)\} (?<value>[0-9.eE+-]+)")]
     private static partial Regex SampleLine();

@@ -18,6 +18,9 @@ public sealed class ProductHost : IAsyncDisposable
     public const string FrontendKey = "test-frontend-key";
     public const string AdminKey = "test-admin-key";
 
+    /// <summary>The base of the click links the test hosts mint (they run outside Development, where it is required).</summary>
+    public const string PublicBaseUrl = "https://click.kafkaclicks.test";
+
     private readonly string _stateDirectory;
 
     private ProductHost(TestDatabase database, BrokerHandle broker, WebApplication app, string stateDirectory)
@@ -56,6 +59,7 @@ public sealed class ProductHost : IAsyncDisposable
             ["Ingest:Tokens:ActiveKeyId"] = "t1",
             ["Ingest:Tokens:Keys:t1"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
             ["Ingest:FrontendApiKeys:0"] = FrontendKey,
+            ["Ingest:PublicBaseUrl"] = PublicBaseUrl,
             ["Query:AdminApiKeys:0"] = AdminKey,
             ["Aggregator:ApplicationId"] = "kc-test-" + Guid.NewGuid().ToString("N")[..8],
             ["Aggregator:StateDirectory"] = stateDirectory,

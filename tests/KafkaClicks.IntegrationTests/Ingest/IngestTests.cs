@@ -235,6 +235,56 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
     }
 
     [Fact]
+    public async Task A_click_keeps_what_a_dispute_desk_needs_the_clients_network_a_user_agent_hash_and_the_referring_host()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest);
+        await host.AddAdvertiserAsync(1, 13);
+        const string userAgent = "Mozilla/5.0 (X11; Linux x86_64) KafkaClicksTest/1.0";
+        var token = await host.MintAsync(13);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/c/{token}"))
+        {
+            // The test client connects over loopback, a trusted proxy: its X-Forwarded-For names the client.
+            request.Headers.Add("X-Forwarded-For", "203.0.113.77");
+            request.Headers.UserAgent.ParseAdd(userAgent);
+            request.Headers.Referrer = new Uri("https://News.Example.org/article/42?utm=x");
+            using var click = await host.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
+        }
+
+        var bare = await host.MintAsync(13);
+        using (var request = new HttpRequestMessage(HttpMethod.Get, $"/c/{bare}"))
+        {
+            request.Headers.Add("X-Forwarded-For", "2001:db8:abcd:12:1:2:3:4");
+            using var click = await host.Http.SendAsync(request);
+            Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
+        }
+
+        var events = TopicReader.ReadClicks(host.Broker).Select(e => e.Message.Value).ToDictionary(e => e.ImpressionId);
+        var described = events[ImpressionOf(host, token)];
+        Assert.Equal("203.0.113.0/24", described.ClientNetwork);
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(userAgent)))[..16], described.UserAgentHash);
+        Assert.Equal("news.example.org", described.ReferrerHost);
+        var plain = events[ImpressionOf(host, bare)];
+        Assert.Equal("2001:db8:abcd::/48", plain.ClientNetwork);
+        Assert.Equal((string.Empty, string.Empty), (plain.UserAgentHash, plain.ReferrerHost));
+    }
+
+    [Fact]
+    public async Task Click_links_point_at_the_configured_public_base_url_whatever_Host_header_the_caller_sends()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest);
+        await host.AddAdvertiserAsync(1, 12);
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/impressions") { Content = JsonContent.Create(new { adId = 12 }) };
+        request.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", ProductHost.FrontendKey);
+        request.Headers.Host = "attacker.example";
+        using var response = await host.Http.SendAsync(request);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var token = body.RootElement.GetProperty("token").GetString();
+        Assert.Equal($"{ProductHost.PublicBaseUrl}/c/{token}", body.RootElement.GetProperty("clickUrl").GetString());
+    }
+
+    [Fact]
     public async Task A_hot_ad_is_spread_over_salts_and_each_impression_keeps_its_salt()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?>

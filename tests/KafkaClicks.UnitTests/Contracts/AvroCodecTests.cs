@@ -22,7 +22,7 @@ public class AvroCodecTests
         """;
 
     private const string ClickEventCanonicalForm =
-        """{"name":"KafkaClicks.Contracts.ClickEvent","type":"record","fields":[{"name":"impressionId","type":"string"},{"name":"adId","type":"long"},{"name":"advertiserId","type":"long"},{"name":"salt","type":"int"},{"name":"clickedAt","type":"long"},{"name":"impressionAt","type":"long"},{"name":"dedupeChecked","type":"boolean"},{"name":"ingestInstance","type":"string"}]}""";
+        """{"name":"KafkaClicks.Contracts.ClickEvent","type":"record","fields":[{"name":"impressionId","type":"string"},{"name":"adId","type":"long"},{"name":"advertiserId","type":"long"},{"name":"salt","type":"int"},{"name":"clickedAt","type":"long"},{"name":"impressionAt","type":"long"},{"name":"dedupeChecked","type":"boolean"},{"name":"ingestInstance","type":"string"},{"name":"clientNetwork","type":"string"},{"name":"userAgentHash","type":"string"},{"name":"referrerHost","type":"string"}]}""";
 
     private static readonly DateTime _clickedAt = new DateTime(2025, 3, 14, 15, 9, 26, 535, DateTimeKind.Utc).AddTicks(6_789);
 
@@ -69,6 +69,32 @@ public class AvroCodecTests
         Assert.True(decoded.Final);
         Assert.Equal(count.EmittedAt, decoded.EmittedAt);
         Assert.Equal(count.EarliestNewClickAt, decoded.EarliestNewClickAt?.ToUniversalTime());
+    }
+
+    [Fact]
+    public void ClicksWrittenWithThePreviousSchemaStillDecodeWithEmptyDisputeFields()
+    {
+        // What ingest instances of the previous version wrote to clicks.raw (and their spools) during a rolling upgrade
+        // must still be counted and recounted.
+        var v1 = Assert.Single(ContractSchemas.PreviousVersions(ContractSchemas.ClickEvent.Fullname));
+        Assert.DoesNotContain(v1.Fields, f => f.Name == "clientNetwork");
+        var record = new GenericRecord(v1);
+        record.Add("impressionId", "imp-v1");
+        record.Add("adId", 42L);
+        record.Add("advertiserId", 7L);
+        record.Add("salt", 2);
+        record.Add("clickedAt", _clickedAt);
+        record.Add("impressionAt", _clickedAt.AddSeconds(-3));
+        record.Add("dedupeChecked", false);
+        record.Add("ingestInstance", "ingest-1");
+        var bytes = AvroWireFormat.SingleObjectHeader(v1).Concat(Encode(v1, record)).ToArray();
+
+        Assert.False(ClickEventReader.TryRead(bytes, out _));
+        var decoded = ContractCodecs.ClickEvent.Deserialize(bytes);
+
+        Assert.Equal(("imp-v1", 42L, 7L, 2, false, "ingest-1"),
+            (decoded.ImpressionId, decoded.AdId, decoded.AdvertiserId, decoded.Salt, decoded.DedupeChecked, decoded.IngestInstance));
+        Assert.Equal((string.Empty, string.Empty, string.Empty), (decoded.ClientNetwork, decoded.UserAgentHash, decoded.ReferrerHost));
     }
 
     [Fact]

@@ -31,6 +31,9 @@ public class ClickEventReaderTests
                 ImpressionAt = DateTime.UnixEpoch.AddMilliseconds(random.NextInt64(0, 4_000_000_000_000)),
                 DedupeChecked = random.Next(2) == 1,
                 IngestInstance = RandomText(random, random.Next(0, 20)),
+                ClientNetwork = RandomText(random, random.Next(0, 44)),
+                UserAgentHash = RandomText(random, random.Next(0, 17)),
+                ReferrerHost = RandomText(random, random.Next(0, 60)),
             };
             var bytes = _generic.Serialize(click);
             var expected = _generic.Deserialize(bytes);
@@ -52,6 +55,9 @@ public class ClickEventReaderTests
             Assert.Equal(expected.ImpressionAt.Kind, fast.ImpressionAt.Kind);
             Assert.Equal(expected.DedupeChecked, fast.DedupeChecked);
             Assert.Equal(expected.IngestInstance, fast.IngestInstance);
+            Assert.Equal(expected.ClientNetwork, fast.ClientNetwork);
+            Assert.Equal(expected.UserAgentHash, fast.UserAgentHash);
+            Assert.Equal(expected.ReferrerHost, fast.ReferrerHost);
         }
     }
 
@@ -71,7 +77,7 @@ public class ClickEventReaderTests
         Assert.Equal(AvroContractErrorReason.Corrupt, Assert.Throws<AvroContractException>(() => ContractCodecs.ClickEvent.Deserialize(trailing)).Reason);
 
         var badBoolean = (byte[])bytes.Clone();
-        badBoolean[^3] = 2; // dedupeChecked, before the one-character ingestInstance (length byte + 'i')
+        badBoolean[^6] = 2; // dedupeChecked, before the one-character ingestInstance (length byte + 'i') and three empty strings
         Assert.False(ClickEventReader.TryRead(badBoolean, out _));
         Assert.Equal(AvroContractErrorReason.Corrupt, Assert.Throws<AvroContractException>(() => ContractCodecs.ClickEvent.Deserialize(badBoolean)).Reason);
     }

@@ -8,17 +8,25 @@ public class ComposeFileTests
 {
     private static readonly YamlMappingNode Root = Load();
 
+    private static string RepositoryRoot
+    {
+        get
+        {
+            var directory = new DirectoryInfo(AppContext.BaseDirectory);
+            while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "docker-compose.kafka.yml")))
+            {
+                directory = directory.Parent;
+            }
+
+            Assert.NotNull(directory);
+            return directory.FullName;
+        }
+    }
+
     private static YamlMappingNode Load()
     {
-        var directory = new DirectoryInfo(AppContext.BaseDirectory);
-        while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "docker-compose.kafka.yml")))
-        {
-            directory = directory.Parent;
-        }
-
-        Assert.NotNull(directory);
         var stream = new YamlStream();
-        using var reader = new StreamReader(Path.Combine(directory.FullName, "docker-compose.kafka.yml"));
+        using var reader = new StreamReader(Path.Combine(RepositoryRoot, "docker-compose.kafka.yml"));
         // Merge keys (<<: *anchor) are resolved as Docker Compose resolves them.
         stream.Load(new MergingParser(new Parser(reader)));
         return (YamlMappingNode)stream.Documents[0].RootNode;
@@ -168,5 +176,21 @@ public class ComposeFileTests
                 }
             }
         }
+    }
+
+    [Fact]
+    public void The_public_ingest_mints_links_to_its_public_url_trusts_only_its_network_and_hides_operator_endpoints()
+    {
+        foreach (var name in new[] { "ingest-1", "ingest-2" })
+        {
+            var environment = (YamlMappingNode)Service(name)["environment"];
+            Assert.StartsWith("${KAFKACLICKS_PUBLIC_BASE_URL", Scalar(environment, "KAFKACLICKS_Ingest__PublicBaseUrl"), StringComparison.Ordinal);
+            Assert.NotNull(Scalar(environment, "KAFKACLICKS_Http__TrustedProxies__0"));
+        }
+
+        var volume = ((YamlScalarNode)((YamlSequenceNode)Service("ingest")["volumes"]).Children[0]).Value!;
+        var config = File.ReadAllText(Path.Combine(RepositoryRoot, volume.Split(':')[0]));
+        Assert.Contains("location = /metrics { return 404; }", config, StringComparison.Ordinal);
+        Assert.Contains("location ^~ /openapi/ { return 404; }", config, StringComparison.Ordinal);
     }
 }
