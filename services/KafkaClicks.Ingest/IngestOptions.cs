@@ -41,6 +41,15 @@ public sealed class IngestOptions
     /// <summary>How long a cached ad is trusted before it is read again (an ad's URL may change).</summary>
     public TimeSpan AdCacheTtl { get; set; } = TimeSpan.FromMinutes(5);
 
+    /// <summary>
+    /// Longest time a click or an impression waits for PostgreSQL when its ad is in neither the cache nor the local
+    /// directory (an ad created in the last second, an unknown id); beyond it the answer is 503 ad-lookup-unavailable.
+    /// </summary>
+    public TimeSpan AdLookupTimeout { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>The local, durable copy of the ads table that keeps clicks routed while PostgreSQL is down.</summary>
+    public AdDirectoryOptions AdDirectory { get; set; } = new();
+
     /// <summary>When an ad counts as hot and how far its clicks are spread.</summary>
     public HotAdOptions HotAds { get; set; } = new();
 

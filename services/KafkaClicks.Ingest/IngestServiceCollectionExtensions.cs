@@ -1,8 +1,10 @@
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace KafkaClicks.Ingest;
 
@@ -16,11 +18,18 @@ public static class IngestServiceCollectionExtensions
         services.AddSingleton<IValidateOptions<IngestOptions>>(sp =>
             new IngestOptionsValidator(requirePublicBaseUrl: !sp.GetRequiredService<IHostEnvironment>().IsDevelopment()));
         services.TryAddSingleton(TimeProvider.System);
-        services.AddPostgres(builder.Configuration);
+        // Clicks of known ads are routed from the local ad directory, so PostgreSQL is not part of ingest's readiness.
+        services.AddPostgres(builder.Configuration, readiness: false);
+        services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "ad-directory", sp => new AdDirectoryHealthCheck(sp.GetRequiredService<LocalAdDirectory>(), sp.GetRequiredService<NpgsqlDataSource>()),
+            HealthStatus.Unhealthy, [ServiceDefaultsExtensions.ReadyTag]));
         services.AddRedis(builder.Configuration);
         services.AddContractSerializers();
         services.AddSingleton<ImpressionTokens>();
+        services.AddSingleton<LocalAdDirectory>();
         services.AddSingleton<AdDirectory>();
+        services.AddSingleton<AdDirectorySync>();
+        services.AddHostedService(sp => sp.GetRequiredService<AdDirectorySync>());
         services.AddSingleton<ImpressionDeduplicator>();
         services.AddSingleton<ClickEventProducer>();
         services.AddSingleton<HotAdDetector>();

@@ -32,6 +32,9 @@ public static class IngestTelemetry
     private static readonly Counter<long> Impressions = Meter.CreateCounter<long>(
         "kafkaclicks.ingest.impressions", "{impression}", "Impression tokens minted.");
 
+    private static readonly Counter<long> AdLookups = Meter.CreateCounter<long>(
+        "kafkaclicks.ingest.ad_lookups", "{lookup}", "Ad lookups by where they were answered: cache, directory (the local copy) or database.");
+
     private static readonly Histogram<double> ProduceLatency = Meter.CreateHistogram<double>(
         "kafkaclicks.ingest.produce.duration", "s", "Time from produce to broker acknowledgement.",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
@@ -42,6 +45,8 @@ public static class IngestTelemetry
         Clicks.Add(1, new KeyValuePair<string, object?>("outcome", OutcomeTags[(int)outcome]));
 
     public static void Impression() => Impressions.Add(1);
+
+    public static void AdLookup(string source) => AdLookups.Add(1, new KeyValuePair<string, object?>("source", source));
 
     public static void Produced(TimeSpan elapsed, bool ok) =>
         ProduceLatency.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("result", ok ? "acked" : "failed"));

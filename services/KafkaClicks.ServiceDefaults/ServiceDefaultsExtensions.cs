@@ -91,9 +91,19 @@ public static class ServiceDefaultsExtensions
         }
     }
 
-    /// <summary>One NpgsqlDataSource for the process, from ConnectionStrings:Postgres.</summary>
-    public static IServiceCollection AddPostgres(this IServiceCollection services, IConfiguration configuration)
+    /// <summary>
+    /// One NpgsqlDataSource for the process, from ConnectionStrings:Postgres. <paramref name="readiness"/>: the role cannot
+    /// serve without PostgreSQL, so /readyz fails while it is unreachable (any role of the process asking for it decides).
+    /// </summary>
+    public static IServiceCollection AddPostgres(this IServiceCollection services, IConfiguration configuration, bool readiness = true)
     {
+        if (readiness && !services.Any(d => d.ServiceType == typeof(PostgresReadiness)))
+        {
+            services.AddSingleton<PostgresReadiness>();
+            services.AddHealthChecks().Add(new HealthCheckRegistration(
+                "postgres", sp => new PostgresHealthCheck(sp.GetRequiredService<NpgsqlDataSource>()), HealthStatus.Unhealthy, [ReadyTag]));
+        }
+
         if (services.Any(d => d.ServiceType == typeof(NpgsqlDataSource)))
         {
             return services;
@@ -106,8 +116,6 @@ public static class ServiceDefaultsExtensions
         }
 
         services.AddSingleton(_ => new NpgsqlDataSourceBuilder(WithPoolDefaults(connectionString)).Build());
-        services.AddHealthChecks().Add(new HealthCheckRegistration(
-            "postgres", sp => new PostgresHealthCheck(sp.GetRequiredService<NpgsqlDataSource>()), HealthStatus.Unhealthy, [ReadyTag]));
         return services;
     }
 
@@ -174,21 +182,28 @@ public static class ServiceDefaultsExtensions
     /// <summary>Creates the component's meter with the shared prefix.</summary>
     public static Meter CreateMeter(string component) => new(MeterPrefix + component);
 
+    /// <summary>Marks that the process's readiness includes PostgreSQL's.</summary>
+    private sealed class PostgresReadiness;
+
+    /// <summary>Whether PostgreSQL answers a trivial query now.</summary>
+    public static async Task<bool> PostgresAnswersAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand("SELECT 1");
+            await command.ExecuteScalarAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
     private sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
     {
-        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-        {
-            try
-            {
-                await using var command = dataSource.CreateCommand("SELECT 1");
-                await command.ExecuteScalarAsync(cancellationToken);
-                return HealthCheckResult.Healthy();
-            }
-            catch (Exception e) when (e is NpgsqlException or TimeoutException)
-            {
-                return HealthCheckResult.Unhealthy("PostgreSQL unreachable", e);
-            }
-        }
+        public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+            await PostgresAnswersAsync(dataSource, cancellationToken) ? HealthCheckResult.Healthy() : HealthCheckResult.Unhealthy("PostgreSQL unreachable");
     }
 }
 

@@ -61,7 +61,15 @@ public sealed class IngestStartTests(PostgresServer postgres) : IClassFixture<Po
             {
                 await Task.Delay(500);
                 ingest.EnsureRunning();
-                inLog = TopicReader.ReadClicks(broker.BootstrapServers, broker.Names.ClicksRaw).Select(r => r.Message.Key).ToHashSet();
+                try
+                {
+                    inLog = TopicReader.ReadClicks(broker.BootstrapServers, broker.Names.ClicksRaw).Select(r => r.Message.Key).ToHashSet();
+                }
+                catch (Confluent.Kafka.KafkaException)
+                {
+                    // The broker process was just resumed and does not answer metadata yet: read again.
+                    inLog = [];
+                }
             }
             while (!clicked.All(inLog.Contains) && DateTime.UtcNow < deadline);
 

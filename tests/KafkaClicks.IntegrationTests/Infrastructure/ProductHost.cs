@@ -63,6 +63,7 @@ public sealed class ProductHost : IAsyncDisposable
             ["Query:AdminApiKeys:0"] = AdminKey,
             ["Aggregator:ApplicationId"] = "kc-test-" + Guid.NewGuid().ToString("N")[..8],
             ["Aggregator:StateDirectory"] = stateDirectory,
+            ["Ingest:AdDirectory:Path"] = Path.Combine(stateDirectory, "ad-directory"),
             ["Aggregator:EmitInterval"] = "00:00:01",
             ["Aggregator:Grace"] = "00:00:02",
             ["Sink:MaxBatchDelay"] = "00:00:00.200",
