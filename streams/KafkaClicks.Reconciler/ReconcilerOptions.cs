@@ -37,6 +37,15 @@ public sealed class ReconcilerOptions
     /// </summary>
     public TimeSpan LateClickDelay { get; set; } = TimeSpan.FromMinutes(1);
 
+    /// <summary>
+    /// How soon a scheduled run that could not be done (it failed, or its windows were not final yet) is tried again;
+    /// scheduled runs missed while no reconciler was running are made up at start.
+    /// </summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How far back missed scheduled runs are made up (Kafka:RawRetention's default: older clicks are gone from the log).</summary>
+    public TimeSpan MakeUpWithin { get; set; } = TimeSpan.FromDays(7);
+
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;
 }

@@ -57,7 +57,10 @@ public static class ReconcileCommand
         var command = new Command("reconcile",
             "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
             "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
-            $"Exit code 0 when done, {Partial} when the log no longer holds the start of the range (that part is not corrected).");
+            "The log is read to its end, so every click of the range written so far is counted; runs that correct wait for one " +
+            "another (one at a time per database) and only correct final windows: --to may not pass the end of the last minute " +
+            "closed (its end plus Aggregator:Grace passed, and the stream stored its final counts) unless --dry-run. " +
+            $"Exit code 0 when done, 2 for bad arguments (also a --to not final yet), {Partial} when the log no longer holds the start of the range (that part is not corrected).");
         foreach (var option in new Option[] { from, to, ad, dryRun, json, lateness, readers })
         {
             command.Options.Add(option);
@@ -82,9 +85,20 @@ public static class ReconcileCommand
 
             var reconciler = new ClickReconciler(dataSource,
                 new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
-                    KafkaOptions.NamesOf(configuration).ClicksRaw));
-            var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
-                progress => reconciler.RunAsync(request, progress, ct));
+                    KafkaOptions.NamesOf(configuration).ClicksRaw),
+                ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
+            ReconcileReport report;
+            try
+            {
+                report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
+                    progress => reconciler.RunAsync(request, progress, ct));
+            }
+            catch (RangeNotFinalException e)
+            {
+                await Console.Error.WriteLineAsync($"kafkaclicks: --to: {e.Message}\nSee 'kafkaclicks reconcile --help'.");
+                return CliErrors.Usage;
+            }
+
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(report, ReconcileJsonContext.Default.ReconcileReport));
