@@ -106,10 +106,13 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
 
         // Another reconciler's run holds the lock.
         await using var other = await db.DataSource.OpenConnectionAsync();
-        await using (var take = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_lock({ClickReconciler.LockKey})", other))
+        async Task OtherAsync(string function)
         {
-            await take.ExecuteNonQueryAsync();
+            await using var command = new Npgsql.NpgsqlCommand($"SELECT {function}({ClickReconciler.LockKey})", other);
+            await command.ExecuteNonQueryAsync();
         }
+
+        await OtherAsync("pg_advisory_lock");
 
         var run = Reconciler(db, broker).RunAsync(new ReconcileRequest(T0, T0.AddHours(1), null, DryRun: false), null, default);
         var deadline = DateTime.UtcNow.AddMinutes(1);
@@ -124,10 +127,7 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
         // Clicks of the hour reach the log while it waits; the other run ends.
         var meanwhile = Enumerable.Range(0, 4).Select(i => Click(2, T0.AddMinutes(20).AddSeconds(i))).ToList();
         Produce(broker, 4, meanwhile, writtenAt: DateTime.UtcNow);
-        await using (var release = new Npgsql.NpgsqlCommand($"SELECT pg_advisory_unlock({ClickReconciler.LockKey})", other))
-        {
-            await release.ExecuteNonQueryAsync();
-        }
+        await OtherAsync("pg_advisory_unlock");
 
         var report = await run;
         var truth = Truth(onTime.Concat(meanwhile));
