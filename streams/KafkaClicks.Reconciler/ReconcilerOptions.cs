@@ -11,7 +11,11 @@ public sealed class ReconcilerOptions
     /// <summary>Cron expression (UTC) for the daily run, which reconciles the previous UTC day.</summary>
     public string DailySchedule { get; set; } = "30 0 * * *";
 
-    /// <summary>How far past a range the raw log is read for late clicks.</summary>
+    /// <summary>
+    /// How far before a range the raw log is read (records are in write order, clicks of the range can sit among earlier
+    /// timestamps), and how long after its hour a late click may reach the log and still be left to the hour's scheduled
+    /// run; a run reads past its range to the end of the log.
+    /// </summary>
     public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>

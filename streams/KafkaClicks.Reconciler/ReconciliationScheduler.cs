@@ -196,7 +196,7 @@ public static class ReconcilerServiceCollectionExtensions
                 "Reconciler:HourlySchedule and Reconciler:DailySchedule must be cron expressions (5 fields, UTC).")
             .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
-            .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far past a range the log is read.")
+            .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far before a range the log is read.")
             .Validate(o => o.DedupeLookback >= TimeSpan.Zero, ReconcilerOptions.NegativeDedupeLookback)
             .Validate(o => o.RetryDelay > TimeSpan.Zero, "Reconciler:RetryDelay must be positive.")
             .Validate(o => o.MakeUpWithin >= TimeSpan.Zero, "Reconciler:MakeUpWithin must be zero or positive: how far back missed scheduled runs are made up.")

@@ -29,7 +29,7 @@ public static class ReconcileCommand
         {
             if (result.GetValue(lateness) < TimeSpan.Zero)
             {
-                result.AddError("--lateness must be zero or positive (how far past the range the log is read, e.g. 00:05:00).");
+                result.AddError("--lateness must be zero or positive (how far around the range the log is read, e.g. 00:05:00).");
             }
         });
         return lateness;
@@ -42,7 +42,7 @@ public static class ReconcileCommand
         var ad = new Option<long?>("--ad") { Description = "Only this ad." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
-        var lateness = LatenessOption("for late clicks");
+        var lateness = LatenessOption("for clicks written late (reconcile reads past the range to the end of the log)");
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",
