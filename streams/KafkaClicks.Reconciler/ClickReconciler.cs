@@ -8,11 +8,26 @@ using Npgsql;
 
 namespace KafkaClicks.Reconciler;
 
+/// <summary>What to reconcile: a range of click times, all ads or one, and whether to change anything.</summary>
+public sealed record ReconcileRequest(DateTime From, DateTime To, long? AdId, bool DryRun);
+
 /// <summary>
-/// What to reconcile: a range of click times. <paramref name="WrittenUntil"/>: read the log up to records written by
-/// then, when that is later than the range's end plus the counter's lateness (clicks known to have reached it late).
+/// A run that would correct windows the stream has not closed yet: their counts can still grow, and a corrected minute is
+/// left to the reconciler from then on (the sink skips it), so correcting it now would freeze an undercount.
 /// </summary>
-public sealed record ReconcileRequest(DateTime From, DateTime To, long? AdId, bool DryRun, DateTime? WrittenUntil = null);
+public sealed class RangeNotFinalException(DateTime to, DateTime finalThrough, TimeSpan grace, DateTime? streamFinalThrough)
+    : Exception(Describe(to, finalThrough, grace, streamFinalThrough))
+{
+    /// <summary>Windows ending at or before this instant are final and may be corrected.</summary>
+    public DateTime FinalThrough { get; } = finalThrough;
+
+    private static string Describe(DateTime to, DateTime finalThrough, TimeSpan grace, DateTime? streamFinalThrough) =>
+        $"the range ends {to:yyyy-MM-ddTHH:mm:ssZ}, but only windows ending by {finalThrough:yyyy-MM-ddTHH:mm:ssZ} are final "
+        + $"(a window closes {grace.TotalSeconds:0.###} s after its end, Aggregator:Grace"
+        + (streamFinalThrough is { } s ? $"; the stream has stored final counts through {s:yyyy-MM-ddTHH:mm:ssZ}" : "")
+        + "): correcting a window still open would freeze its count, since the sink leaves corrected minutes to the reconciler. "
+        + $"End the range by {finalThrough:yyyy-MM-ddTHH:mm:ssZ}, or look with --dry-run";
+}
 
 /// <summary>One window whose stored count differed from the raw log.</summary>
 public sealed record WindowDifference(long AdId, DateTime Minute, long RawClicks, long DbClicks)
@@ -48,25 +63,166 @@ public sealed partial class ReconcileJsonContext : JsonSerializerContext;
 /// writes the recounted per-salt counts for every window that differs (final, idempotent), refreshes the rollups
 /// for exactly the hours it changed, and stores a report. A second run over the same range finds nothing.
 /// </summary>
+/// <remarks>
+/// Runs that correct never lower a count the log supports: each reads the log to its end as of the moment it starts,
+/// and they run one at a time across every process sharing the database (a PostgreSQL advisory lock held for the whole
+/// run), so a run that starts later has read at least what an earlier one read. They only correct windows that are
+/// final (<see cref="FinalThroughAsync"/>); a range reaching further is refused with <see cref="RangeNotFinalException"/>.
+/// </remarks>
 public sealed class ClickReconciler
 {
+    /// <summary>The advisory lock (pg_advisory_lock) a correcting run holds: one run at a time per database.</summary>
+    public const long LockKey = 0x4B43_5245_434F_4E; // "KCRECON"
+
+    /// <summary>The aggregator's default grace (Aggregator:Grace): a window closes this long after its end.</summary>
+    public static readonly TimeSpan DefaultGrace = TimeSpan.FromSeconds(30);
+
     private const int LargestDifferencesKept = 10;
     private readonly NpgsqlDataSource _dataSource;
     private readonly RawLogCounter _counter;
+    private readonly TimeSpan _grace;
+    private readonly TimeProvider _time;
 
-    public ClickReconciler(NpgsqlDataSource dataSource, RawLogCounter counter)
+    /// <param name="dataSource">The database.</param>
+    /// <param name="counter">The recount of clicks.raw.</param>
+    /// <param name="grace">The aggregator's Aggregator:Grace (default <see cref="DefaultGrace"/>).</param>
+    /// <param name="time">The clock that says which windows are closed (default the system's).</param>
+    public ClickReconciler(NpgsqlDataSource dataSource, RawLogCounter counter, TimeSpan? grace = null, TimeProvider? time = null)
     {
         _dataSource = dataSource;
         _counter = counter;
+        _grace = grace ?? DefaultGrace;
+        _time = time ?? TimeProvider.System;
     }
 
+    /// <summary>
+    /// Recounts and (unless a dry run) corrects the range; throws <see cref="RangeNotFinalException"/> when a run that
+    /// corrects reaches windows that are not final. A correcting run first waits for any other to finish.
+    /// </summary>
     public async Task<ReconcileReport> RunAsync(ReconcileRequest request, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
+    {
+        if (request.DryRun)
+        {
+            return await RunLockedAsync(request, null, progress, cancellationToken);
+        }
+
+        await EnsureFinalAsync(request.To, cancellationToken);
+        await using var held = await LockAsync(cancellationToken);
+        return await RunLockedAsync(request, null, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// A scheduled run (<paramref name="schedule"/> names it: hourly, daily) over all ads: null, changing nothing, when a
+    /// run of that schedule over that range already succeeded (another reconciler instance made it first).
+    /// </summary>
+    public async Task<ReconcileReport?> RunScheduledAsync(string schedule, DateTime from, DateTime to, CancellationToken cancellationToken)
+    {
+        await EnsureFinalAsync(to, cancellationToken);
+        await using var held = await LockAsync(cancellationToken);
+        var done = await ScheduledDoneAsync(schedule, from, cancellationToken);
+        if (done.Contains((from, to)))
+        {
+            return null;
+        }
+
+        return await RunLockedAsync(new ReconcileRequest(from, to, null, false), schedule, null, cancellationToken);
+    }
+
+    /// <summary>The ranges starting at or after <paramref name="since"/> that a run of <paramref name="schedule"/> reconciled (succeeded or partial).</summary>
+    public async Task<HashSet<(DateTime From, DateTime To)>> ScheduledDoneAsync(string schedule, DateTime since, CancellationToken cancellationToken)
+    {
+        await using var command = _dataSource.CreateCommand("""
+            SELECT range_from, range_to FROM reconciliation_runs
+            WHERE schedule = $1 AND range_from >= $2 AND status IN ('succeeded', 'partial')
+            """);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = schedule });
+        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = since });
+        var done = new HashSet<(DateTime, DateTime)>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            done.Add((DateTime.SpecifyKind(reader.GetDateTime(0), DateTimeKind.Utc), DateTime.SpecifyKind(reader.GetDateTime(1), DateTimeKind.Utc)));
+        }
+
+        return done;
+    }
+
+    /// <summary>
+    /// Windows ending at or before this instant are final and may be corrected: closed by the wall clock (their end plus
+    /// the aggregator's grace has passed; rounded down to a whole minute) and, while a sink reports final counts (one did
+    /// in the last 10 minutes, as the query API's completeThrough counts it), not past the least final watermark stored
+    /// for clicks.minute's partitions, so an aggregator lagging behind the clock holds corrections back too.
+    /// </summary>
+    public async Task<DateTime> FinalThroughAsync(CancellationToken cancellationToken) => (await FinalityAsync(cancellationToken)).FinalThrough;
+
+    private async Task<(DateTime FinalThrough, DateTime? Stream)> FinalityAsync(CancellationToken cancellationToken)
+    {
+        var closed = _time.GetUtcNow().UtcDateTime - _grace;
+        closed = new DateTime(closed.Ticks - (closed.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
+        await using var command = _dataSource.CreateCommand(
+            "SELECT min(final_through) FROM stream_progress WHERE updated_at > now() - interval '10 minutes'");
+        var stream = await command.ExecuteScalarAsync(cancellationToken) is DateTime s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : (DateTime?)null;
+        return (stream is { } through && through < closed ? through : closed, stream);
+    }
+
+    private async Task EnsureFinalAsync(DateTime to, CancellationToken cancellationToken)
+    {
+        var (finalThrough, stream) = await FinalityAsync(cancellationToken);
+        if (to > finalThrough)
+        {
+            throw new RangeNotFinalException(to, finalThrough, _grace, stream);
+        }
+    }
+
+    /// <summary>Takes <see cref="LockKey"/>, waiting for the run holding it, on a connection of its own kept until disposed.</summary>
+    private async Task<RunLock> LockAsync(CancellationToken cancellationToken)
+    {
+        var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await using var command = new NpgsqlCommand("SELECT pg_advisory_lock($1)", connection);
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = LockKey });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+            return new RunLock(connection);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    private sealed class RunLock(NpgsqlConnection connection) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            try
+            {
+                // Pooled connections keep their session (No Reset On Close), so the lock is released explicitly; a
+                // broken connection's session ended, and its lock with it.
+                await using var command = new NpgsqlCommand("SELECT pg_advisory_unlock($1)", connection);
+                command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = LockKey });
+                await command.ExecuteNonQueryAsync(CancellationToken.None);
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                // Nothing more to release.
+            }
+            finally
+            {
+                await connection.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task<ReconcileReport> RunLockedAsync(ReconcileRequest request, string? schedule, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
         var started = Stopwatch.StartNew();
 
-        // The database's counts are read while the log is recounted: the two take different resources.
+        // The database's counts are read while the log is recounted: the two take different resources. The log is read
+        // to its end as of now, so every click of the range written so far, however late (a drained spool), is counted.
         var storedTask = StoredAsync(request, cancellationToken);
-        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken, request.WrittenUntil), cancellationToken);
+        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken, toLogEnd: true), cancellationToken);
         var stored = await storedTask;
         var coveredFrom = raw.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
 
@@ -113,7 +269,7 @@ public sealed class ClickReconciler
             raw.UndecodableRecords);
         if (!request.DryRun)
         {
-            runId = await StoreAsync(report, cancellationToken);
+            runId = await StoreAsync(report, schedule, cancellationToken);
         }
 
         return report with { RunId = runId };
@@ -256,11 +412,11 @@ public sealed class ClickReconciler
         }
     }
 
-    private async Task<long> StoreAsync(ReconcileReport report, CancellationToken cancellationToken)
+    private async Task<long> StoreAsync(ReconcileReport report, string? schedule, CancellationToken cancellationToken)
     {
         await using var command = _dataSource.CreateCommand("""
-            INSERT INTO reconciliation_runs (range_from, range_to, ad_id, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, report, started_at, finished_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now() - $11 * interval '1 second', now())
+            INSERT INTO reconciliation_runs (range_from, range_to, ad_id, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, report, started_at, finished_at, schedule)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now() - $11 * interval '1 second', now(), $12)
             RETURNING run_id
             """);
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = report.From });
@@ -274,6 +430,7 @@ public sealed class ClickReconciler
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = report.Status });
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = JsonSerializer.Serialize(report, ReconcileJsonContext.Default.ReconcileReport) });
         command.Parameters.Add(new NpgsqlParameter<double> { TypedValue = report.DurationSeconds });
+        command.Parameters.Add(new NpgsqlParameter { Value = (object?)schedule ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 }

@@ -13,7 +13,7 @@ namespace KafkaClicks.Reconciler;
 /// Part of the reconciler role: follows clicks.late (clicks the aggregator received after their window's grace) and
 /// recounts the hours of those that reached clicks.raw too late for their hour's scheduled run to read them, that
 /// is more than <see cref="ReconcilerOptions.Lateness"/> after the hour, as after a long broker outage drained from
-/// the ingest spool. Such a recount reads the log up to the newest of those clicks. Offsets on clicks.late are
+/// the ingest spool. Such a recount, like every run, reads the log to its end. Offsets on clicks.late are
 /// committed only after the recounts they asked for succeeded, so a crash or a failed run recounts again.
 /// </summary>
 public sealed partial class LateClickReconciler : BackgroundService
@@ -128,7 +128,10 @@ public sealed partial class LateClickReconciler : BackgroundService
         }
     }
 
-    /// <summary>Recounts every pending hour; true when all succeeded (they are then forgotten).</summary>
+    /// <summary>
+    /// Recounts every pending hour; true when all succeeded (they are then forgotten). An hour not final yet (the stream
+    /// still lags behind it) fails like a database outage, and is recounted after LateClickDelay.
+    /// </summary>
     private async Task<bool> RecountAsync(Dictionary<DateTime, DateTime> pending, CancellationToken cancellationToken)
     {
         foreach (var (hour, newest) in pending.OrderBy(p => p.Key).ToList())
@@ -136,10 +139,10 @@ public sealed partial class LateClickReconciler : BackgroundService
             try
             {
                 LogRecounting(hour, newest);
-                await _scheduler.RunAsync(hour, hour + Hour, cancellationToken, newest + _options.Lateness);
+                await _scheduler.RunAsync(hour, hour + Hour, cancellationToken);
                 pending.Remove(hour);
             }
-            catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException or RangeNotFinalException && !cancellationToken.IsCancellationRequested)
             {
                 LogFailed(hour, e.Message);
                 return false;

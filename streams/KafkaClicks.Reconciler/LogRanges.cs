@@ -8,13 +8,14 @@ public sealed record LogRange(IReadOnlyList<(TopicPartition Partition, long Star
 /// <summary>
 /// Finds the offsets of a time range (by record timestamp) on every partition of a topic. Where retention moved a
 /// partition's log start past the range's start, <see cref="LogRange.CoveredFrom"/> says from when on the log is
-/// complete, so callers report the lost part instead of silently undercounting it.
+/// complete, so callers report the lost part instead of silently undercounting it. A null end reads every partition to
+/// its end (high watermark) as of the call, whatever the records' timestamps say.
 /// </summary>
 public static class LogRanges
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime to)
+    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime? to)
     {
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var metadata = admin.GetMetadata(topic, Timeout).Topics.Single();
@@ -25,7 +26,9 @@ public static class LogRanges
 
         var partitions = metadata.Partitions.Select(p => new TopicPartition(topic, p.PartitionId)).ToList();
         var starts = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(from))), Timeout);
-        var ends = consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(to))), Timeout);
+        var ends = to is { } until
+            ? consumer.OffsetsForTimes(partitions.Select(p => new TopicPartitionTimestamp(p, new Timestamp(until))), Timeout)
+            : partitions.Select(p => new TopicPartitionOffset(p, Offset.End)).ToList();
         var plan = new List<(TopicPartition, long, long)>();
         DateTime? coveredFrom = null;
         foreach (var partition in partitions)

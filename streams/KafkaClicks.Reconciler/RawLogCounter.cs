@@ -78,17 +78,17 @@ public sealed class RawLogCounter
 
     /// <summary>
     /// Counts the clicks made in [<paramref name="from"/>, <paramref name="to"/>) among the records written from
-    /// <c>from - lateness</c> to <c>to + lateness</c>, or to <paramref name="writtenUntil"/> when that is later.
+    /// <c>from - lateness</c> to <c>to + lateness</c>, or, with <paramref name="toLogEnd"/>, to the end of the log as it
+    /// is when the count starts (every click written so far, however late).
     /// </summary>
     public RawCounts Count(DateTime from, DateTime to, long? adId, IProgress<ReadProgress>? progress, CancellationToken cancellationToken,
-        DateTime? writtenUntil = null)
+        bool toLogEnd = false)
     {
         var result = new RawCounts();
         IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
         using (var planner = CreateConsumer())
         {
-            var end = writtenUntil is { } until && until > to + _lateness ? until : to + _lateness;
-            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback), end);
+            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback), toLogEnd ? null : to + _lateness);
             plan = range.Partitions;
 
             // Only a log that starts after from - lateness misses clicks of the range; one that lacks part of the

@@ -11,7 +11,11 @@ public sealed class ReconcilerOptions
     /// <summary>Cron expression (UTC) for the daily run, which reconciles the previous UTC day.</summary>
     public string DailySchedule { get; set; } = "30 0 * * *";
 
-    /// <summary>How far past a range the raw log is read for late clicks.</summary>
+    /// <summary>
+    /// How far before a range the raw log is read (records are in write order, clicks of the range can sit among earlier
+    /// timestamps), and how long after its hour a late click may reach the log and still be left to the hour's scheduled
+    /// run; a run reads past its range to the end of the log.
+    /// </summary>
     public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>
@@ -36,6 +40,15 @@ public sealed class ReconcilerOptions
     /// after the hour) are recounted this way; the scheduled runs count the others.
     /// </summary>
     public TimeSpan LateClickDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>
+    /// How soon a scheduled run that could not be done (it failed, or its windows were not final yet) is tried again;
+    /// scheduled runs missed while no reconciler was running are made up at start.
+    /// </summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How far back missed scheduled runs are made up (Kafka:RawRetention's default: older clicks are gone from the log).</summary>
+    public TimeSpan MakeUpWithin { get; set; } = TimeSpan.FromDays(7);
 
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;

@@ -29,7 +29,7 @@ public static class ReconcileCommand
         {
             if (result.GetValue(lateness) < TimeSpan.Zero)
             {
-                result.AddError("--lateness must be zero or positive (how far past the range the log is read, e.g. 00:05:00).");
+                result.AddError("--lateness must be zero or positive (how far around the range the log is read, e.g. 00:05:00).");
             }
         });
         return lateness;
@@ -42,7 +42,7 @@ public static class ReconcileCommand
         var ad = new Option<long?>("--ad") { Description = "Only this ad." };
         var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
-        var lateness = LatenessOption("for late clicks");
+        var lateness = LatenessOption("for clicks written late (reconcile reads past the range to the end of the log)");
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",
@@ -57,7 +57,10 @@ public static class ReconcileCommand
         var command = new Command("reconcile",
             "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
             "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
-            $"Exit code 0 when done, {Partial} when the log no longer holds the start of the range (that part is not corrected).");
+            "The log is read to its end, so every click of the range written so far is counted; runs that correct wait for one " +
+            "another (one at a time per database) and only correct final windows: --to may not pass the end of the last minute " +
+            "closed (its end plus Aggregator:Grace passed, and the stream stored its final counts) unless --dry-run. " +
+            $"Exit code 0 when done, 2 for bad arguments (also a --to not final yet), {Partial} when the log no longer holds the start of the range (that part is not corrected).");
         foreach (var option in new Option[] { from, to, ad, dryRun, json, lateness, readers })
         {
             command.Options.Add(option);
@@ -82,9 +85,20 @@ public static class ReconcileCommand
 
             var reconciler = new ClickReconciler(dataSource,
                 new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
-                    KafkaOptions.NamesOf(configuration).ClicksRaw));
-            var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
-                progress => reconciler.RunAsync(request, progress, ct));
+                    KafkaOptions.NamesOf(configuration).ClicksRaw),
+                ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
+            ReconcileReport report;
+            try
+            {
+                report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
+                    progress => reconciler.RunAsync(request, progress, ct));
+            }
+            catch (RangeNotFinalException e)
+            {
+                await Console.Error.WriteLineAsync($"kafkaclicks: --to: {e.Message}\nSee 'kafkaclicks reconcile --help'.");
+                return CliErrors.Usage;
+            }
+
             if (parse.GetValue(json))
             {
                 Console.WriteLine(JsonSerializer.Serialize(report, ReconcileJsonContext.Default.ReconcileReport));

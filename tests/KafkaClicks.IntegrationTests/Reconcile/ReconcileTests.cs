@@ -39,7 +39,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         new(broker.BootstrapServers, lateness, readers, topic: broker.Names.ClicksRaw);
 
     /// <summary>The product's CLI pointed at this test's broker (and its names) and database.</summary>
-    private static Dictionary<string, string> CliEnvironment(BrokerHandle broker, TestDatabase? db = null)
+    internal static Dictionary<string, string> CliEnvironment(BrokerHandle broker, TestDatabase? db = null)
     {
         var environment = new Dictionary<string, string>
         {
@@ -54,7 +54,8 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         return environment;
     }
 
-    internal static void Produce(BrokerHandle broker, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true)
+    /// <param name="writtenAt">The records' timestamp (when they reached the log); by default the click's own time.</param>
+    internal static void Produce(BrokerHandle broker, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true, DateTime? writtenAt = null)
     {
         using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
             {
@@ -72,7 +73,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             {
                 Key = click.ImpressionId,
                 Value = click,
-                Timestamp = new Timestamp(click.ClickedAt),
+                Timestamp = new Timestamp(writtenAt ?? click.ClickedAt),
             });
         }
 
@@ -106,7 +107,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         return clicks;
     }
 
-    private static Dictionary<(long AdId, DateTime Minute, int Salt), long> Truth(IEnumerable<ClickEvent> clicks)
+    internal static Dictionary<(long AdId, DateTime Minute, int Salt), long> Truth(IEnumerable<ClickEvent> clicks)
     {
         var seen = new HashSet<string>();
         var truth = new Dictionary<(long, DateTime, int), long>();
@@ -119,7 +120,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         return truth;
     }
 
-    private static async Task StoreAsync(TestDatabase db, IEnumerable<KeyValuePair<(long AdId, DateTime Minute, int Salt), long>> rows)
+    internal static async Task StoreAsync(TestDatabase db, IEnumerable<KeyValuePair<(long AdId, DateTime Minute, int Salt), long>> rows)
     {
         foreach (var ((adId, minute, salt), clicks) in rows)
         {
@@ -129,7 +130,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         }
     }
 
-    private static async Task<Dictionary<(long, DateTime), long>> StoredTotalsAsync(TestDatabase db)
+    internal static async Task<Dictionary<(long, DateTime), long>> StoredTotalsAsync(TestDatabase db)
     {
         var totals = new Dictionary<(long, DateTime), long>();
         await using var command = db.DataSource.CreateCommand("SELECT ad_id, minute, sum(clicks)::bigint FROM ad_clicks_minute GROUP BY 1, 2 HAVING sum(clicks) > 0");
@@ -149,7 +150,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     /// <summary>The clicks of T0's day in the daily rollup.</summary>
     private static Task<long> DailySumAsync(TestDatabase db) => db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_daily WHERE day = $1", T0.Date);
 
-    private static Dictionary<(long, DateTime), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> rows) =>
+    internal static Dictionary<(long, DateTime), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> rows) =>
         rows.GroupBy(r => (r.Key.AdId, r.Key.Minute)).ToDictionary(g => g.Key, g => g.Sum(r => r.Value));
 
     [Fact]
@@ -255,10 +256,11 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
             AdId = adId, Salt = 0, WindowStart = T0, Clicks = clicks, Final = true, EmittedAt = emittedAt,
         };
 
-        // The aggregator missed a click (say it reached clicks.raw late); the reconciler recounts 5.
+        // The aggregator missed a click (say it reached clicks.raw late); the reconciler recounts 5. (Its final marks the
+        // stream final through T0 + 1 minute, so that is as far as a run may correct.)
         await writer.WriteAsync([new MinuteCountRecord(AggregatorFinal(1, 4, T0.AddMinutes(2)), 0)], default);
         var report = await new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)))
-            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default);
+            .RunAsync(new ReconcileRequest(T0, T0.AddMinutes(1), null, DryRun: false), null, default);
         Assert.Equal(1, report.WindowsCorrected);
         Assert.Equal(5L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
 
@@ -454,7 +456,7 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         });
         listener.Start();
         var scheduler = new ReconciliationScheduler(
-            new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5))),
+            new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5))), db.DataSource,
             Microsoft.Extensions.Options.Options.Create(new ReconcilerOptions { AlertThreshold = 2 }),
             TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<ReconciliationScheduler>.Instance);
 
