@@ -22,38 +22,26 @@ public static class ReconcileCommand
     {
         var lateness = new Option<TimeSpan>("--lateness")
         {
-            Description = $"How far before and past the range the log is read {purpose} (default 00:05:00).",
+            Description = $"How far before and past the range the log is read {purpose}, e.g. 5m or 00:05:00 (default 5m).",
             DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
+            CustomParser = CliValues.Duration(TimeSpan.Zero, TimeSpan.MaxValue, "zero or positive (how far past the range the log is read, e.g. 5m)"),
         };
-        lateness.Validators.Add(result =>
-        {
-            if (result.GetValue(lateness) < TimeSpan.Zero)
-            {
-                result.AddError("--lateness must be zero or positive (how far past the range the log is read, e.g. 00:05:00).");
-            }
-        });
         return lateness;
     }
 
     public static Command Create()
     {
-        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
-        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
-        var ad = new Option<long?>("--ad") { Description = "Only this ad." };
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliValues.Instant };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliValues.Instant };
+        var ad = new Option<long?>("--ad") { Description = "Only this ad.", CustomParser = r => CliValues.Number(long.MinValue, long.MaxValue, "an ad id")(r) };
         var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
         var lateness = LatenessOption("for late clicks");
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",
+            CustomParser = r => CliValues.Number(1, int.MaxValue, "at least 1")(r),
         };
-        readers.Validators.Add(result =>
-        {
-            if (result.GetValue(readers) is < 1)
-            {
-                result.AddError("--readers must be at least 1.");
-            }
-        });
         var command = new Command("reconcile",
             "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
             "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
@@ -68,8 +56,7 @@ public static class ReconcileCommand
             var request = new ReconcileRequest(parse.GetValue(from)!.Value, parse.GetValue(to)!.Value, parse.GetValue(ad), parse.GetValue(dryRun));
             if (request.From >= request.To)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks reconcile --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("reconcile", ["--from must be before --to"]);
             }
 
             var configuration = KafkaClicksHost.LoadConfiguration();

@@ -12,18 +12,15 @@ public static class ReplayCommand
     public static Command Create()
     {
         var topic = new Option<string>("--topic") { Description = "Topic to read, e.g. clicks.raw.", Required = true };
-        var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
-        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliValues.Instant };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliValues.Instant };
         var toTopic = new Option<string>("--to-topic") { Description = "Topic to republish to (must exist).", Required = true };
         var lateness = ReconcileCommand.LatenessOption("for records written out of timestamp order");
-        var rate = new Option<int?>("--rate") { Description = "At most this many records per second (default: as fast as possible)." };
-        rate.Validators.Add(r =>
+        var rate = new Option<int?>("--rate")
         {
-            if (r.GetValueOrDefault<int?>() is <= 0)
-            {
-                r.AddError("--rate must be positive");
-            }
-        });
+            Description = "At most this many records per second (default: as fast as possible).",
+            CustomParser = r => CliValues.Number(1, int.MaxValue, "positive")(r),
+        };
         var command = new Command("replay",
             "Republish the records of a topic whose timestamps fall in a range to another topic: same keys, values, headers and " +
             "timestamps, same partition number (modulo the target's partition count); the log is read --lateness before and past " +
@@ -38,16 +35,14 @@ public static class ReplayCommand
             var (start, end) = (parse.GetValue(from)!.Value, parse.GetValue(to)!.Value);
             if (start >= end)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks replay --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("replay", ["--from must be before --to"]);
             }
 
             var source = parse.GetValue(topic)!;
             var target = parse.GetValue(toTopic)!;
             if (source == target)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --to-topic must differ from --topic\nSee 'kafkaclicks replay --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("replay", ["--to-topic must differ from --topic"]);
             }
 
             var configuration = KafkaClicksHost.LoadConfiguration();
