@@ -20,7 +20,8 @@ public static class BrokerCommand
         {
             var overrides = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "" };
             var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.None, parse.GetValue(port), ct);
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: false);
+            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.None, parse.GetValue(port), logging, ct);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
             Console.WriteLine($"try: kcat -b {broker.BootstrapServers} -L");
             Console.WriteLine("Ctrl-C stops the broker.");

@@ -4,6 +4,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Spectre.Console;
 
@@ -67,9 +68,10 @@ public static class ReconcileCommand
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
                 new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
-                    KafkaOptions.NamesOf(configuration).ClicksRaw));
+                    KafkaOptions.NamesOf(configuration).ClicksRaw, logging.CreateLogger<RawLogCounter>()));
             var report = await CliProgress.RunAsync("reading clicks.raw", "events", parse.GetValue(json),
                 progress => reconciler.RunAsync(request, progress, ct));
             if (parse.GetValue(json))

@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Cli.Commands;
 
@@ -47,8 +48,10 @@ public static class ReplayCommand
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             var bootstrap = ReconcileCommand.BootstrapServers(configuration);
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
+            var logger = logging.CreateLogger(typeof(ReplayCommand));
             var (copied, undelivered, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
-                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), progress, ct), ct));
+                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), logger, progress, ct), ct));
             Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
             if (undelivered.Count > 0)
             {
@@ -88,7 +91,7 @@ public static class ReplayCommand
     }
 
     private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
-        DateTime from, DateTime to, TimeSpan lateness, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
+        DateTime from, DateTime to, TimeSpan lateness, int? rate, ILogger logger, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
     {
         using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
@@ -96,8 +99,8 @@ public static class ReplayCommand
             GroupId = "kafkaclicks-replay",
             EnableAutoCommit = false,
             EnablePartitionEof = true,
-        }).Build();
-        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).Build();
+        }).LogTo(logger).Build();
+        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).LogTo(logger).Build();
         using var admin = new DependentAdminClientBuilder(producer.Handle).Build();
         var targetMetadata = admin.GetMetadata(target, TimeSpan.FromSeconds(15)).Topics.Single();
         if (targetMetadata.Error.IsError || targetMetadata.Partitions.Count == 0)
@@ -107,7 +110,7 @@ public static class ReplayCommand
 
         var targetPartitions = targetMetadata.Partitions.Count;
         // Records are in write order, not timestamp order: read a margin on both sides and copy those inside the range.
-        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness);
+        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness, logger);
         var total = range.Partitions.Sum(p => p.End - p.Start);
         var undelivered = new Undelivered();
         progress.Report(new ReadProgress(0, total));

@@ -229,6 +229,23 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Equal(result.RootElement.GetProperty("sent").GetInt64(), result.RootElement.GetProperty("errors").GetInt64());
     }
 
+    [Fact]
+    public async Task Librdkafkas_own_log_lines_go_through_the_logger_to_stderr_and_the_failure_ends_in_one_line()
+    {
+        // Nothing listens on the port: librdkafka logs each refused connection until the metadata request times out.
+        var (exitCode, output, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = $"127.0.0.1:{FreePorts.Next().ToString(CultureInfo.InvariantCulture)}",
+        }, "topics", "list", "--json");
+
+        Assert.Equal(1, exitCode);
+        Assert.Empty(output);
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("kafkaclicks: Kafka: ", lines[^1], StringComparison.Ordinal);
+        Assert.NotEmpty(lines[..^1]);
+        Assert.All(lines[..^1], line => Assert.Matches(@"^\d\d:\d\d:\d\d \w+: \S+\[9201\] librdkafka rdkafka#consumer-\d+ [A-Z]+: ", line));
+    }
+
     private static IEnumerable<(string Path, Command Command)> Commands(Command parent, string prefix)
     {
         foreach (var command in parent.Subcommands)
