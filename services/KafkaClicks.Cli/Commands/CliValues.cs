@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.CommandLine.Parsing;
 using System.Globalization;
 using System.Numerics;
@@ -12,6 +13,10 @@ namespace KafkaClicks.Cli.Commands;
 /// </summary>
 public static class CliValues
 {
+    /// <summary>An option with a default, whose value <paramref name="parser"/> reads and checks.</summary>
+    public static Option<T> Option<T>(string name, string description, T defaultValue, Func<ArgumentResult, T> parser) =>
+        new(name) { Description = description, DefaultValueFactory = _ => defaultValue, CustomParser = parser };
+
     /// <summary>An instant: ISO-8601, UTC when no offset is given.</summary>
     public static DateTime? Instant(ArgumentResult result)
     {

@@ -19,16 +19,9 @@ public static class ReconcileCommand
     /// --lateness: how far before and past a range the log is read, since a partition's records are in write order and a
     /// record written late (a spool drained after an outage) sits among later timestamps.
     /// </summary>
-    internal static Option<TimeSpan> LatenessOption(string purpose)
-    {
-        var lateness = new Option<TimeSpan>("--lateness")
-        {
-            Description = $"How far before and past the range the log is read {purpose}, e.g. 5m or 00:05:00 (default 5m).",
-            DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
-            CustomParser = CliValues.Duration(TimeSpan.Zero, TimeSpan.MaxValue, "zero or positive (how far past the range the log is read, e.g. 5m)"),
-        };
-        return lateness;
-    }
+    internal static Option<TimeSpan> LatenessOption(string purpose) => CliValues.Option("--lateness",
+        $"How far before and past the range the log is read {purpose}, e.g. 5m or 00:05:00 (default 5m).", TimeSpan.FromMinutes(5),
+        CliValues.Duration(TimeSpan.Zero, TimeSpan.MaxValue, "zero or positive (how far past the range the log is read, e.g. 5m)"));
 
     public static Command Create()
     {
