@@ -7,7 +7,8 @@
 #                                lane (embedded, timescale, cluster; default all three); prints "N passed, N failed[, N skipped]"
 #   infra/dev.sh up|down|status  up: the plain PostgreSQL and Redis; down: those, the TimescaleDB server and the Kafka test cluster
 #   infra/dev.sh bench NAME [--json]   run a benchmark (see benchmarks/README.md)
-#   infra/dev.sh cli ARGS...     run the built kafkaclicks command line with the local dev configuration
+#   infra/dev.sh cli ARGS...     run the kafkaclicks command line with the local dev configuration (built first when
+#                                it is missing or older than its sources)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -162,11 +163,31 @@ build() {
   log "building (Release)"
   # Build output goes to stderr so that commands printing JSON (bench --json) keep stdout clean.
   dotnet build "$ROOT/KafkaClicks.sln" -c Release -nologo -v q -clp:ErrorsOnly >&2
-  dotnet publish "$ROOT/services/KafkaClicks.Cli/KafkaClicks.Cli.csproj" -c Release -nologo -v q -clp:ErrorsOnly \
-    --no-build -o "$ROOT/artifacts/cli" >/dev/null
+  publish_cli --no-build
 }
 
-cli() { KAFKACLICKS_CONFIG="$CONFIG" dotnet "$CLI_DLL" "$@"; }
+# Publishes the command line to artifacts/cli (building it unless given --no-build).
+publish_cli() {
+  dotnet publish "$ROOT/services/KafkaClicks.Cli/KafkaClicks.Cli.csproj" -c Release -nologo -v q -clp:ErrorsOnly \
+    "$@" -o "$ROOT/artifacts/cli" >&2
+  # An unchanged output keeps its old time: mark it as built from the current sources (see cli_stale).
+  touch "$CLI_DLL"
+}
+
+# True when a source the command line is built from (C#, project files, SQL, schemas, settings) is newer than it.
+cli_stale() {
+  [ -f "$CLI_DLL" ] || return 0
+  [ -n "$(find "$ROOT/Directory.Build.props" "$ROOT/Directory.Packages.props" "$ROOT/services" "$ROOT/streams" "$ROOT/schemas" \
+    "$ROOT/infra/KafkaClicks.Broker" "$ROOT/infra/KafkaClicks.Migrations" "$ROOT/infra/sql" \
+    \( -name bin -o -name obj \) -prune -o -newer "$CLI_DLL" -type f \
+    \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.sql' -o -name '*.avsc' -o -name '*.json' \) -print -quit)" ]
+}
+
+cli() {
+  ensure_config
+  if cli_stale; then log "building the command line (Release)"; publish_cli; fi
+  KAFKACLICKS_CONFIG="$CONFIG" dotnet "$CLI_DLL" "$@"
+}
 
 setup() { ensure_packages; ensure_timescaledb; start_postgres; start_redis; ensure_config; build; }
 
@@ -302,6 +323,6 @@ case "$cmd" in
   pg-start) start_postgres ;;
   pg-down) if pg_running; then log "stopping PostgreSQL ($PG_FLAVOR)"; as_root runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null; fi ;;
   pg-port) echo "$PG_PORT" ;;
-  help|-h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' ;;
-  *) echo "dev.sh: unknown command '$cmd'" >&2; sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+  help|-h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' ;;
+  *) echo "dev.sh: unknown command '$cmd'" >&2; sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

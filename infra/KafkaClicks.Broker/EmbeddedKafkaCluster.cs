@@ -18,6 +18,9 @@ public sealed record EmbeddedKafkaOptions
     /// Only supported with <see cref="BrokerCount"/> = 1.
     /// </summary>
     public int? Port { get; init; }
+
+    /// <summary>Where the metadata client's librdkafka log lines go (null: librdkafka's default, stderr).</summary>
+    public Action<IClient, LogMessage>? LogHandler { get; init; }
 }
 
 /// <summary>
@@ -29,6 +32,7 @@ public sealed class EmbeddedKafkaCluster : IDisposable
 {
     private readonly Lock _gate = new();
     private readonly TcpForwarder? _forwarder;
+    private readonly Action<IClient, LogMessage>? _logHandler;
     private IntPtr _rk;
     private IntPtr _mcluster;
     private IAdminClient? _metadataClient;
@@ -49,6 +53,7 @@ public sealed class EmbeddedKafkaCluster : IDisposable
         }
 
         BrokerCount = options.BrokerCount;
+        _logHandler = options.LogHandler;
         LibrdkafkaMockNative.EnsureInitialized();
 
         // Bind the fixed port before starting anything so a port in use fails fast and cleanly.
@@ -183,7 +188,7 @@ public sealed class EmbeddedKafkaCluster : IDisposable
                 ClientId = "kafkaclicks-embedded-broker-metadata",
                 // Metadata requests must not auto-create the topic being checked.
                 AllowAutoCreateTopics = false,
-            }).Build();
+            }).SetLogHandler(_logHandler).Build();
             admin = _metadataClient;
         }
 

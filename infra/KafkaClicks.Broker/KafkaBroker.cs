@@ -1,3 +1,4 @@
+using Confluent.Kafka;
 using KafkaClicks.Contracts;
 
 namespace KafkaClicks.Broker;
@@ -22,6 +23,9 @@ public sealed record KafkaBrokerOptions
 
     /// <summary>The topic and group names of the deployment using the broker (<c>Kafka:NamePrefix</c>).</summary>
     public KafkaNames Names { get; init; } = KafkaNames.Default;
+
+    /// <summary>Where librdkafka's log lines of the clients the broker builds go (null: librdkafka's default, stderr).</summary>
+    public Action<IClient, LogMessage>? LogHandler { get; init; }
 }
 
 /// <summary>
@@ -57,7 +61,7 @@ public static class KafkaBroker
                     "The embedded broker cannot provide exactly-once processing: it drops transactional offset commits and does not hide aborted records.");
             }
 
-            var cluster = new EmbeddedKafkaCluster(new EmbeddedKafkaOptions { Port = options.EmbeddedPort });
+            var cluster = new EmbeddedKafkaCluster(new EmbeddedKafkaOptions { Port = options.EmbeddedPort, LogHandler = options.LogHandler });
             try
             {
                 cluster.CreateTopics(specs);
@@ -71,7 +75,7 @@ public static class KafkaBroker
             return new BrokerHandle(cluster.BootstrapServers, options.Names, cluster, null);
         }
 
-        var provisioner = new KafkaTopicProvisioner(bootstrapServers, options.AdminClientConfig) { Timeout = options.ProvisionTimeout };
+        var provisioner = new KafkaTopicProvisioner(bootstrapServers, options.AdminClientConfig) { Timeout = options.ProvisionTimeout, LogHandler = options.LogHandler };
         var handle = new BrokerHandle(bootstrapServers, options.Names, null, provisioner);
         try
         {

@@ -30,6 +30,9 @@ public sealed class KafkaTopicProvisioner
         (e as KafkaException ?? e.InnerException as KafkaException)?.Error.Code
             is ErrorCode.Local_TimedOut or ErrorCode.Local_Transport or ErrorCode.Local_AllBrokersDown or ErrorCode.RequestTimedOut;
 
+    /// <summary>Where the admin client's librdkafka log lines go (null: librdkafka's default, stderr).</summary>
+    public Action<IClient, LogMessage>? LogHandler { get; init; }
+
     /// <summary>Timeout for the CreateTopics request and the metadata check. Default 30 s.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 
@@ -52,7 +55,7 @@ public sealed class KafkaTopicProvisioner
             return;
         }
 
-        using var admin = new AdminClientBuilder(_config).Build();
+        using var admin = new AdminClientBuilder(_config).SetLogHandler(LogHandler).Build();
         var specifications = specs.Select(s => new TopicSpecification
         {
             Name = s.Name,

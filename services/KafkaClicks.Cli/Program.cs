@@ -1,29 +1,16 @@
-using System.CommandLine;
+using System.CommandLine.Parsing;
 using KafkaClicks.Cli.Commands;
 
-var root = new RootCommand("kafkaclicks: self-hosted ad click aggregation. One program hosts every role.");
-root.Subcommands.Add(UpCommand.Create());
-root.Subcommands.Add(RunCommand.Create());
-root.Subcommands.Add(MigrateCommand.Create());
-root.Subcommands.Add(BrokerCommand.Create());
-root.Subcommands.Add(ReconcileCommand.Create());
-root.Subcommands.Add(RunsCommand.Create());
-root.Subcommands.Add(ReplayCommand.Create());
-root.Subcommands.Add(KafkaAdminCommands.Topics());
-root.Subcommands.Add(KafkaAdminCommands.Lag());
-root.Subcommands.Add(LoadgenCommand.Create());
-
-var parsed = root.Parse(args);
+var parsed = KafkaClicksCommands.Root().Parse(args);
 if (parsed.Errors.Count > 0)
 {
-    foreach (var error in parsed.Errors)
+    var command = new List<string>();
+    for (var result = parsed.CommandResult; result.Parent is CommandResult parent; result = parent)
     {
-        Console.Error.WriteLine($"kafkaclicks: {error.Message}");
+        command.Insert(0, result.Command.Name);
     }
 
-    var command = parsed.CommandResult.Command == root ? "" : " " + parsed.CommandResult.Command.Name;
-    Console.Error.WriteLine($"See 'kafkaclicks{command} --help'.");
-    return CliErrors.Usage;
+    return CliErrors.BadArguments(string.Join(' ', command), parsed.Errors.Select(e => e.Message.TrimEnd('.')));
 }
 
 return await parsed.InvokeAsync();

@@ -2,6 +2,7 @@ using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Ingest;
@@ -23,10 +24,12 @@ public sealed class ClickEventProducer : IDisposable
     private readonly Timer _refresh;
     private volatile int _partitionCount;
 
-    public ClickEventProducer(IConfiguration configuration, ISerializer<ClickEvent> serializer, IOptions<IngestOptions> options)
+    public ClickEventProducer(IConfiguration configuration, ISerializer<ClickEvent> serializer, IOptions<IngestOptions> options,
+        ILogger<ClickEventProducer> logger)
     {
         _producer = new ProducerBuilder<string, ClickEvent>(KafkaOptions.ProducerConfig(configuration))
             .SetValueSerializer(serializer)
+            .LogTo(logger)
             .Build();
         _timeout = options.Value.ProduceTimeout;
         _topic = KafkaOptions.NamesOf(configuration).ClicksRaw;

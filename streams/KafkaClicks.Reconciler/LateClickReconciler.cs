@@ -55,6 +55,7 @@ public sealed partial class LateClickReconciler : BackgroundService
         config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(30).TotalMilliseconds; // a recount can take minutes
         using var consumer = new ConsumerBuilder<string, ClickEvent>(config)
             .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
+            .LogTo(_logger)
             .Build();
         consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksLate);
         var pending = new Dictionary<DateTime, DateTime>(); // hour -> newest write time of its late clicks

@@ -1,4 +1,6 @@
 using Confluent.Kafka;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Reconciler;
 
@@ -15,7 +17,10 @@ public static class LogRanges
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
-    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime? to)
+    /// <param name="to">Where reading ends: the first records written at or after it; null: the end of the log now.</param>
+    /// <param name="logger">Where librdkafka's log lines of the readers built here go (default: librdkafka's, stderr).</param>
+    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime? to,
+        ILogger? logger = null)
     {
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var metadata = admin.GetMetadata(topic, Timeout).Topics.Single();
@@ -45,13 +50,13 @@ public static class LogRanges
             {
                 // "No record at or after the time": trust it only if the newest record agrees; a broker that cannot
                 // look offsets up by time gets the whole partition read (and filtered by time) instead.
-                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(bootstrapServers, partition, watermarks.High.Value - 1) : null;
+                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(bootstrapServers, partition, watermarks.High.Value - 1, logger) : null;
                 startOffset = newest is { } newestAt && newestAt >= from ? watermarks.Low.Value : watermarks.High.Value;
             }
 
             var endOffset = end.Value >= 0 ? end.Value : watermarks.High.Value;
             if (watermarks.Low.Value > 0 && startOffset == watermarks.Low.Value
-                && RecordTimestamp(bootstrapServers, partition, watermarks.Low.Value) is { } firstAt && firstAt > from)
+                && RecordTimestamp(bootstrapServers, partition, watermarks.Low.Value, logger) is { } firstAt && firstAt > from)
             {
                 // Records before the log start were deleted: whatever they held before the first kept record is lost.
                 coveredFrom = coveredFrom is null || firstAt > coveredFrom ? firstAt : coveredFrom;
@@ -66,14 +71,14 @@ public static class LogRanges
         return new LogRange(plan, coveredFrom);
     }
 
-    private static DateTime? RecordTimestamp(string bootstrapServers, TopicPartition partition, long offset)
+    private static DateTime? RecordTimestamp(string bootstrapServers, TopicPartition partition, long offset, ILogger? logger)
     {
         using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
             BootstrapServers = bootstrapServers,
             GroupId = "kafkaclicks-log-ranges",
             EnableAutoCommit = false,
-        }).Build();
+        }).LogTo(logger).Build();
         reader.Assign(new TopicPartitionOffset(partition, offset));
         return reader.Consume(TimeSpan.FromSeconds(10))?.Message.Timestamp.UtcDateTime;
     }

@@ -3,6 +3,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
+using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Reconciler;
 
@@ -54,6 +56,7 @@ public sealed class RawLogCounter
     private readonly TimeSpan _dedupeLookback;
     private readonly int _readers;
     private readonly string _topic;
+    private readonly ILogger? _logger;
 
     /// <param name="bootstrapServers">The cluster holding clicks.raw.</param>
     /// <param name="lateness">How much earlier and later than the range the log is read, for clicks written late.</param>
@@ -64,7 +67,9 @@ public sealed class RawLogCounter
     /// aggregator does not count it.
     /// </param>
     /// <param name="topic">The raw click log's topic (default clicks.raw; see <see cref="KafkaNames"/>).</param>
-    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null)
+    /// <param name="logger">Where the consumers' librdkafka log lines go (default: librdkafka's, stderr).</param>
+    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null,
+        ILogger? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
         ArgumentOutOfRangeException.ThrowIfLessThan(lateness, TimeSpan.Zero, nameof(lateness));
@@ -74,6 +79,7 @@ public sealed class RawLogCounter
         _dedupeLookback = dedupeLookback ?? DefaultDedupeLookback;
         _readers = readers ?? DefaultReaders;
         _topic = topic ?? Topics.ClicksRaw;
+        _logger = logger;
     }
 
     /// <summary>
@@ -88,7 +94,8 @@ public sealed class RawLogCounter
         IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
         using (var planner = CreateConsumer())
         {
-            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback), toLogEnd ? null : to + _lateness);
+            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback),
+                toLogEnd ? null : to + _lateness, _logger);
             plan = range.Partitions;
 
             // Only a log that starts after from - lateness misses clicks of the range; one that lacks part of the
@@ -238,6 +245,7 @@ public sealed class RawLogCounter
                 QueuedMaxMessagesKbytes = 16 * 1024,
             })
             .SetValueDeserializer(RawClickDeserializer.Instance)
+            .LogTo(_logger)
             .Build();
 
     /// <summary>

@@ -208,7 +208,8 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback,
-            KafkaOptions.NamesOf(sp.GetRequiredService<IConfiguration>()).ClicksRaw));
+            KafkaOptions.NamesOf(sp.GetRequiredService<IConfiguration>()).ClicksRaw,
+            sp.GetRequiredService<ILogger<RawLogCounter>>()));
         builder.Services.AddSingleton(sp => new ClickReconciler(
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<RawLogCounter>(),

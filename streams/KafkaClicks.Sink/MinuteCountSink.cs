@@ -76,6 +76,7 @@ public sealed partial class MinuteCountSink : BackgroundService
         using var consumer = new ConsumerBuilder<string, byte[]>(KafkaOptions.ConsumerConfig(_configuration, _options.GroupId))
             .SetKeyDeserializer(Deserializers.Utf8)
             .SetValueDeserializer(Deserializers.ByteArray)
+            .LogTo(_logger)
             .Build();
         consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksMinute);
         var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);

@@ -7,23 +7,21 @@ public static class BrokerCommand
 {
     public static Command Create()
     {
-        var port = new Option<int?>("--port") { Description = "Fixed TCP port for the embedded broker (default: a free port)." };
+        var port = new Option<int?>("--port")
+        {
+            Description = "Fixed TCP port for the embedded broker (default: a free port).",
+            CustomParser = r => CliValues.Number(1, 65535, "between 1 and 65535")(r),
+        };
         var command = new Command("broker",
             "Start the embedded Kafka broker (librdkafka's mock cluster) alone, create every topic, print the bootstrap servers and " +
             "keep running until Ctrl-C, so other processes and kcat can use it. Not for production: it keeps data in memory only.");
-        port.Validators.Add(result =>
-        {
-            if (result.GetValue(port) is < 1 or > 65535)
-            {
-                result.AddError("--port must be between 1 and 65535.");
-            }
-        });
         command.Options.Add(port);
         command.SetAction((parse, ct) => CliErrors.RunUntilStoppedAsync(async () =>
         {
             var overrides = new Dictionary<string, string?> { ["Kafka:BootstrapServers"] = "" };
             var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.None, parse.GetValue(port), ct);
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: false);
+            await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.None, parse.GetValue(port), logging, ct);
             Console.WriteLine($"bootstrap servers: {broker.BootstrapServers}");
             Console.WriteLine($"try: kcat -b {broker.BootstrapServers} -L");
             Console.WriteLine("Ctrl-C stops the broker.");

@@ -18,6 +18,14 @@ public static class CliErrors
     /// <summary>Ctrl-C or SIGTERM stopped the work before it finished (128 + SIGINT, as shells report it).</summary>
     public const int Interrupted = 130;
 
+    /// <summary>Reports bad arguments in one line naming the command's help, and returns <see cref="Usage"/>.</summary>
+    public static int BadArguments(string command, IEnumerable<string> problems)
+    {
+        var help = command.Length == 0 ? "kafkaclicks --help" : $"kafkaclicks {command} --help";
+        Console.Error.WriteLine($"kafkaclicks: {string.Join("; ", problems.Distinct())} (see '{help}')");
+        return Usage;
+    }
+
     /// <summary>Runs work that has an end (reconcile, replay, loadgen...): being stopped before it is an interruption.</summary>
     public static Task<int> RunAsync(Func<Task<int>> action) => RunAsync(action, whenStopped: Interrupted);
 

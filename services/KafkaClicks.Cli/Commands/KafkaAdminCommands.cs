@@ -6,6 +6,7 @@ using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
 using KafkaClicks.Topology;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Spectre.Console;
 
 namespace KafkaClicks.Cli.Commands;
@@ -20,13 +21,13 @@ public static class KafkaAdminCommands
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var list = new Command("list", "Topics with their partition counts and message counts (high minus low watermark).");
         list.Options.Add(json);
-        list.SetAction((parse, _) => CliErrors.RunAsync(() => Task.FromResult(ListTopics(parse.GetValue(json)))));
+        list.SetAction((parse, _) => CliErrors.RunAsync(() => WithLogger(logger => ListTopics(parse.GetValue(json), logger))));
 
         var name = new Argument<string>("topic") { Description = "Topic name, e.g. clicks.raw." };
         var describe = new Command("describe", "Per partition: leader, low and high watermarks, messages.");
         describe.Arguments.Add(name);
         describe.Options.Add(json);
-        describe.SetAction((parse, _) => CliErrors.RunAsync(() => Task.FromResult(DescribeTopic(parse.GetValue(name)!, parse.GetValue(json)))));
+        describe.SetAction((parse, _) => CliErrors.RunAsync(() => WithLogger(logger => DescribeTopic(parse.GetValue(name)!, parse.GetValue(json), logger))));
 
         var topics = new Command("topics", "Inspect the cluster's topics.");
         topics.Subcommands.Add(list);
@@ -41,12 +42,12 @@ public static class KafkaAdminCommands
         var lag = new Command("lag", "Committed offsets and lag per partition for consumer groups.");
         lag.Options.Add(group);
         lag.Options.Add(json);
-        lag.SetAction((parse, _) => CliErrors.RunAsync(() =>
+        lag.SetAction((parse, _) => CliErrors.RunAsync(() => WithLogger(logger =>
         {
             var configuration = KafkaClicksHost.LoadConfiguration();
             var groups = parse.GetValue(group) is { Length: > 0 } given ? given : DefaultGroups(configuration);
-            return Task.FromResult(ShowLag(configuration, groups, parse.GetValue(json)));
-        }));
+            return ShowLag(configuration, groups, parse.GetValue(json), logger);
+        })));
         return lag;
     }
 
@@ -56,18 +57,25 @@ public static class KafkaAdminCommands
         KafkaOptions.NamesOf(configuration).Of(configuration[$"{AggregationOptions.Section}:ApplicationId"] ?? new AggregationOptions().ApplicationId),
     ];
 
-    private static IConsumer<byte[], byte[]> Consumer(IConfiguration configuration, string groupId) =>
+    /// <summary>Runs a command with a logger for its clients' librdkafka lines (on stderr: stdout is the command's result).</summary>
+    private static Task<int> WithLogger(Func<ILogger, int> command)
+    {
+        using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
+        return Task.FromResult(command(logging.CreateLogger(typeof(KafkaAdminCommands))));
+    }
+
+    private static IConsumer<byte[], byte[]> Consumer(IConfiguration configuration, string groupId, ILogger logger) =>
         new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
             BootstrapServers = ReconcileCommand.BootstrapServers(configuration),
             GroupId = groupId,
             EnableAutoCommit = false,
-        }).Build();
+        }).LogTo(logger).Build();
 
-    private static int ListTopics(bool json)
+    private static int ListTopics(bool json, ILogger logger)
     {
         var configuration = KafkaClicksHost.LoadConfiguration();
-        using var consumer = Consumer(configuration, "kafkaclicks-cli");
+        using var consumer = Consumer(configuration, "kafkaclicks-cli", logger);
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var rows = admin.GetMetadata(Timeout).Topics
             .Where(t => !t.Topic.StartsWith("__", StringComparison.Ordinal))
@@ -95,10 +103,10 @@ public static class KafkaAdminCommands
         return CliErrors.Ok;
     }
 
-    private static int DescribeTopic(string topic, bool json)
+    private static int DescribeTopic(string topic, bool json, ILogger logger)
     {
         var configuration = KafkaClicksHost.LoadConfiguration();
-        using var consumer = Consumer(configuration, "kafkaclicks-cli");
+        using var consumer = Consumer(configuration, "kafkaclicks-cli", logger);
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var metadata = admin.GetMetadata(topic, Timeout).Topics.Single();
         if (metadata.Error.IsError || metadata.Partitions.Count == 0)
@@ -128,12 +136,12 @@ public static class KafkaAdminCommands
         return CliErrors.Ok;
     }
 
-    private static int ShowLag(IConfiguration configuration, IEnumerable<string> groups, bool json)
+    private static int ShowLag(IConfiguration configuration, IEnumerable<string> groups, bool json, ILogger logger)
     {
         var rows = new List<(string Group, string Topic, int Partition, long Committed, long High, long Lag)>();
         foreach (var group in groups)
         {
-            using var consumer = Consumer(configuration, group);
+            using var consumer = Consumer(configuration, group, logger);
             using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
             var partitions = admin.GetMetadata(Timeout).Topics
                 .Where(t => !t.Topic.StartsWith("__", StringComparison.Ordinal))

@@ -28,17 +28,17 @@ public static class LoadgenCommand
                 return null;
             },
         };
-        var rate = new Option<int>("--rate") { Description = "Clicks per second to offer (default 500).", DefaultValueFactory = _ => 500 };
-        var duration = new Option<TimeSpan>("--duration") { Description = "How long, e.g. 00:00:30 (default 30 s).", DefaultValueFactory = _ => TimeSpan.FromSeconds(30) };
-        var ads = new Option<int>("--ads") { Description = "Ad ids 1..N are clicked (they must exist; default 30, the demo's ads).", DefaultValueFactory = _ => 30 };
-        var hotShare = new Option<double>("--hot-share") { Description = "Share of clicks that go to ad 1 (a hot ad), 0..1 (default 0.1).", DefaultValueFactory = _ => 0.1 };
-        var duplicates = new Option<double>("--duplicates") { Description = "Share of clicks that repeat an earlier impression, 0..1 (default 0.02).", DefaultValueFactory = _ => 0.02 };
+        var rate = CliValues.Option("--rate", "Clicks per second to offer (default 500).", 500,
+            CliValues.Number(1, 1_000_000, "between 1 and 1000000"));
+        var duration = CliValues.Option("--duration", "How long, e.g. 60s, 5m, 1h or 00:01:00 (default 30s).", TimeSpan.FromSeconds(30),
+            CliValues.Duration(TimeSpan.FromMilliseconds(1), TimeSpan.FromHours(24), "positive and at most 24h"));
+        var ads = CliValues.Option("--ads", "Ad ids 1..N are clicked (they must exist; default 30, the demo's ads).", 30,
+            CliValues.Number(1, int.MaxValue, "at least 1"));
+        var hotShare = CliValues.Option("--hot-share", "Share of clicks that go to ad 1 (a hot ad), 0..1 (default 0.1).", 0.1,
+            CliValues.Number(0.0, 1.0, "between 0 and 1"));
+        var duplicates = CliValues.Option("--duplicates", "Share of clicks that repeat an earlier impression, 0..1 (default 0.02).", 0.02,
+            CliValues.Number(0.0, 1.0, "between 0 and 1"));
         var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
-        rate.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000) { r.AddError("--rate must be between 1 and 1000000"); } });
-        ads.Validators.Add(r => { if (r.GetValueOrDefault<int>() < 1) { r.AddError("--ads must be at least 1"); } });
-        duration.Validators.Add(r => { if (r.GetValueOrDefault<TimeSpan>() <= TimeSpan.Zero || r.GetValueOrDefault<TimeSpan>() > TimeSpan.FromHours(24)) { r.AddError("--duration must be positive and at most 24 h"); } });
-        hotShare.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0 or > 1) { r.AddError("--hot-share must be between 0 and 1"); } });
-        duplicates.Validators.Add(r => { if (r.GetValueOrDefault<double>() is < 0 or > 1) { r.AddError("--duplicates must be between 0 and 1"); } });
         var command = new Command("loadgen",
             "Send steady click traffic to an ingest URL: tokens are minted locally with the configured signing key " +
             "(Ingest:Tokens), clicks are GET /c/{token}; reports the achieved rate and latency percentiles.");

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using KafkaClicks.Cli.Hosting;
-using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Cli.Commands;
 
@@ -13,7 +12,7 @@ public static class MigrateCommand
         command.SetAction((_, ct) => CliErrors.RunAsync(async () =>
         {
             var configuration = KafkaClicksHost.LoadConfiguration();
-            using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: false);
             var result = await KafkaClicksHost.MigrateAsync(configuration, logging, ct);
             Console.WriteLine($"migrated ({result.Flavor.ToString().ToLowerInvariant()}): {result.Applied.Count} applied, {result.AlreadyApplied.Count} already applied");
             return CliErrors.Ok;

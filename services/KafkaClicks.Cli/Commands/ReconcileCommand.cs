@@ -4,6 +4,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using Spectre.Console;
 
@@ -18,42 +19,23 @@ public static class ReconcileCommand
     /// --lateness: how far before and past a range the log is read, since a partition's records are in write order and a
     /// record written late (a spool drained after an outage) sits among later timestamps.
     /// </summary>
-    internal static Option<TimeSpan> LatenessOption(string purpose)
-    {
-        var lateness = new Option<TimeSpan>("--lateness")
-        {
-            Description = $"How far before and past the range the log is read {purpose} (default 00:05:00).",
-            DefaultValueFactory = _ => TimeSpan.FromMinutes(5),
-        };
-        lateness.Validators.Add(result =>
-        {
-            if (result.GetValue(lateness) < TimeSpan.Zero)
-            {
-                result.AddError("--lateness must be zero or positive (how far around the range the log is read, e.g. 00:05:00).");
-            }
-        });
-        return lateness;
-    }
+    internal static Option<TimeSpan> LatenessOption(string purpose) => CliValues.Option("--lateness",
+        $"How far before and past the range the log is read {purpose}, e.g. 5m or 00:05:00 (default 5m).", TimeSpan.FromMinutes(5),
+        CliValues.Duration(TimeSpan.Zero, TimeSpan.MaxValue, "zero or positive (how far past the range the log is read, e.g. 5m)"));
 
     public static Command Create()
     {
-        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
-        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
-        var ad = new Option<long?>("--ad") { Description = "Only this ad." };
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliValues.Instant };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliValues.Instant };
+        var ad = new Option<long?>("--ad") { Description = "Only this ad.", CustomParser = r => CliValues.Number(long.MinValue, long.MaxValue, "an ad id")(r) };
         var dryRun = new Option<bool>("--dry-run") { Description = "Report the differences, change nothing." };
         var json = new Option<bool>("--json") { Description = "Print the report as JSON." };
         var lateness = LatenessOption("for clicks written late (reconcile reads past the range to the end of the log)");
         var readers = new Option<int?>("--readers")
         {
             Description = $"Consumers reading clicks.raw's partitions in parallel (default {RawLogCounter.DefaultReaders}: two per processor).",
+            CustomParser = r => CliValues.Number(1, int.MaxValue, "at least 1")(r),
         };
-        readers.Validators.Add(result =>
-        {
-            if (result.GetValue(readers) is < 1)
-            {
-                result.AddError("--readers must be at least 1.");
-            }
-        });
         var command = new Command("reconcile",
             "Recount clicks.raw for a range (distinct impressions per ad and minute), compare with the database, and unless " +
             "--dry-run correct the windows that differ, refresh their rollups and store a report (see `kafkaclicks runs`). " +
@@ -71,8 +53,7 @@ public static class ReconcileCommand
             var request = new ReconcileRequest(parse.GetValue(from)!.Value, parse.GetValue(to)!.Value, parse.GetValue(ad), parse.GetValue(dryRun));
             if (request.From >= request.To)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks reconcile --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("reconcile", ["--from must be before --to"]);
             }
 
             var configuration = KafkaClicksHost.LoadConfiguration();
@@ -83,9 +64,10 @@ public static class ReconcileCommand
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
                 new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
-                    KafkaOptions.NamesOf(configuration).ClicksRaw),
+                    KafkaOptions.NamesOf(configuration).ClicksRaw, logging.CreateLogger<RawLogCounter>()),
                 ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
             ReconcileReport report;
             try
@@ -95,8 +77,7 @@ public static class ReconcileCommand
             }
             catch (RangeNotFinalException e)
             {
-                await Console.Error.WriteLineAsync($"kafkaclicks: --to: {e.Message}\nSee 'kafkaclicks reconcile --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("reconcile", [$"--to: {e.Message}"]);
             }
 
             if (parse.GetValue(json))

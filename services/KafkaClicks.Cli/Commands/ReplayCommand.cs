@@ -4,6 +4,7 @@ using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Logging;
 
 namespace KafkaClicks.Cli.Commands;
 
@@ -12,18 +13,15 @@ public static class ReplayCommand
     public static Command Create()
     {
         var topic = new Option<string>("--topic") { Description = "Topic to read, e.g. clicks.raw.", Required = true };
-        var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliTime.Parse };
-        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliTime.Parse };
+        var from = new Option<DateTime?>("--from") { Description = "Start of the range by record timestamp (ISO-8601, UTC unless an offset is given).", Required = true, CustomParser = CliValues.Instant };
+        var to = new Option<DateTime?>("--to") { Description = "End of the range, exclusive.", Required = true, CustomParser = CliValues.Instant };
         var toTopic = new Option<string>("--to-topic") { Description = "Topic to republish to (must exist).", Required = true };
         var lateness = ReconcileCommand.LatenessOption("for records written out of timestamp order");
-        var rate = new Option<int?>("--rate") { Description = "At most this many records per second (default: as fast as possible)." };
-        rate.Validators.Add(r =>
+        var rate = new Option<int?>("--rate")
         {
-            if (r.GetValueOrDefault<int?>() is <= 0)
-            {
-                r.AddError("--rate must be positive");
-            }
-        });
+            Description = "At most this many records per second (default: as fast as possible).",
+            CustomParser = r => CliValues.Number(1, int.MaxValue, "positive")(r),
+        };
         var command = new Command("replay",
             "Republish the records of a topic whose timestamps fall in a range to another topic: same keys, values, headers and " +
             "timestamps, same partition number (modulo the target's partition count); the log is read --lateness before and past " +
@@ -38,22 +36,22 @@ public static class ReplayCommand
             var (start, end) = (parse.GetValue(from)!.Value, parse.GetValue(to)!.Value);
             if (start >= end)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --from must be before --to\nSee 'kafkaclicks replay --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("replay", ["--from must be before --to"]);
             }
 
             var source = parse.GetValue(topic)!;
             var target = parse.GetValue(toTopic)!;
             if (source == target)
             {
-                await Console.Error.WriteLineAsync("kafkaclicks: --to-topic must differ from --topic\nSee 'kafkaclicks replay --help'.");
-                return CliErrors.Usage;
+                return CliErrors.BadArguments("replay", ["--to-topic must differ from --topic"]);
             }
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             var bootstrap = ReconcileCommand.BootstrapServers(configuration);
+            using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
+            var logger = logging.CreateLogger(typeof(ReplayCommand));
             var (copied, undelivered, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
-                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), progress, ct), ct));
+                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), logger, progress, ct), ct));
             Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
             if (undelivered.Count > 0)
             {
@@ -93,7 +91,7 @@ public static class ReplayCommand
     }
 
     private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
-        DateTime from, DateTime to, TimeSpan lateness, int? rate, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
+        DateTime from, DateTime to, TimeSpan lateness, int? rate, ILogger logger, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
     {
         using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
         {
@@ -101,8 +99,8 @@ public static class ReplayCommand
             GroupId = "kafkaclicks-replay",
             EnableAutoCommit = false,
             EnablePartitionEof = true,
-        }).Build();
-        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).Build();
+        }).LogTo(logger).Build();
+        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).LogTo(logger).Build();
         using var admin = new DependentAdminClientBuilder(producer.Handle).Build();
         var targetMetadata = admin.GetMetadata(target, TimeSpan.FromSeconds(15)).Topics.Single();
         if (targetMetadata.Error.IsError || targetMetadata.Partitions.Count == 0)
@@ -112,7 +110,7 @@ public static class ReplayCommand
 
         var targetPartitions = targetMetadata.Partitions.Count;
         // Records are in write order, not timestamp order: read a margin on both sides and copy those inside the range.
-        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness);
+        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness, logger);
         var total = range.Partitions.Sum(p => p.End - p.Start);
         var undelivered = new Undelivered();
         progress.Report(new ReadProgress(0, total));

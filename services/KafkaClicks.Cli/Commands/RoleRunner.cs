@@ -29,10 +29,10 @@ public static class RoleRunner
             overrides["Ingest:PublicBaseUrl"] = own;
         }
 
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles, cancellationToken: cancellationToken);
+        using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: false);
+        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, roles, loggerFactory: logging, cancellationToken: cancellationToken);
         if (allInOne)
         {
-            using var logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
             await KafkaClicksHost.MigrateAsync(configuration, logging, cancellationToken);
         }
 

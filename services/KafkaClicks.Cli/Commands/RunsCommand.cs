@@ -11,14 +11,7 @@ public static class RunsCommand
 {
     public static Command Create()
     {
-        var last = new Option<int>("--last") { Description = "How many runs (default 10).", DefaultValueFactory = _ => 10 };
-        last.Validators.Add(r =>
-        {
-            if (r.GetValueOrDefault<int>() is < 1 or > 10_000)
-            {
-                r.AddError("--last must be between 1 and 10000");
-            }
-        });
+        var last = CliValues.Option("--last", "How many runs (default 10).", 10, CliValues.Number(1, 10_000, "between 1 and 10000"));
         var json = new Option<bool>("--json") { Description = "Print the reports as JSON lines." };
         var command = new Command("runs", "Show past reconciliation reports, newest first.");
         command.Options.Add(last);

@@ -11,6 +11,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
 using Npgsql;
 
 namespace KafkaClicks.Cli.Hosting;
@@ -46,7 +47,7 @@ public static class KafkaClicksHost
         builder.Configuration.AddJsonFile("appsettings.json", optional: true);
         AddSources(builder.Configuration, overrides);
         builder.Configuration.AddInMemoryCollection([new("Kafka:BootstrapServers", broker.BootstrapServers)]);
-        builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        AddConsoleLogging(builder.Logging, toStandardError: false);
         builder.AddServiceDefaults();
         builder.Services.AddOptions<KafkaOptions>().BindConfiguration(KafkaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddSingleton(broker);
@@ -96,11 +97,19 @@ public static class KafkaClicksHost
     }
 
     /// <summary>
+    /// Log lines outside the web host (migrations, the broker's and the tools' Kafka clients), formatted as the host's;
+    /// <paramref name="toStandardError"/> for commands whose standard output is their result (JSON, tables).
+    /// </summary>
+    public static ILoggerFactory CreateLoggerFactory(bool toStandardError) =>
+        LoggerFactory.Create(logging => AddConsoleLogging(logging, toStandardError));
+
+    /// <summary>
     /// Starts the broker the configuration names (or the embedded one) with every declared topic, for a process that
     /// runs <paramref name="roles"/> (an exactly-once aggregator needs transactions the embedded broker cannot give).
+    /// librdkafka's log lines of the broker's clients go to <paramref name="loggerFactory"/>, which must outlive the broker.
     /// </summary>
     public static async Task<BrokerHandle> StartBrokerAsync(IConfiguration configuration, Role roles, int? embeddedPort = null,
-        CancellationToken cancellationToken = default)
+        ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
     {
         var kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new KafkaOptions();
         var admin = configuration.GetSection("Kafka:Client").AsEnumerable(makePathsRelative: true)
@@ -109,7 +118,11 @@ public static class KafkaClicksHost
         try
         {
             return await KafkaBroker.StartAsync(kafka.BootstrapServers, TopicCatalog.All(kafka, configuration),
-                new KafkaBrokerOptions { AdminClientConfig = admin, EmbeddedPort = embeddedPort, RequiresTransactions = exactlyOnce, Names = kafka.Names }, cancellationToken);
+                new KafkaBrokerOptions
+                {
+                    AdminClientConfig = admin, EmbeddedPort = embeddedPort, RequiresTransactions = exactlyOnce, Names = kafka.Names,
+                    LogHandler = loggerFactory is null ? null : KafkaClientLogging.Handler(loggerFactory.CreateLogger<BrokerHandle>()),
+                }, cancellationToken);
         }
         catch (NotSupportedException e) when (exactlyOnce)
         {
@@ -141,6 +154,15 @@ public static class KafkaClicksHost
 
         await using var dataSource = NpgsqlDataSource.Create(connectionString);
         return await new DatabaseMigrator(dataSource, loggerFactory.CreateLogger<DatabaseMigrator>()).MigrateAsync(cancellationToken);
+    }
+
+    private static void AddConsoleLogging(ILoggingBuilder logging, bool toStandardError)
+    {
+        logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; });
+        if (toStandardError)
+        {
+            logging.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+        }
     }
 
     private static void AddSources(IConfigurationBuilder builder, IEnumerable<KeyValuePair<string, string?>>? overrides)

@@ -1,3 +1,10 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using KafkaClicks.Cli.Commands;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
 
@@ -146,15 +153,126 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Contains($"0 applied, {count} already applied", second.Output, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Every_command_has_help()
+    /// <summary>Every command of the program by its path ("up", "topics describe"), from the command tree itself.</summary>
+    public static TheoryData<string> CommandPaths()
     {
-        foreach (var command in new[] { "up", "run", "migrate", "broker" })
+        var data = new TheoryData<string>();
+        foreach (var (path, _) in Commands(KafkaClicksCommands.Root(), ""))
         {
-            var (exitCode, output, _) = await CliRunner.RunAsync(null, command, "--help");
-            Assert.Equal(0, exitCode);
-            Assert.Contains($"kafkaclicks {command}", output, StringComparison.Ordinal);
-            Assert.Contains("Description:", output, StringComparison.Ordinal);
+            data.Add(path);
+        }
+
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(CommandPaths))]
+    public async Task Every_command_is_listed_in_its_parents_help_and_has_help_of_its_own(string path)
+    {
+        var words = path.Split(' ');
+        var parent = await CliRunner.RunAsync(null, [.. words[..^1], "--help"]);
+        Assert.Equal(0, parent.ExitCode);
+        Assert.Matches($@"(?m)^  {Regex.Escape(words[^1])}\s", parent.Output);
+
+        var (exitCode, output, _) = await CliRunner.RunAsync(null, [.. words, "--help"]);
+        Assert.Equal(0, exitCode);
+        Assert.Contains($"kafkaclicks {path}", output, StringComparison.Ordinal);
+        Assert.Contains("Description:", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// For every command: an option it does not have, and each of its options that takes a typed value (a number, a
+    /// duration, an instant, a URL) given one that is none; then text values the commands check themselves, and values
+    /// out of range.
+    /// </summary>
+    public static TheoryData<string, string, string> MalformedArguments()
+    {
+        var data = new TheoryData<string, string, string>();
+        foreach (var (path, command) in Commands(KafkaClicksCommands.Root(), ""))
+        {
+            data.Add(path, "--no-such-option", "1");
+            foreach (var option in command.Options.Where(o => o is not HelpOption && o.ValueType != typeof(bool) && o.ValueType != typeof(string) && o.ValueType != typeof(string[])))
+            {
+                data.Add(path, option.Name, "1x");
+            }
+        }
+
+        data.Add("run", "--roles", "nope");
+        data.Add("loadgen", "--url", "ftp://example.com");
+        data.Add("loadgen", "--duration", "0s");
+        data.Add("loadgen", "--duration", "25h");
+        data.Add("loadgen", "--rate", "1.5");
+        data.Add("loadgen", "--hot-share", "-0.1");
+        data.Add("reconcile", "--lateness", "-1m");
+        data.Add("reconcile", "--from", "2026-02-30");
+        data.Add("replay", "--rate", "0");
+        data.Add("runs", "--last", "99999999999");
+        data.Add("broker", "--port", "0");
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(MalformedArguments))]
+    public async Task A_malformed_value_exits_2_with_one_line_naming_it_and_no_stack_trace(string path, string option, string value)
+    {
+        var (exitCode, output, error) = await CliRunner.RunAsync(null, [.. path.Split(' '), option, value]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Empty(output);
+        var line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("kafkaclicks: ", line, StringComparison.Ordinal);
+        Assert.Contains($"'{value}'", line, StringComparison.Ordinal);
+        Assert.EndsWith($"(see 'kafkaclicks {path} --help')", line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("1500ms")]
+    [InlineData("1s")]
+    [InlineData("00:00:01")]
+    public async Task Loadgen_takes_its_duration_in_units_or_as_a_TimeSpan(string duration)
+    {
+        var key = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+        var (exitCode, output, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "cli",
+            ["KAFKACLICKS_Ingest__Tokens__Keys__cli"] = key,
+        }, "loadgen", "--url", $"http://127.0.0.1:{FreePorts.Next().ToString(CultureInfo.InvariantCulture)}", "--rate", "5", "--duration", duration, "--json");
+
+        // Nothing listens on the port: every click fails, so the run ends 1, having sent clicks for the whole duration.
+        Assert.Equal(1, exitCode);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        using var result = JsonDocument.Parse(output);
+        Assert.True(result.RootElement.GetProperty("sent").GetInt64() > 0);
+        Assert.Equal(result.RootElement.GetProperty("sent").GetInt64(), result.RootElement.GetProperty("errors").GetInt64());
+    }
+
+    [Fact]
+    public async Task Librdkafkas_own_log_lines_go_through_the_logger_to_stderr_and_the_failure_ends_in_one_line()
+    {
+        // Nothing listens on the port: librdkafka logs each refused connection until the metadata request times out.
+        var (exitCode, output, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = $"127.0.0.1:{FreePorts.Next().ToString(CultureInfo.InvariantCulture)}",
+        }, "topics", "list", "--json");
+
+        Assert.Equal(1, exitCode);
+        Assert.Empty(output);
+        var lines = error.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("kafkaclicks: Kafka: ", lines[^1], StringComparison.Ordinal);
+        Assert.NotEmpty(lines[..^1]);
+        Assert.All(lines[..^1], line => Assert.Matches(@"^\d\d:\d\d:\d\d \w+: \S+\[9201\] librdkafka rdkafka#consumer-\d+ [A-Z]+: ", line));
+    }
+
+    private static IEnumerable<(string Path, Command Command)> Commands(Command parent, string prefix)
+    {
+        foreach (var command in parent.Subcommands)
+        {
+            var path = prefix + command.Name;
+            yield return (path, command);
+            foreach (var child in Commands(command, path + " "))
+            {
+                yield return child;
+            }
         }
     }
 }
