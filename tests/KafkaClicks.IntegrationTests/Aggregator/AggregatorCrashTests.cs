@@ -121,7 +121,14 @@ public sealed class AggregatorCrashTests(ITestOutputHelper output)
             await Task.Delay(3 * EmitInterval);
             aggregator.EnsureRunning();
             probe.EnsureNothingTruncated(raw, RawPartitions);
-            probe.EnsureNothingTruncated(changelog, RawPartitions);
+            if (!TestKafka.OnCluster)
+            {
+                // The embedded broker keeps 5 MiB per partition, which would silently cut the changelog this test restores
+                // from. A cluster keeps it as the product declares it (compact,delete with the impression store's
+                // retention), so its start may move by design there; the final counts below are what is checked.
+                probe.EnsureNothingTruncated(changelog, RawPartitions);
+            }
+
             var truncatedOutput = collector.TruncatedPartitions();
             if (truncatedOutput.Count > 0)
             {
