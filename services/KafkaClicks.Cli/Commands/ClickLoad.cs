@@ -16,15 +16,36 @@ public static class ClickLoad
     /// answer within 10 s is an error; once <paramref name="cancellationToken"/> fires, no new click is sent and the
     /// ones in flight are abandoned, and the cancellation is thrown.
     /// </summary>
-    public static async Task<Dictionary<string, object>> RunAsync(Uri url, ImpressionMinter minter, int rate, TimeSpan duration, int ads,
+    public static Task<Dictionary<string, object>> RunAsync(Uri url, ImpressionMinter minter, int rate, TimeSpan duration, int ads,
         double hotShare, double duplicates, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
+    {
+        var recent = new string[256];
+        var random = new Random();
+        return RunAsync(url, i =>
+        {
+            if (i > recent.Length && random.NextDouble() < duplicates)
+            {
+                return recent[random.Next(recent.Length)];
+            }
+
+            var adId = random.NextDouble() < hotShare ? 1 : 1 + random.Next(ads);
+            var path = "/c/" + minter.Mint(adId).Token;
+            recent[i % recent.Length] = path;
+            return path;
+        }, rate, duration, progress, cancellationToken);
+    }
+
+    /// <summary>
+    /// Offers <paramref name="rate"/> GETs per second of the paths <paramref name="pathOf"/> gives for request 0, 1, ...
+    /// for <paramref name="duration"/>, each sent when due whatever the answers so far (an open loop, as real clients are).
+    /// </summary>
+    public static async Task<Dictionary<string, object>> RunAsync(Uri url, Func<long, string> pathOf, int rate, TimeSpan duration,
+        IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
         using var http = new HttpClient(new SocketsHttpHandler { AllowAutoRedirect = false, MaxConnectionsPerServer = 256 }) { BaseAddress = url, Timeout = TimeSpan.FromSeconds(10) };
         var total = (long)(rate * duration.TotalSeconds);
         var latencies = new LatencySample(capacity: 1_000_000);
         long sent = 0, redirects = 0, other = 0, errors = 0;
-        var recent = new string[256];
-        var random = new Random();
         var clock = Stopwatch.StartNew();
         var inFlight = new List<Task>();
         var reported = Stopwatch.StartNew();
@@ -38,24 +59,14 @@ public static class ClickLoad
                 await Task.Delay(due - clock.Elapsed, cancellationToken);
             }
 
-            string token;
-            if (i > recent.Length && random.NextDouble() < duplicates)
-            {
-                token = recent[random.Next(recent.Length)];
-            }
-            else
-            {
-                var adId = random.NextDouble() < hotShare ? 1 : 1 + random.Next(ads);
-                token = minter.Mint(adId).Token;
-                recent[i % recent.Length] = token;
-            }
+            var path = pathOf(i);
 
             inFlight.Add(Task.Run(async () =>
             {
                 var started = Stopwatch.GetTimestamp();
                 try
                 {
-                    using var response = await http.GetAsync(new Uri($"/c/{token}", UriKind.Relative), cancellationToken);
+                    using var response = await http.GetAsync(new Uri(path, UriKind.Relative), cancellationToken);
                     Interlocked.Increment(ref response.StatusCode == HttpStatusCode.Redirect ? ref redirects : ref other);
                 }
                 catch (Exception e) when (e is HttpRequestException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
