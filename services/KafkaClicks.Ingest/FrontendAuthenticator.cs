@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-using System.Text;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Options;
@@ -17,14 +15,14 @@ public sealed class FrontendAuthenticator : IDisposable
 
     public FrontendAuthenticator(IOptions<IngestOptions> options)
     {
-        _keyHashes = options.Value.FrontendApiKeys.Select(k => SHA256.HashData(Encoding.UTF8.GetBytes(k))).ToArray();
+        _keyHashes = options.Value.FrontendApiKeys.Select(BearerKeys.Hash).ToArray();
         _limits = new CallerRateLimits("ingest", options.Value.RateLimits);
     }
 
     /// <summary>Null when the request may go on; else the answer to give (401 or 429, as ProblemDetails).</summary>
     public IResult? Refusal(HttpContext context)
     {
-        var key = KeyIndex(context.Request.Headers.Authorization.ToString());
+        var key = BearerKeys.Presented(context.Request) is { } presented ? BearerKeys.IndexOf(presented, _keyHashes) : -1;
         if (key < 0)
         {
             return _limits.TryAnonymous(context)
@@ -36,25 +34,4 @@ public sealed class FrontendAuthenticator : IDisposable
     }
 
     public void Dispose() => _limits.Dispose();
-
-    /// <summary>The index of the presented key among the configured ones, or -1; every configured key is compared.</summary>
-    private int KeyIndex(string header)
-    {
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length > 256)
-        {
-            return -1;
-        }
-
-        var presented = SHA256.HashData(Encoding.UTF8.GetBytes(header[7..].Trim()));
-        var index = -1;
-        for (var i = 0; i < _keyHashes.Length; i++)
-        {
-            if (CryptographicOperations.FixedTimeEquals(presented, _keyHashes[i]))
-            {
-                index = i;
-            }
-        }
-
-        return index;
-    }
 }

@@ -1,6 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
-using System.Text;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Caching.Memory;
@@ -40,28 +38,18 @@ public sealed class ApiKeyAuthenticator : IDisposable
     }
 
     /// <summary>SHA-256 of an API key, as stored in advertisers.api_key_hash.</summary>
-    public static byte[] Hash(string apiKey) => SHA256.HashData(Encoding.UTF8.GetBytes(apiKey));
+    public static byte[] Hash(string apiKey) => BearerKeys.Hash(apiKey);
 
     /// <summary>The caller for the request's bearer key, or why it is refused.</summary>
     public async ValueTask<Authentication> AuthenticateAsync(HttpRequest request, CancellationToken cancellationToken)
     {
         var context = request.HttpContext;
-        var header = request.Headers.Authorization.ToString();
-        if (!header.StartsWith("Bearer ", StringComparison.Ordinal) || header.Length > 256)
+        if (BearerKeys.Presented(request) is not { } hash)
         {
             return Anonymous(context);
         }
 
-        var hash = Hash(header[7..].Trim());
-        var admin = -1;
-        for (var i = 0; i < _adminHashes.Length; i++)
-        {
-            if (CryptographicOperations.FixedTimeEquals(hash, _adminHashes[i]))
-            {
-                admin = i;
-            }
-        }
-
+        var admin = BearerKeys.IndexOf(hash, _adminHashes);
         if (admin >= 0)
         {
             return Limited(context, "admin:" + admin.ToString(CultureInfo.InvariantCulture), new Caller(true, null));

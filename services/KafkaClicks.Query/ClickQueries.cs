@@ -428,7 +428,6 @@ public sealed class ClickQueries : IDisposable
         return minutes is >= 1 and <= MaxTopWindowMinutes;
     }
 
-
     private static IResult UnknownAd() => Problems.Problem(404, "unknown-ad", "No such ad.");
 
     private static IResult UnknownAdvertiser() => Problems.Problem(404, "unknown-advertiser", "No such advertiser.");
