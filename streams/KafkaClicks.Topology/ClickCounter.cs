@@ -23,6 +23,13 @@ namespace KafkaClicks.Topology;
 /// earliest click it adds to the window's previous emission (<see cref="MinuteCount.EarliestNewClickAt"/>), from which
 /// the sink measures how long clicks take to become queryable.
 /// </para>
+/// <para>
+/// When the partition goes quiet (a night, the end of a campaign, a drained test), no click moves stream time, so the
+/// punctuation moves it on at the wall clock's pace: once a whole emit interval has passed without a click, stream time
+/// is the stream time of the last punctuation that saw clicks plus the wall-clock time elapsed since it, and the
+/// windows it passed close as they would have with the next click. Nothing is compared with this host's clock, and a
+/// task still reading a backlog receives records every interval, so its windows keep closing on the clicks' own times.
+/// </para>
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
 {
@@ -43,6 +50,12 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private IWindowStore<string, SeenImpression> _impressions = null!;
     private long _streamTime = long.MinValue;
     private bool _rebuilt;
+
+    // Whether a click arrived since the last punctuation; the wall-clock time of the last punctuation that followed
+    // clicks, and stream time then.
+    private bool _clickSinceEmit;
+    private long _lastBusyPunctuation = long.MinValue;
+    private long _streamTimeAtBusyPunctuation;
 
     /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
     public ClickCounter()
@@ -65,7 +78,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         // Not here: Streamiz calls Init before the store's changelog restore has finished, and a rebuild from a
         // half-restored store would lose the clicks restored after it. The first record comes after the restore.
         _rebuilt = false;
-        context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, _ => Emit());
+        context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, Emit);
     }
 
     public Record<string, AggregatorOutput> Process(Record<string, ClickEvent> record)
@@ -88,6 +101,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             Rebuild();
             _rebuilt = true;
         }
+
+        _clickSinceEmit = true;
 
         var clickedAt = ToUnixMs(click.ClickedAt);
         if (clickedAt > _streamTime)
@@ -206,9 +221,23 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
 
-    /// <summary>The punctuation: finals of the windows still to close (after a rebuild), then partials of the changed ones.</summary>
-    private void Emit()
+    /// <summary>
+    /// The punctuation at wall-clock time <paramref name="now"/> (Unix ms): finals of the windows still to close (after a
+    /// rebuild, or at the wall clock's pace when the partition went quiet), then partials of the changed ones.
+    /// </summary>
+    private void Emit(long now)
     {
+        if (_clickSinceEmit)
+        {
+            _clickSinceEmit = false;
+            _lastBusyPunctuation = now;
+            _streamTimeAtBusyPunctuation = _streamTime;
+        }
+        else if (_lastBusyPunctuation != long.MinValue && now - _lastBusyPunctuation >= (long)_emitInterval.TotalMilliseconds)
+        {
+            _streamTime = Math.Max(_streamTime, _streamTimeAtBusyPunctuation + (now - _lastBusyPunctuation));
+        }
+
         CloseWindows();
         var emittedAt = DateTime.UtcNow;
         foreach (var (key, window) in _open)

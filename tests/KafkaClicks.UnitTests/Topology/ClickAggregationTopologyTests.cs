@@ -107,6 +107,46 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    [Trait("Category", "Billing")]
+    public void When_clicks_stop_the_last_minute_turns_final_once_the_wall_clock_has_moved_stream_time_past_grace()
+    {
+        using var h = new AggregatorHarness();
+        h.Click("imp-1", 7, At(0, 40));
+        h.Click("imp-2", 7, At(0, 50));
+        Assert.Equal([Emitted.Of(7, W0, 2, false)], h.TickAndRead());
+
+        // No more clicks: stream time moves on at the wall clock's pace from 12:00:50, one emit interval (10 s) per
+        // punctuation, and the 12:00 window closes when it reaches 12:01:30 (end + grace), four punctuations later.
+        Assert.Empty(h.TickAndRead());
+        Assert.Empty(h.TickAndRead());
+        Assert.Empty(h.TickAndRead());
+        Assert.Equal([Emitted.Of(7, W0, 2, true)], h.TickAndRead());
+        Assert.Empty(h.TickAndRead());
+
+        // The window is closed: a click for it now is late, not a change of its final count.
+        h.Click("imp-3", 7, At(0, 55));
+        Assert.Equal("imp-3", Assert.Single(h.ReadLate()).Key);
+        Assert.Empty(h.TickAndRead());
+    }
+
+    [Fact]
+    [Trait("Category", "Billing")]
+    public void A_partition_still_delivering_clicks_is_not_moved_on_the_wall_clock()
+    {
+        using var h = new AggregatorHarness();
+
+        // A backlog being read: every interval brings clicks whose times lag far behind the wall clock. Ten intervals
+        // of wall-clock time pass, far more than the grace, yet the 12:00 window stays open: stream time is the clicks'.
+        for (var i = 0; i < 10; i++)
+        {
+            h.Click($"imp-{i}", 7, At(0, 10 + i));
+            Assert.Equal([Emitted.Of(7, W0, i + 1, false)], h.TickAndRead());
+        }
+
+        Assert.Empty(h.ReadLate());
+    }
+
+    [Fact]
     public void Each_count_carries_the_click_time_of_the_earliest_click_it_adds_and_none_when_it_adds_none()
     {
         using var h = new AggregatorHarness();
