@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text.Json;
@@ -158,7 +159,7 @@ public sealed class ClickReconciler
     private async Task<(DateTime FinalThrough, DateTime? Stream)> FinalityAsync(CancellationToken cancellationToken)
     {
         var closed = _time.GetUtcNow().UtcDateTime - _grace;
-        closed = new DateTime(closed.Ticks - (closed.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
+        closed = TimeBuckets.MinuteOf(closed);
         await using var command = _dataSource.CreateCommand(
             "SELECT min(final_through) FROM stream_progress WHERE updated_at > now() - interval '10 minutes'");
         var stream = await command.ExecuteScalarAsync(cancellationToken) is DateTime s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : (DateTime?)null;
@@ -309,8 +310,7 @@ public sealed class ClickReconciler
         return totals;
     }
 
-    private static DateTime Ceiling(DateTime value) =>
-        value.Ticks % TimeSpan.TicksPerMinute == 0 ? value : new DateTime(value.Ticks - (value.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc).AddMinutes(1);
+    private static DateTime Ceiling(DateTime value) => TimeBuckets.CeilingMinute(value);
 
     private async Task<Dictionary<(long AdId, DateTime Minute, int Salt), long>> StoredAsync(ReconcileRequest request, CancellationToken cancellationToken)
     {
@@ -389,7 +389,7 @@ public sealed class ClickReconciler
     private static IEnumerable<(DateTime From, DateTime To)> HourRanges(IEnumerable<DateTime> minutes)
     {
         DateTime? start = null, end = null;
-        foreach (var hour in minutes.Select(m => new DateTime(m.Ticks - (m.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc)).Distinct().Order())
+        foreach (var hour in minutes.Select(TimeBuckets.HourOf).Distinct().Order())
         {
             if (end == hour)
             {

@@ -41,7 +41,7 @@ public sealed partial class LateClickReconciler : BackgroundService
     /// <summary>The hour a late click was made in, if its scheduled run could not read it: else null.</summary>
     public static DateTime? HourToRecount(DateTime clickedAt, DateTime writtenAt, TimeSpan lateness)
     {
-        var hour = new DateTime(clickedAt.Ticks - (clickedAt.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
+        var hour = TimeBuckets.HourOf(clickedAt);
         return writtenAt > hour + Hour + lateness ? hour : null;
     }
 

@@ -281,7 +281,7 @@ public sealed class RawLogCounter
                 return;
             }
 
-            var minute = DateTime.UnixEpoch.AddMilliseconds(click.ClickedAtMs - (((click.ClickedAtMs % 60_000) + 60_000) % 60_000));
+            var minute = DateTime.UnixEpoch.AddMilliseconds(TimeBuckets.MinuteStartMs(click.ClickedAtMs));
             ref var clicks = ref CollectionsMarshal.GetValueRefOrAddDefault(result.Windows, (click.AdId, minute, click.Salt), out _);
             clicks++;
             result.Clicks++;

@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using System.Diagnostics.Metrics;
 using Cronos;
 using KafkaClicks.ServiceDefaults;
@@ -164,7 +165,7 @@ public sealed partial class ReconciliationScheduler : BackgroundService
         return DateTime.SpecifyKind((DateTime)(await command.ExecuteScalarAsync(cancellationToken))!, DateTimeKind.Utc);
     }
 
-    private static DateTime Hour(DateTime at) => new(at.Ticks - (at.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
+    private static DateTime Hour(DateTime at) => TimeBuckets.HourOf(at);
 
     private static DateTime Min(DateTime a, DateTime b) => a < b ? a : b;
 

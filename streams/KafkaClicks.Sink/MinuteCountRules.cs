@@ -41,7 +41,7 @@ public static class MinuteCountRules
             return InvalidMinuteCountReason.SaltOutOfRange;
         }
 
-        if (count.WindowStart.Ticks % TimeSpan.TicksPerMinute != 0)
+        if (!TimeBuckets.IsWholeMinute(count.WindowStart))
         {
             return InvalidMinuteCountReason.WindowNotOnMinute;
         }

@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.Migrations;
 using Npgsql;
 
@@ -15,11 +16,11 @@ public static class Rollups
         if (flavor == StorageFlavor.Timescale)
         {
             // Only buckets wholly inside the window are refreshed: hours are widened to whole hours, days to whole UTC days.
-            var hourFrom = new DateTime(from.Ticks - (from.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
-            var hourTo = to.Ticks % TimeSpan.TicksPerHour == 0 ? to : new DateTime(to.Ticks - (to.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc).AddHours(1);
+            var hourFrom = TimeBuckets.HourOf(from);
+            var hourTo = TimeBuckets.CeilingHour(to);
             await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
             await CallRefreshAsync(connection, "advertiser_clicks_hourly", hourFrom, hourTo, cancellationToken);
-            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
+            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, TimeBuckets.CeilingDay(to), cancellationToken);
             return;
         }
 
@@ -60,7 +61,7 @@ public static class Rollups
         var hours = new SortedSet<DateTime>();
         foreach (var minute in minutes)
         {
-            hours.Add(new DateTime(minute.Ticks - (minute.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc));
+            hours.Add(TimeBuckets.HourOf(minute));
         }
 
         var command = new NpgsqlBatchCommand("""

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KafkaClicks.Contracts;
 
 namespace KafkaClicks.Topology;
 
@@ -66,8 +67,8 @@ public sealed class AggregationOptions
     public TimeSpan EffectiveCommitInterval =>
         CommitInterval ?? (Guarantee == AggregatorGuarantee.ExactlyOnce ? TimeSpan.FromSeconds(1) : TimeSpan.FromSeconds(10));
 
-    /// <summary>Window size: one minute, fixed by the product (kept here so tests and stores agree).</summary>
-    public static TimeSpan WindowSize => TimeSpan.FromMinutes(1);
+    /// <summary>Window size: one minute, fixed by the product (<see cref="TimeBuckets.Minute"/>).</summary>
+    public static TimeSpan WindowSize => TimeBuckets.Minute;
 }
 
 /// <summary>The aggregator's processing guarantee (<c>Aggregator:Guarantee</c>).</summary>

@@ -33,7 +33,7 @@ namespace KafkaClicks.Topology;
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
 {
-    private static readonly long WindowMs = (long)AggregationOptions.WindowSize.TotalMilliseconds;
+    private const long WindowMs = TimeBuckets.MinuteMs;
 
     /// <summary>How far past this process's clock a click may move stream time: small clock differences between hosts.</summary>
     private const long FutureToleranceMs = 5_000;
@@ -116,7 +116,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             }
         }
 
-        var windowStart = clickedAt - Mod(clickedAt, WindowMs);
+        var windowStart = TimeBuckets.MinuteStartMs(clickedAt);
 
         var bucket = windowStart - Mod(windowStart, _horizonMs);
         if (_impressions.Fetch(click.ImpressionId, bucket) is not null
