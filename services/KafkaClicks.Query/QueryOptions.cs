@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.Query;
@@ -50,10 +51,10 @@ public sealed class QueryOptions
     /// whose midnights fall inside an hour) may not start earlier. Read from the sink's <c>Sink:MinuteRetention</c>, so
     /// both roles agree when they share their configuration.
     /// </summary>
-    public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(30);
+    public TimeSpan MinuteRetention { get; set; } = SharedDefaults.MinuteRetention;
 
     /// <summary>How long hourly and daily rollups are kept (<c>Sink:RollupRetention</c>): no range may start earlier.</summary>
-    public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
+    public TimeSpan RollupRetention { get; set; } = SharedDefaults.RollupRetention;
 
     /// <summary>
     /// Limits per API key (an advertiser's, or an admin key) and per client network without a valid key. The dashboard

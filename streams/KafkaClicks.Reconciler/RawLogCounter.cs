@@ -49,7 +49,7 @@ public sealed class RawLogCounter
     /// </summary>
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
     /// <summary>The aggregator's default dedupe horizon (Aggregator:DedupeHorizon), the default look-back for repeats.</summary>
-    public static readonly TimeSpan DefaultDedupeLookback = TimeSpan.FromMinutes(10);
+    public static readonly TimeSpan DefaultDedupeLookback = SharedDefaults.DedupeHorizon;
 
     private readonly string _bootstrapServers;
     private readonly TimeSpan _lateness;

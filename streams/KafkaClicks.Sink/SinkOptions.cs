@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using KafkaClicks.Contracts;
 
 namespace KafkaClicks.Sink;
 
@@ -9,7 +10,7 @@ public sealed class SinkOptions
 
     /// <summary>Consumer group of the sink on clicks.minute.</summary>
     [Required]
-    public string GroupId { get; set; } = "kafkaclicks-sink";
+    public string GroupId { get; set; } = ConsumerGroups.Sink;
 
     /// <summary>Most records written in one database transaction.</summary>
     [Range(1, 1_000_000)]
@@ -44,11 +45,11 @@ public sealed class SinkOptions
     /// hypertable's retention policy, set at start). Hours older than this are never recomputed into the rollups.
     /// </summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "3650.00:00:00")]
-    public TimeSpan MinuteRetention { get; set; } = TimeSpan.FromDays(30);
+    public TimeSpan MinuteRetention { get; set; } = SharedDefaults.MinuteRetention;
 
     /// <summary>Hourly and daily rollup rows older than this are deleted (TimescaleDB: the continuous aggregates' retention policies).</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "36500.00:00:00")]
-    public TimeSpan RollupRetention { get; set; } = TimeSpan.FromDays(400);
+    public TimeSpan RollupRetention { get; set; } = SharedDefaults.RollupRetention;
 
     /// <summary>How far ahead daily minute partitions are created. Plain PostgreSQL only.</summary>
     [Range(typeof(TimeSpan), "1.00:00:00", "365.00:00:00")]

@@ -10,7 +10,7 @@ public sealed class AggregationOptions
 
     /// <summary>Streamiz application id: the consumer group and the prefix of the internal topics.</summary>
     [Required]
-    public string ApplicationId { get; set; } = "kafkaclicks-aggregator";
+    public string ApplicationId { get; set; } = ConsumerGroups.Aggregator;
 
     /// <summary>How often the windows that changed are emitted as partial counts.</summary>
     public TimeSpan EmitInterval { get; set; } = TimeSpan.FromSeconds(10);
@@ -19,7 +19,7 @@ public sealed class AggregationOptions
     public TimeSpan Grace { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>How long an impressionId is remembered to drop repeated clicks of it.</summary>
-    public TimeSpan DedupeHorizon { get; set; } = TimeSpan.FromMinutes(10);
+    public TimeSpan DedupeHorizon { get; set; } = SharedDefaults.DedupeHorizon;
 
     /// <summary>
     /// Folder for the RocksDB state stores (a volume in production). Default: a folder per cluster under the temp
