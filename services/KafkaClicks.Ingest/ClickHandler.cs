@@ -81,7 +81,7 @@ public sealed partial class ClickHandler
         }
 
         var impressionId = claims.ImpressionKey;
-        var claim = await _dedupe.ClaimAsync(impressionId);
+        var claim = await _dedupe.ClaimAsync(impressionId, claims.ExpiresAt, _time);
         var dedupe = claim.Result;
         if (dedupe == DedupeResult.Duplicate)
         {
@@ -114,7 +114,7 @@ public sealed partial class ClickHandler
             return Problems.Problem(503, "broker-unavailable", "The click could not be recorded durably; retry shortly.");
         }
 
-        _dedupe.Finish(impressionId, claim, claims.ExpiresAt, _time);
+        _dedupe.Settle(claim);
 
         IngestTelemetry.Click(dedupe == DedupeResult.New ? ClickOutcome.Counted : ClickOutcome.CountedUnchecked);
         return Results.Redirect(location);

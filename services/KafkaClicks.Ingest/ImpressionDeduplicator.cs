@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -24,94 +25,269 @@ public enum DedupeResult
     Unfinished,
 }
 
-/// <summary>A claim on an impression: the result, and the value this click wrote, which only it may give back.</summary>
-public readonly record struct ImpressionClaim(DedupeResult Result, long Owner);
+/// <summary>A claim on an impression: the result, and the sequence number of this click's claim, which only it may give back.</summary>
+public readonly record struct ImpressionClaim(DedupeResult Result, long Sequence);
 
 /// <summary>
-/// One counted click per impression, claimed in two steps. First a pending claim, <c>p{owner}</c> under
-/// <c>click:imp:{id}</c>, that lives only <see cref="PendingClaimLifetime"/>; once the click is durable (broker ack or
-/// spool) it becomes a done claim, <c>d{owner}</c>, that lives as long as the token. A click meeting a done claim is a
-/// repeat; one meeting a pending claim waits briefly for it to become done (a repeat) or be given back, and is then
-/// accepted unchecked, since that claim's click may never be made durable (its process died between claim and produce)
-/// and the aggregator's impression store drops a true repeat. The owner is a
-/// random number, so a claim is given back or finished only by the click that made it.
+/// One counted click per impression. A click claims its impression with one command, <c>SET NX GET</c> of
+/// <c>c{instance}:{sequence}</c> under <c>click:imp:{id}</c>, kept as long as the token; whether that claim's click is
+/// durable is not written per click but per instance: every <see cref="PublishInterval"/> the instance writes the
+/// sequence number through which every claim it made is settled (its click durable, or the claim given back) to
+/// <c>click:settled:{instance}</c>, and keeps <c>click:alive:{instance}</c> alive for <see cref="AliveLifetime"/>.
+/// A click meeting a claim settled by its instance is a repeat. One meeting an unsettled claim of a live instance waits
+/// briefly for it to settle (a repeat) or be given back (claims again); one meeting an unsettled claim of an instance
+/// that is gone (it died between claim and produce), or that is still unsettled after the wait, is accepted and
+/// takes the claim over, since that claim's click may never be made durable; the aggregator's impression store drops
+/// a true repeat. A claim still unsettled after <c>Ingest:ProduceTimeout</c> plus a second is given back by its own
+/// instance (its click is stuck: a retry must count), so one stuck click never holds the others' claims unsettled.
 /// </summary>
-public sealed partial class ImpressionDeduplicator
+public sealed partial class ImpressionDeduplicator : IDisposable
 {
-    /// <summary>
-    /// How long a pending claim holds: far longer than a click takes to become durable (the produce deadline, then an
-    /// fsync), short enough that a claim left by a dead process does not outlive the user's patience.
-    /// </summary>
-    public static readonly TimeSpan PendingClaimLifetime = TimeSpan.FromSeconds(30);
+    /// <summary>How often an instance writes the sequence number its claims are settled through.</summary>
+    public static readonly TimeSpan PublishInterval = TimeSpan.FromMilliseconds(50);
 
-    private const string KeyPrefix = "click:imp:";
+    /// <summary>How long an instance that stops writing (it died) still counts as alive.</summary>
+    public static readonly TimeSpan AliveLifetime = TimeSpan.FromSeconds(3);
+
+    private const string ClaimPrefix = "click:imp:";
+    private const string SettledPrefix = "click:settled:";
+    private const string AlivePrefix = "click:alive:";
     private static readonly TimeSpan PendingPoll = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan Refresh = TimeSpan.FromSeconds(1);
 
     private const string ReleaseScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
     private readonly IConnectionMultiplexer _redis;
     private readonly TimeSpan _timeout;
 
-    // How long a click meeting a pending claim waits for it to be finished or given back: the produce deadline, after
-    // which a live click is in the spool within milliseconds, plus a margin. A claim still pending then belongs to a
-    // click that died.
+    // How long a click meeting an unsettled claim of a live instance waits, and how long a claim may stay unsettled
+    // before its own instance gives it back: the produce deadline, after which a live click is in the spool within
+    // milliseconds, plus a margin.
     private readonly TimeSpan _pendingWait;
+    private readonly TimeSpan _settledLifetime;
     private readonly ILogger<ImpressionDeduplicator> _logger;
+    private readonly string _instance = Convert.ToHexStringLower(BitConverter.GetBytes(Random.Shared.NextInt64()));
+    private readonly RedisKey _settledKey;
+    private readonly RedisKey _aliveKey;
+
+    // Claims made and not settled yet: sequence number to the claim's impression and start.
+    private readonly Lock _lock = new();
+    private readonly SortedDictionary<long, (string Impression, long StartedAt)> _unsettled = [];
+    private readonly HashSet<long> _givingBack = [];
+    private readonly Timer _publisher;
+    private int _publishing;
+    private long _lastSequence;
+    private long _published = -1;
+    private long _publishedAt;
 
     public ImpressionDeduplicator(IConnectionMultiplexer redis, IOptions<IngestOptions> options, ILogger<ImpressionDeduplicator> logger)
     {
         _redis = redis;
         _timeout = options.Value.DedupeTimeout;
         _pendingWait = options.Value.ProduceTimeout + TimeSpan.FromSeconds(1);
+
+        // The settled mark outlives every claim of this instance (a claim lives at most a token lifetime and a minute).
+        _settledLifetime = options.Value.Tokens.Lifetime + TimeSpan.FromHours(1);
         _logger = logger;
+        _settledKey = SettledPrefix + _instance;
+        _aliveKey = AlivePrefix + _instance;
+
+        // Alive before its first claim: the mark is sent ahead of every claim on the same connection, so no other
+        // instance ever sees a claim of this one before it reads as alive.
+        Publish();
+        _publisher = new Timer(_ => Publish(), null, PublishInterval, PublishInterval);
     }
 
     /// <summary>
-    /// Claims the impression for this click, pending until <see cref="Finish"/> or <see cref="ReleaseAsync"/>. Meeting
-    /// another click's pending claim (the same token clicked twice at once, or a click whose process died), it waits
-    /// for that claim to be finished (a repeat) or given back (claims again), and after the wait accepts the click unchecked.
+    /// Claims the impression for this click, unsettled until <see cref="Settle"/> or <see cref="ReleaseAsync"/>, for as
+    /// long as the token lives (until <paramref name="expiresAt"/>, plus a minute for clock skew). Meeting another
+    /// click's unsettled claim, it waits for that claim to be settled (a repeat) or given back (claims again), and
+    /// accepts the click unchecked when that claim's instance is gone or the wait ends.
     /// </summary>
-    public async Task<ImpressionClaim> ClaimAsync(string impressionId)
+    public async Task<ImpressionClaim> ClaimAsync(string impressionId, DateTimeOffset expiresAt, TimeProvider time)
     {
-        var owner = Random.Shared.NextInt64(1, long.MaxValue);
-        var key = KeyPrefix + impressionId;
+        var sequence = Interlocked.Increment(ref _lastSequence);
+        var mine = Claim(sequence);
+        lock (_lock)
+        {
+            _unsettled[sequence] = (impressionId, Stopwatch.GetTimestamp());
+        }
+
+        var key = ClaimPrefix + impressionId;
+        var ttl = expiresAt - time.GetUtcNow() + TimeSpan.FromMinutes(1);
         var database = _redis.GetDatabase();
         try
         {
             // SET NX GET (Redis 7): one command that claims, or says whose claim is there.
-            var held = await database.StringSetAndGetAsync(key, Pending(owner), PendingClaimLifetime, keepTtl: false, when: When.NotExists)
-                .WaitAsync(_timeout);
+            var held = await database.StringSetAndGetAsync(key, mine, ttl, keepTtl: false, when: When.NotExists).WaitAsync(_timeout);
             var waited = Stopwatch.StartNew();
-            while (IsPending(held) && waited.Elapsed < _pendingWait)
+            while (!held.IsNull)
             {
+                var state = await StateOfAsync(database, held);
+                if (state == ClaimState.Settled)
+                {
+                    // This click claimed nothing: its number must not hold the others' unsettled.
+                    var duplicate = new ImpressionClaim(DedupeResult.Duplicate, sequence);
+                    Settle(duplicate);
+                    return duplicate;
+                }
+
+                if (state == ClaimState.Abandoned || waited.Elapsed >= _pendingWait)
+                {
+                    // Its click may never be made durable: this one is accepted and takes the claim over, so that a
+                    // later repeat meets a claim whose fate is known.
+                    await database.StringSetAsync(key, mine, ttl).WaitAsync(_timeout);
+                    return new ImpressionClaim(DedupeResult.Unfinished, sequence);
+                }
+
                 await Task.Delay(PendingPoll);
-                held = await database.StringSetAndGetAsync(key, Pending(owner), PendingClaimLifetime, keepTtl: false, when: When.NotExists)
-                    .WaitAsync(_timeout);
+                held = await database.StringSetAndGetAsync(key, mine, ttl, keepTtl: false, when: When.NotExists).WaitAsync(_timeout);
             }
 
-            // A claim of an earlier version (a bare number) reads as done.
-            var result = held.IsNull ? DedupeResult.New : IsPending(held) ? DedupeResult.Unfinished : DedupeResult.Duplicate;
-            return new ImpressionClaim(result, owner);
+            return new ImpressionClaim(DedupeResult.New, sequence);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
-            // The SET may still reach Redis after the timeout: the owner lets this click give it back.
+            // The SET may still reach Redis after the timeout: the sequence number lets this click give it back.
             LogRedisUnavailable(e.GetType().Name);
-            return new ImpressionClaim(DedupeResult.Unchecked, owner);
+            return new ImpressionClaim(DedupeResult.Unchecked, sequence);
         }
     }
 
     /// <summary>
-    /// Marks the impression clicked until <paramref name="expiresAt"/> (plus a minute for clock skew), once this click is
-    /// durable: whatever claim is there (this click's, a dead click's pending one, another durable click's) becomes done,
-    /// which is true of each. Sent without waiting for the answer; should it be lost, the pending claim lapses and a later
-    /// repeat is accepted unchecked and dropped by the aggregator.
+    /// Settles the claim once its click is durable: the impression reads as clicked from the next publication on
+    /// (within <see cref="PublishInterval"/>). Whatever claim is in Redis now (this click's, or a later click's that took
+    /// it over) is governed by its own instance's settlement.
     /// </summary>
-    public void Finish(string impressionId, ImpressionClaim claim, DateTimeOffset expiresAt, TimeProvider time)
+    public void Settle(ImpressionClaim claim)
     {
-        var ttl = expiresAt - time.GetUtcNow() + TimeSpan.FromMinutes(1);
+        lock (_lock)
+        {
+            _unsettled.Remove(claim.Sequence);
+            _givingBack.Remove(claim.Sequence);
+        }
+    }
+
+    /// <summary>
+    /// Gives a claim back when the click could not be made durable, so the user's retry counts: deletes the key only
+    /// if it still holds this click's claim, never another click's. If Redis cannot be reached the claim stays
+    /// unsettled, and is given back again when its time is up (<see cref="Publish"/>).
+    /// </summary>
+    public async Task ReleaseAsync(string impressionId, ImpressionClaim claim)
+    {
+        if (await TryReleaseAsync(impressionId, claim.Sequence))
+        {
+            Settle(claim);
+        }
+    }
+
+    private async Task<bool> TryReleaseAsync(string impressionId, long sequence)
+    {
         try
         {
-            _redis.GetDatabase().StringSet(KeyPrefix + impressionId, Done(claim.Owner), ttl, flags: CommandFlags.FireAndForget);
+            await _redis.GetDatabase()
+                .ScriptEvaluateAsync(ReleaseScript, [ClaimPrefix + impressionId], [Claim(sequence)])
+                .WaitAsync(_timeout);
+            return true;
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            LogRedisUnavailable(e.GetType().Name);
+            return false;
+        }
+    }
+
+    private enum ClaimState
+    {
+        Settled,
+        Unsettled,
+        Abandoned,
+    }
+
+    /// <summary>Reads the fate of the claim <paramref name="held"/> found in Redis.</summary>
+    private async Task<ClaimState> StateOfAsync(IDatabase database, RedisValue held)
+    {
+        var value = (string?)held;
+        if (value is ['p', ..])
+        {
+            // A pending claim of the previous version (a second SET marked it done): unsettled, its instance unknown.
+            return ClaimState.Unsettled;
+        }
+
+        if (value is not ['c', .. var rest] || rest.Split(':') is not [var instance, var number]
+            || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence))
+        {
+            // A done claim of the previous version ('d' or a bare number).
+            return ClaimState.Settled;
+        }
+
+        var marks = await database.StringGetAsync([SettledPrefix + instance, AlivePrefix + instance]).WaitAsync(_timeout);
+        if (marks[0].TryParse(out long settled) && settled >= sequence)
+        {
+            return ClaimState.Settled;
+        }
+
+        return marks[1].IsNull ? ClaimState.Abandoned : ClaimState.Unsettled;
+    }
+
+    /// <summary>
+    /// Writes the sequence number every claim of this instance is settled through, and keeps the instance alive; gives
+    /// back claims unsettled for longer than a click can take (their click is stuck or was lost in this process).
+    /// </summary>
+    private void Publish()
+    {
+        if (Interlocked.Exchange(ref _publishing, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            PublishOnce();
+        }
+        finally
+        {
+            Volatile.Write(ref _publishing, 0);
+        }
+    }
+
+    private void PublishOnce()
+    {
+        long through;
+        List<(long Sequence, string Impression)>? stuck = null;
+        lock (_lock)
+        {
+            var oldest = Stopwatch.GetTimestamp() - (long)(_pendingWait.TotalSeconds * Stopwatch.Frequency);
+            foreach (var (sequence, (impression, startedAt)) in _unsettled)
+            {
+                if (startedAt < oldest && _givingBack.Add(sequence))
+                {
+                    (stuck ??= []).Add((sequence, impression));
+                }
+            }
+
+            // Read inside the lock: a claim numbered before this read is already in the set (it is added under the
+            // lock right after its number is taken), so nothing unsettled is passed over.
+            through = _unsettled.Count > 0 ? _unsettled.Keys.First() - 1 : Interlocked.Read(ref _lastSequence);
+        }
+
+        if (stuck is not null)
+        {
+            _ = GiveBackStuckAsync(stuck);
+        }
+
+        var now = Stopwatch.GetTimestamp();
+        if (through == _published && Stopwatch.GetElapsedTime(_publishedAt, now) < Refresh)
+        {
+            return;
+        }
+
+        try
+        {
+            var database = _redis.GetDatabase();
+            database.StringSet(_settledKey, through, _settledLifetime, flags: CommandFlags.FireAndForget);
+            database.StringSet(_aliveKey, 1, AliveLifetime, flags: CommandFlags.FireAndForget);
+            _published = through;
+            _publishedAt = now;
         }
         catch (RedisException e)
         {
@@ -119,30 +295,47 @@ public sealed partial class ImpressionDeduplicator
         }
     }
 
-    /// <summary>
-    /// Gives a claim back when the click could not be made durable, so the user's retry counts: deletes the key only
-    /// if it still holds this claim's owner, never an earlier click's claim (which an unchecked claim may have met).
-    /// </summary>
-    public async Task ReleaseAsync(string impressionId, ImpressionClaim claim)
+    private async Task GiveBackStuckAsync(List<(long Sequence, string Impression)> stuck)
     {
-        try
+        foreach (var (sequence, impression) in stuck)
         {
-            await _redis.GetDatabase()
-                .ScriptEvaluateAsync(ReleaseScript, [KeyPrefix + impressionId], [Pending(claim.Owner)])
-                .WaitAsync(_timeout);
-        }
-        catch (Exception e) when (e is RedisException or TimeoutException)
-        {
-            LogRedisUnavailable(e.GetType().Name);
+            if (await TryReleaseAsync(impression, sequence))
+            {
+                LogClaimGivenBack(impression);
+                Settle(new ImpressionClaim(DedupeResult.New, sequence));
+            }
+            else
+            {
+                lock (_lock)
+                {
+                    _givingBack.Remove(sequence); // tried again at the next publication
+                }
+            }
         }
     }
 
-    private static bool IsPending(RedisValue held) => !held.IsNull && ((string?)held)?.StartsWith('p') == true;
+    private string Claim(long sequence) => string.Create(CultureInfo.InvariantCulture, $"c{_instance}:{sequence}");
 
-    private static string Pending(long owner) => "p" + owner.ToString(System.Globalization.CultureInfo.InvariantCulture);
-
-    private static string Done(long owner) => "d" + owner.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    /// <summary>
+    /// Publishes the claims settled so far one last time and stops; the instance reads as gone once
+    /// <see cref="AliveLifetime"/> has passed, so claims it left unsettled are taken over by their retries.
+    /// </summary>
+    public void Dispose()
+    {
+        _publisher.Dispose();
+        try
+        {
+            Publish();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Redis was closed first: the claims still read as settled through the last publication.
+        }
+    }
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Redis unavailable for impression dedupe ({Error}); clicks are accepted unchecked")]
     private partial void LogRedisUnavailable(string error);
+
+    [LoggerMessage(EventId = 2102, Level = LogLevel.Warning, Message = "The claim on impression {ImpressionId} was still unsettled after the produce deadline; given back so a retry counts")]
+    private partial void LogClaimGivenBack(string impressionId);
 }

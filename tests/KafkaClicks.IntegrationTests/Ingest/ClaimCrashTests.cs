@@ -22,7 +22,7 @@ public sealed class ClaimCrashTests(PostgresServer postgres) : IClassFixture<Pos
         var impression = Guid.Parse(minted.ImpressionId).ToString("N");
 
         // The dead click: its claim reached Redis, its event never reached the broker or the spool.
-        var crashed = await host.App.Services.GetRequiredService<ImpressionDeduplicator>().ClaimAsync(impression);
+        var crashed = await host.App.Services.GetRequiredService<ImpressionDeduplicator>().ClaimAsync(impression, minted.ExpiresAt, TimeProvider.System);
         Assert.Equal(DedupeResult.New, crashed.Result);
 
         // The user's retry, then a true repeat of it.

@@ -6,74 +6,128 @@ using StackExchange.Redis;
 
 namespace KafkaClicks.IntegrationTests.Ingest;
 
-/// <summary>Impression claims against the real Redis: pending until the click is durable, given back only by the click that made it.</summary>
+/// <summary>
+/// Impression claims against the real Redis, across instances: a claim is a repeat once its instance settled it,
+/// given back only by the click that made it, and taken over by a retry when its click can no longer become durable.
+/// </summary>
 public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
 {
+    private static readonly DateTimeOffset ExpiresAt = DateTimeOffset.UtcNow.AddHours(2);
+    private readonly List<ImpressionDeduplicator> _instances = [];
     private ConnectionMultiplexer _redis = null!;
-    private ImpressionDeduplicator _dedupe = null!;
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() => _redis = await ConnectionMultiplexer.ConnectAsync(RedisServer.ConnectionString);
+
+    public async Task DisposeAsync()
     {
-        _redis = await ConnectionMultiplexer.ConnectAsync(RedisServer.ConnectionString);
-        _dedupe = new ImpressionDeduplicator(_redis, Options.Create(new IngestOptions { DedupeTimeout = TimeSpan.FromSeconds(2) }),
-            NullLogger<ImpressionDeduplicator>.Instance);
+        _instances.ForEach(i => i.Dispose());
+        await _redis.DisposeAsync();
     }
 
-    public async Task DisposeAsync() => await _redis.DisposeAsync();
-
-    private static readonly DateTimeOffset ExpiresAt = DateTimeOffset.UtcNow.AddHours(2);
-
-    private Task<ImpressionClaim> ClaimAsync(string impression) => _dedupe.ClaimAsync(impression);
-
-    /// <summary>Finishes the claim and waits until Redis has it (the product does not wait).</summary>
-    private async Task FinishAsync(string impression, ImpressionClaim claim)
+    /// <summary>An ingest instance's deduplicator (its own instance id), with a 1 s produce deadline.</summary>
+    private ImpressionDeduplicator Instance()
     {
-        _dedupe.Finish(impression, claim, ExpiresAt, TimeProvider.System);
-        await _redis.GetDatabase().PingAsync();
+        var instance = new ImpressionDeduplicator(_redis,
+            Options.Create(new IngestOptions { DedupeTimeout = TimeSpan.FromSeconds(2), ProduceTimeout = TimeSpan.FromSeconds(1) }),
+            NullLogger<ImpressionDeduplicator>.Instance);
+        _instances.Add(instance);
+        return instance;
+    }
+
+    private static Task<ImpressionClaim> ClaimAsync(ImpressionDeduplicator instance, string impression) =>
+        instance.ClaimAsync(impression, ExpiresAt, TimeProvider.System);
+
+    private static string NewImpression() => "test-" + Guid.NewGuid().ToString("N");
+
+    [Fact]
+    public async Task A_settled_claim_makes_every_later_click_on_any_instance_a_repeat_for_the_tokens_lifetime()
+    {
+        var (a, b) = (Instance(), Instance());
+        var impression = NewImpression();
+        var first = await ClaimAsync(a, impression);
+        Assert.Equal(DedupeResult.New, first.Result);
+        a.Settle(first);
+
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(b, impression)).Result);
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(a, impression)).Result);
+        var ttl = await _redis.GetDatabase().KeyTimeToLiveAsync("click:imp:" + impression);
+        Assert.InRange(ttl!.Value, TimeSpan.FromHours(2) - TimeSpan.FromMinutes(1), TimeSpan.FromHours(2) + TimeSpan.FromMinutes(1));
     }
 
     [Fact]
     public async Task A_claim_given_back_lets_the_retry_count_but_a_repeat_cannot_give_back_the_first_clicks_claim()
     {
-        var impression = "test-" + Guid.NewGuid().ToString("N");
-        var first = await ClaimAsync(impression);
+        var (a, b) = (Instance(), Instance());
+        var impression = NewImpression();
+        var first = await ClaimAsync(a, impression);
         Assert.Equal(DedupeResult.New, first.Result);
 
         // The click could not be made durable: its claim goes, and the user's retry is new again.
-        await _dedupe.ReleaseAsync(impression, first);
-        var retry = await ClaimAsync(impression);
+        await a.ReleaseAsync(impression, first);
+        var retry = await ClaimAsync(b, impression);
         Assert.Equal(DedupeResult.New, retry.Result);
-        await FinishAsync(impression, retry);
+        b.Settle(retry);
 
         // A repeat that met the retry's claim (say its own claim timed out and it failed too) cannot remove it.
-        var repeat = await ClaimAsync(impression);
+        var repeat = await ClaimAsync(a, impression);
         Assert.Equal(DedupeResult.Duplicate, repeat.Result);
-        await _dedupe.ReleaseAsync(impression, repeat);
-        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(impression)).Result);
+        await a.ReleaseAsync(impression, repeat);
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(a, impression)).Result);
     }
 
     [Fact]
-    public async Task A_claim_not_made_durable_holds_only_briefly_and_a_click_meeting_it_is_accepted_unchecked()
+    public async Task The_retry_of_a_click_whose_instance_died_before_it_was_durable_is_accepted_and_takes_the_claim_over()
     {
-        var impression = "test-" + Guid.NewGuid().ToString("N");
-        var key = "click:imp:" + impression;
-        var crashed = await ClaimAsync(impression);
-        Assert.Equal(DedupeResult.New, crashed.Result);
-        var pending = await _redis.GetDatabase().KeyTimeToLiveAsync(key);
-        Assert.InRange(pending!.Value, TimeSpan.FromSeconds(1), ImpressionDeduplicator.PendingClaimLifetime);
+        var (dead, live) = (Instance(), Instance());
+        var impression = NewImpression();
+        Assert.Equal(DedupeResult.New, (await ClaimAsync(dead, impression)).Result);
+        dead.Dispose(); // the process stops here: its claim is never settled
 
-        // Its process died before the event was durable: the retry is accepted (the aggregator drops a true repeat)...
-        var retry = await ClaimAsync(impression);
+        // Once the dead instance no longer reads as alive, the retry is accepted at once (the aggregator drops a true
+        // repeat), and its claim replaces the dead one...
+        await Task.Delay(ImpressionDeduplicator.AliveLifetime + TimeSpan.FromMilliseconds(200));
+        var retry = await ClaimAsync(live, impression);
         Assert.Equal(DedupeResult.Unfinished, retry.Result);
 
-        // ...and once the retry is durable the impression counts as clicked for the token's lifetime.
-        await FinishAsync(impression, retry);
-        var done = await _redis.GetDatabase().KeyTimeToLiveAsync(key);
-        Assert.InRange(done!.Value, TimeSpan.FromHours(2), TimeSpan.FromHours(2) + TimeSpan.FromMinutes(1));
-        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(impression)).Result);
+        // ...so once the retry is durable, the impression counts as clicked.
+        live.Settle(retry);
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(live, impression)).Result);
+    }
 
-        // The dead click's claim can no longer be given back or finished over the retry's.
-        await _dedupe.ReleaseAsync(impression, crashed);
-        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(impression)).Result);
+    [Fact]
+    public async Task A_click_meeting_a_claim_still_being_made_durable_waits_for_it_and_is_then_a_repeat()
+    {
+        var (a, b) = (Instance(), Instance());
+        var impression = NewImpression();
+        var first = await ClaimAsync(a, impression);
+
+        // The same impression clicked twice at once: the second waits while the first is being produced.
+        var second = ClaimAsync(b, impression);
+        await Task.Delay(300);
+        Assert.False(second.IsCompleted);
+        a.Settle(first);
+        Assert.Equal(DedupeResult.Duplicate, (await second).Result);
+    }
+
+    [Fact]
+    public async Task A_claim_left_unsettled_in_a_live_instance_is_given_back_so_the_retry_counts()
+    {
+        var (a, b) = (Instance(), Instance());
+        var impression = NewImpression();
+        var stuck = await ClaimAsync(a, impression); // its click never finishes, yet its process lives on
+        Assert.Equal(DedupeResult.New, stuck.Result);
+
+        // The retry waits at most the produce deadline and a second, and is then counted, whether the stuck claim
+        // was given back meanwhile (New) or not yet (Unfinished)...
+        var retry = await ClaimAsync(b, impression);
+        Assert.Contains(retry.Result, new[] { DedupeResult.New, DedupeResult.Unfinished });
+        b.Settle(retry);
+
+        // ...and the stuck claim does not keep the instance's later claims unsettled: they become repeats.
+        var later = NewImpression();
+        var next = await ClaimAsync(a, later);
+        a.Settle(next);
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(b, later)).Result);
+        Assert.Equal(DedupeResult.Duplicate, (await ClaimAsync(b, impression)).Result);
     }
 }
