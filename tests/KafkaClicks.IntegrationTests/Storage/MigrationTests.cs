@@ -1,5 +1,4 @@
 using KafkaClicks.IntegrationTests.Infrastructure;
-using KafkaClicks.IntegrationTests.Sink;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
