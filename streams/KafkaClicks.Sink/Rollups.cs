@@ -14,12 +14,10 @@ public static class Rollups
     {
         if (flavor == StorageFlavor.Timescale)
         {
-            // Only buckets wholly inside the window are refreshed: hours are widened to whole hours, days to whole UTC days.
-            var hourFrom = new DateTime(from.Ticks - (from.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
-            var hourTo = to.Ticks % TimeSpan.TicksPerHour == 0 ? to : new DateTime(to.Ticks - (to.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc).AddHours(1);
+            var (hourFrom, hourTo, dayFrom, dayTo) = TimescaleWindows(from, to);
             await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
             await CallRefreshAsync(connection, "advertiser_clicks_hourly", hourFrom, hourTo, cancellationToken);
-            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, to == to.Date ? to : to.Date.AddDays(1), cancellationToken);
+            await CallRefreshAsync(connection, "ad_clicks_daily", dayFrom, dayTo, cancellationToken);
             return;
         }
 
@@ -27,6 +25,17 @@ public static class Rollups
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The windows TimescaleDB's continuous aggregates are refreshed over for [from, to). It refreshes only buckets wholly
+    /// inside a window, so hours are widened to whole hours and days to whole UTC days.
+    /// </summary>
+    internal static (DateTime HourFrom, DateTime HourTo, DateTime DayFrom, DateTime DayTo) TimescaleWindows(DateTime from, DateTime to)
+    {
+        var hourFrom = new DateTime(from.Ticks - (from.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc);
+        var hourTo = to.Ticks % TimeSpan.TicksPerHour == 0 ? to : new DateTime(to.Ticks - (to.Ticks % TimeSpan.TicksPerHour), DateTimeKind.Utc).AddHours(1);
+        return (hourFrom, hourTo, from.Date, to == to.Date ? to : to.Date.AddDays(1));
     }
 
     /// <summary>
