@@ -1,6 +1,6 @@
 namespace KafkaClicks.Contracts;
 
-/// <summary>Names of the Kafka topics every role agrees on (ARCHITECTURE.md, "Topics").</summary>
+/// <summary>Names of the Kafka topics every role agrees on (docs/ARCHITECTURE.md, "Topics").</summary>
 public static class Topics
 {
     /// <summary>Raw click events, key impressionId, value <c>ClickEvent</c>; the source of truth for replay.</summary>

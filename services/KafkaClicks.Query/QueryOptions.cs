@@ -29,8 +29,8 @@ public sealed class QueryOptions
 
     /// <summary>
     /// Most database answers computed at once; the rest wait in a first-come queue. Queueing here rather than in
-    /// PostgreSQL keeps the slowest answers close to the typical ones under load (at 32 clients on 2 cores, p99 fell
-    /// from 108-214 ms to 59-74 ms; benchmarks/RESULTS.md). 0: two per processor.
+    /// PostgreSQL keeps the slowest answers close to the typical ones under load (benchmarks/HISTORY.md, query).
+    /// 0: two per processor.
     /// </summary>
     [Range(0, 10_000)]
     public int MaxConcurrentQueries { get; set; }

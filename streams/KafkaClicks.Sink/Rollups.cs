@@ -15,12 +15,10 @@ public static class Rollups
     {
         if (flavor == StorageFlavor.Timescale)
         {
-            // Only buckets wholly inside the window are refreshed: hours are widened to whole hours, days to whole UTC days.
-            var hourFrom = TimeBuckets.HourOf(from);
-            var hourTo = TimeBuckets.CeilingHour(to);
+            var (hourFrom, hourTo, dayFrom, dayTo) = TimescaleWindows(from, to);
             await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
             await CallRefreshAsync(connection, "advertiser_clicks_hourly", hourFrom, hourTo, cancellationToken);
-            await CallRefreshAsync(connection, "ad_clicks_daily", from.Date, TimeBuckets.CeilingDay(to), cancellationToken);
+            await CallRefreshAsync(connection, "ad_clicks_daily", dayFrom, dayTo, cancellationToken);
             return;
         }
 
@@ -28,6 +26,15 @@ public static class Rollups
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = from });
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = to });
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// The windows TimescaleDB's continuous aggregates are refreshed over for [from, to). It refreshes only buckets wholly
+    /// inside a window, so hours are widened to whole hours and days to whole UTC days.
+    /// </summary>
+    internal static (DateTime HourFrom, DateTime HourTo, DateTime DayFrom, DateTime DayTo) TimescaleWindows(DateTime from, DateTime to)
+    {
+        return (TimeBuckets.HourOf(from), TimeBuckets.CeilingHour(to), from.Date, TimeBuckets.CeilingDay(to));
     }
 
     /// <summary>

@@ -36,9 +36,8 @@ public sealed class AggregationOptions
 
     /// <summary>
     /// Stream threads in this instance; 0: one per processor. Each thread runs its share of the partitions' tasks with
-    /// its own consumer and producer; on 2 cores two threads counted about 10% more clicks per second than one. The
-    /// default stays 1: in one of three full test runs with two threads, the role's shutdown hung after a broker outage
-    /// (Streamiz stream threads that failed during partition assignment never stopped).
+    /// its own consumer and producer. The default is 1 because with more, Streamiz stream threads that fail during
+    /// partition assignment can keep the role from stopping (benchmarks/HISTORY.md).
     /// </summary>
     [Range(0, 64)]
     public int Threads { get; set; } = 1;
@@ -55,10 +54,9 @@ public sealed class AggregationOptions
     /// <summary>
     /// How often offsets and stores are committed; unset: 10 s at-least-once, 1 s exactly-once. Each commit flushes
     /// every open RocksDB segment's memtable to a new file (Streamiz runs RocksDB without its write-ahead log) and
-    /// waits for it: at 1 s that was 14% of the stream thread's time, and the aggregate benchmark counted 49-57k
-    /// clicks/s against 59-66k at 10 s. At-least-once, a longer interval costs replay after a crash: up to this much of
-    /// clicks.raw is read again, and the impression store drops what it already counted; counts reach clicks.minute
-    /// at the emit interval either way. Exactly-once, each commit ends a transaction and readers of committed data
+    /// waits for it, so a shorter interval costs throughput (benchmarks/HISTORY.md). At-least-once, a longer interval
+    /// costs replay after a crash: up to this much of clicks.raw is read again, and the impression store drops what it
+    /// already counted; counts reach clicks.minute at the emit interval either way. Exactly-once, each commit ends a transaction and readers of committed data
     /// (the sink) see its counts only then, so the interval adds to how late counts become queryable.
     /// </summary>
     public TimeSpan? CommitInterval { get; set; }

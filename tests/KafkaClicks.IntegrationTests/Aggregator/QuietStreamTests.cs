@@ -1,7 +1,6 @@
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using KafkaClicks.IntegrationTests.Reconcile;
-using static KafkaClicks.IntegrationTests.Query.ClickRows;
+using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Aggregator;
 
@@ -21,7 +20,7 @@ public sealed class QuietStreamTests(PostgresServer postgres) : IClassFixture<Po
         // The last clicks of the stream, in the last seconds of the previous minute; then nothing more.
         var now = DateTime.UtcNow;
         var minute = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc).AddMinutes(-1);
-        ReconcileTests.Produce(host.Broker, 8, Enumerable.Range(57, 3).Select(s => ReconcileTests.Click(90, minute.AddSeconds(s))));
+        RawClicks.Produce(host.Broker, 8, Enumerable.Range(57, 3).Select(s => RawClicks.Click(90, minute.AddSeconds(s))));
 
         const string Counts = "SELECT coalesce(sum(clicks) FILTER (WHERE final), 0)::bigint FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1";
         var deadline = DateTime.UtcNow.AddSeconds(60);

@@ -6,7 +6,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Reconciler;
-using static KafkaClicks.IntegrationTests.Reconcile.ReconcileTests;
+using static KafkaClicks.IntegrationTests.Infrastructure.RawClicks;
 
 namespace KafkaClicks.IntegrationTests.Broker;
 
@@ -85,8 +85,9 @@ public sealed class ClusterTopicTests
             .Append(Click(7, T0.AddSeconds(30), impression: repeated))
             .Append(Click(7, T0.AddMinutes(2).AddSeconds(30), impression: repeated))
             .ToList();
-        Produce(broker.BootstrapServers, broker.Names.ClicksRaw, clicks);
-        Produce(broker.BootstrapServers, control, clicks);
+        // Uncompressed, every click on partition 0 of both topics (the control topic has one partition).
+        Produce(broker.BootstrapServers, broker.Names.ClicksRaw, 1, clicks, compress: false);
+        Produce(broker.BootstrapServers, control, 1, clicks, compress: false);
 
         var counter = new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5), topic: broker.Names.ClicksRaw);
         var before = counter.Count(T0, T0.AddMinutes(10), null, null, default).Windows;
@@ -100,8 +101,8 @@ public sealed class ClusterTopicTests
             Assert.True(DateTime.UtcNow < deadline, "the broker's log cleaner did not compact the control topic within 90 s");
             await Task.Delay(2000);
             var filler = Click(9, T0.AddMinutes(30));
-            Produce(broker.BootstrapServers, broker.Names.ClicksRaw, [filler]);
-            Produce(broker.BootstrapServers, control, [filler]);
+            Produce(broker.BootstrapServers, broker.Names.ClicksRaw, 1, [filler], compress: false);
+            Produce(broker.BootstrapServers, control, 1, [filler], compress: false);
         }
 
         Assert.Equal(before, counter.Count(T0, T0.AddMinutes(10), null, null, default).Windows);
@@ -120,20 +121,6 @@ public sealed class ClusterTopicTests
         settings["Kafka:ClicksMinutePartitions"] = "3";
         settings["Kafka:ClicksLatePartitions"] = "2";
         return settings;
-    }
-
-    private static void Produce(string bootstrapServers, string topic, IEnumerable<ClickEvent> clicks)
-    {
-        using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig { BootstrapServers = bootstrapServers, EnableIdempotence = true, Acks = Acks.All })
-            .SetValueSerializer(new AvroKafkaSerializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .Build();
-        foreach (var click in clicks)
-        {
-            producer.Produce(new TopicPartition(topic, 0),
-                new Message<string, ClickEvent> { Key = click.ImpressionId, Value = click, Timestamp = new Timestamp(click.ClickedAt) });
-        }
-
-        Assert.Equal(0, producer.Flush(TimeSpan.FromSeconds(30)));
     }
 
     private static int KeyCount(string bootstrapServers, string topic, string key) =>

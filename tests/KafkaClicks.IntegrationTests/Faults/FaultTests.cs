@@ -5,7 +5,6 @@ using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
 using KafkaClicks.Reconciler;
-using KafkaClicks.IntegrationTests.Sink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Microsoft.Extensions.DependencyInjection;

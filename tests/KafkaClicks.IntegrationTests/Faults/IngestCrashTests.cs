@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net;
 using KafkaClicks.Ingest;
-using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Faults;

@@ -1,5 +1,4 @@
 using System.Net;
-using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Faults;

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using Xunit.Abstractions;
 

@@ -1,7 +1,6 @@
 using System.Globalization;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
-using KafkaClicks.IntegrationTests.Aggregator;
 using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Faults;

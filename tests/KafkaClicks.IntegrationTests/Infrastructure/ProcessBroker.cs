@@ -1,7 +1,6 @@
 using System.Globalization;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
-using KafkaClicks.IntegrationTests.Aggregator;
 
 namespace KafkaClicks.IntegrationTests.Infrastructure;
 

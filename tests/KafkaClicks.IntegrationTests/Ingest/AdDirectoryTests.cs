@@ -2,7 +2,6 @@ using System.Net;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using KafkaClicks.IntegrationTests.Sink;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -4,7 +4,7 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using static KafkaClicks.IntegrationTests.Query.ClickRows;
+using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Query;
 

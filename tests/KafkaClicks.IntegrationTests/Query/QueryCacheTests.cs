@@ -3,7 +3,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using Microsoft.Extensions.DependencyInjection;
 using ConnectionMultiplexer = StackExchange.Redis.ConnectionMultiplexer;
-using static KafkaClicks.IntegrationTests.Query.ClickRows;
+using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Query;
 

@@ -4,6 +4,7 @@ using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Reconciler;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using static KafkaClicks.IntegrationTests.Infrastructure.RawClicks;
 using static KafkaClicks.IntegrationTests.Reconcile.ReconcileTests;
 
 namespace KafkaClicks.IntegrationTests.Reconcile;

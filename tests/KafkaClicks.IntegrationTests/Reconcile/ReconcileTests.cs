@@ -9,6 +9,7 @@ using KafkaClicks.Reconciler;
 using KafkaClicks.Sink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using static KafkaClicks.IntegrationTests.Infrastructure.RawClicks;
 
 namespace KafkaClicks.IntegrationTests.Reconcile;
 
@@ -16,27 +17,6 @@ namespace KafkaClicks.IntegrationTests.Reconcile;
 public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresServer>
 {
     private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
-
-    internal static async Task<BrokerHandle> BrokerAsync(int partitions = 4) =>
-        await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(new Dictionary<string, string?>(TestKafka.ForTest().Settings())
-        {
-            ["Kafka:ClicksRawPartitions"] = partitions.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        }), Role.Reconciler);
-
-    internal static ClickEvent Click(long adId, DateTime at, int salt = 0, string? impression = null, string padding = "") => new()
-    {
-        ImpressionId = impression ?? Guid.NewGuid().ToString("N"),
-        AdId = adId,
-        AdvertiserId = 1,
-        Salt = salt,
-        ClickedAt = at,
-        ImpressionAt = at.AddSeconds(-3),
-        IngestInstance = padding,
-    };
-
-    /// <summary>The recount of this test's clicks.raw.</summary>
-    internal static RawLogCounter Counter(BrokerHandle broker, TimeSpan lateness, int? readers = null) =>
-        new(broker.BootstrapServers, lateness, readers, topic: broker.Names.ClicksRaw);
 
     /// <summary>The product's CLI pointed at this test's broker (and its names) and database.</summary>
     internal static Dictionary<string, string> CliEnvironment(BrokerHandle broker, TestDatabase? db = null)
@@ -52,32 +32,6 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         }
 
         return environment;
-    }
-
-    /// <param name="writtenAt">The records' timestamp (when they reached the log); by default the click's own time.</param>
-    internal static void Produce(BrokerHandle broker, int partitions, IEnumerable<ClickEvent> clicks, bool compress = true, DateTime? writtenAt = null)
-    {
-        using var producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
-            {
-                BootstrapServers = broker.BootstrapServers,
-                EnableIdempotence = true,
-                Acks = Acks.All,
-                CompressionType = compress ? CompressionType.Lz4 : CompressionType.None,
-            })
-            .SetValueSerializer(new AvroKafkaSerializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .Build();
-        foreach (var click in clicks)
-        {
-            var partition = ClickPartitioning.PartitionFor(click.AdId, click.Salt, partitions);
-            producer.Produce(new TopicPartition(broker.Names.ClicksRaw, partition), new Message<string, ClickEvent>
-            {
-                Key = click.ImpressionId,
-                Value = click,
-                Timestamp = new Timestamp(writtenAt ?? click.ClickedAt),
-            });
-        }
-
-        producer.Flush(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>The raw log of the scenario: 5 ads over 10 minutes, a hot ad with salts, repeated impressions.</summary>

@@ -11,19 +11,16 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
     // Two hours either side of a UTC midnight, so both rollups span two buckets.
     private static readonly DateTime Start = DateTime.UtcNow.Date.AddHours(-2);
 
-    private const string HourlyMismatches = """
-        SELECT count(*) FROM (
-            SELECT ad_id, date_bin('1 hour', minute, timestamptz '2000-01-01 00:00:00+00') AS hour, sum(clicks)::bigint AS clicks
-            FROM ad_clicks_minute GROUP BY 1, 2) m
-        FULL JOIN ad_clicks_hourly r ON r.ad_id = m.ad_id AND r.hour = m.hour
-        WHERE m.clicks IS DISTINCT FROM r.clicks
-        """;
+    private static readonly string HourlyMismatches = Mismatches("ad_clicks_hourly", "hour");
 
-    private const string DailyMismatches = """
+    private static readonly string DailyMismatches = Mismatches("ad_clicks_daily", "day");
+
+    /// <summary>How many (ad, bucket) pairs the rollup <paramref name="table"/> has wrong or lacks, against the minutes.</summary>
+    private static string Mismatches(string table, string bucket) => $"""
         SELECT count(*) FROM (
-            SELECT ad_id, date_bin('1 day', minute, timestamptz '2000-01-01 00:00:00+00') AS day, sum(clicks)::bigint AS clicks
+            SELECT ad_id, date_bin('1 {bucket}', minute, timestamptz '2000-01-01 00:00:00+00') AS {bucket}, sum(clicks)::bigint AS clicks
             FROM ad_clicks_minute GROUP BY 1, 2) m
-        FULL JOIN ad_clicks_daily r ON r.ad_id = m.ad_id AND r.day = m.day
+        FULL JOIN {table} r ON r.ad_id = m.ad_id AND r.{bucket} = m.{bucket}
         WHERE m.clicks IS DISTINCT FROM r.clicks
         """;
 

@@ -1,5 +1,4 @@
 using KafkaClicks.IntegrationTests.Infrastructure;
-using KafkaClicks.IntegrationTests.Sink;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -106,7 +105,7 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await using var dataSource = NpgsqlDataSource.Create(server.UnpooledConnectionString);
         await using (var installed = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"))
         {
-            Assert.True((bool)(await installed.ExecuteScalarAsync())!, "TimescaleDB must be installed on this machine (infra/dev.sh installs it from ../shared/services)");
+            Assert.True((bool)(await installed.ExecuteScalarAsync())!, "TimescaleDB must be installed on this machine (infra/dev.sh installs it)");
         }
 
         var result = await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();

@@ -1,11 +1,10 @@
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using KafkaClicks.IntegrationTests.Reconcile;
 using KafkaClicks.Migrations;
 using KafkaClicks.Reconciler;
 using KafkaClicks.Sink;
-using static KafkaClicks.IntegrationTests.Query.ClickRows;
+using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Storage;
 
@@ -48,12 +47,12 @@ public class OldMinuteTests(PostgresServer postgres) : IClassFixture<PostgresSer
 
         // The reconciler: the raw log holds 6 distinct clicks in minute 6, where 4 are stored. (The sink's finals above
         // mark the stream final through minute 8, so that is as far as a run may correct.)
-        await using var broker = await ReconcileTests.BrokerAsync();
+        await using var broker = await RawClicks.BrokerAsync();
         var clicks = new[] { (5, 8), (6, 6), (7, 2) }
-            .SelectMany(m => Enumerable.Range(0, m.Item2).Select(i => ReconcileTests.Click(101, Hour.AddMinutes(m.Item1).AddSeconds(i * 5))))
+            .SelectMany(m => Enumerable.Range(0, m.Item2).Select(i => RawClicks.Click(101, Hour.AddMinutes(m.Item1).AddSeconds(i * 5))))
             .ToList();
-        ReconcileTests.Produce(broker, 4, clicks);
-        var report = await new ClickReconciler(db.DataSource, ReconcileTests.Counter(broker, TimeSpan.FromMinutes(5)))
+        RawClicks.Produce(broker, 4, clicks);
+        var report = await new ClickReconciler(db.DataSource, RawClicks.Counter(broker, TimeSpan.FromMinutes(5)))
             .RunAsync(new ReconcileRequest(Hour, Hour.AddMinutes(8), null, DryRun: false), null, default);
         Assert.Equal("succeeded", report.Status);
         Assert.Equal(1, report.WindowsCorrected);

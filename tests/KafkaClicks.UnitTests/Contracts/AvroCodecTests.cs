@@ -78,13 +78,7 @@ public class AvroCodecTests
         // must still be counted and recounted.
         var v1 = Assert.Single(ContractSchemas.PreviousVersions(ContractSchemas.ClickEvent.Fullname));
         Assert.DoesNotContain(v1.Fields, f => f.Name == "clientNetwork");
-        var record = new GenericRecord(v1);
-        record.Add("impressionId", "imp-v1");
-        record.Add("adId", 42L);
-        record.Add("advertiserId", 7L);
-        record.Add("salt", 2);
-        record.Add("clickedAt", _clickedAt);
-        record.Add("impressionAt", _clickedAt.AddSeconds(-3));
+        var record = OldClick(v1, "imp-v1", adId: 42, advertiserId: 7, salt: 2, _clickedAt.AddSeconds(-3));
         record.Add("dedupeChecked", false);
         record.Add("ingestInstance", "ingest-1");
         var bytes = AvroWireFormat.SingleObjectHeader(v1).Concat(Encode(v1, record)).ToArray();
@@ -138,13 +132,7 @@ public class AvroCodecTests
     public void ANewerReaderReadsDataWrittenWithAnOlderSchemaAndFillsDefaults()
     {
         var v1 = Schema.Parse(ClickEventV1);
-        var record = new GenericRecord((RecordSchema)v1);
-        record.Add("impressionId", "imp-old");
-        record.Add("adId", 42L);
-        record.Add("advertiserId", 7L);
-        record.Add("salt", 0);
-        record.Add("clickedAt", _clickedAt);
-        record.Add("impressionAt", _clickedAt.AddSeconds(-3));
+        var record = OldClick((RecordSchema)v1, "imp-old", adId: 42, advertiserId: 7, salt: 0, _clickedAt.AddSeconds(-3));
         var bytes = AvroWireFormat.SingleObjectHeader(v1).Concat(Encode(v1, record)).ToArray();
         var codec = new AvroCodec<ClickEvent>([v1], writerSchemaById: null);
 
@@ -181,13 +169,7 @@ public class AvroCodecTests
             return id switch { 41 => v1, 42 => ContractSchemas.ClickEvent, _ => null };
         });
         var current = Confluent(42, BodyOf(SampleClick()));
-        var record = new GenericRecord((RecordSchema)v1);
-        record.Add("impressionId", "imp-v1");
-        record.Add("adId", 5L);
-        record.Add("advertiserId", 6L);
-        record.Add("salt", 3);
-        record.Add("clickedAt", _clickedAt);
-        record.Add("impressionAt", _clickedAt);
+        var record = OldClick((RecordSchema)v1, "imp-v1", adId: 5, advertiserId: 6, salt: 3, _clickedAt);
         var older = Confluent(41, Encode(v1, record));
 
         var first = codec.Deserialize(current);
@@ -343,6 +325,19 @@ public class AvroCodecTests
 
     private static byte[] BodyOf(ClickEvent click) =>
         ContractCodecs.ClickEvent.Serialize(click)[AvroWireFormat.SingleObjectHeaderLength..];
+
+    /// <summary>A click of an older ClickEvent schema with the fields every version has, clicked at <c>_clickedAt</c>.</summary>
+    private static GenericRecord OldClick(RecordSchema schema, string impressionId, long adId, long advertiserId, int salt, DateTime impressionAt)
+    {
+        var record = new GenericRecord(schema);
+        record.Add("impressionId", impressionId);
+        record.Add("adId", adId);
+        record.Add("advertiserId", advertiserId);
+        record.Add("salt", salt);
+        record.Add("clickedAt", _clickedAt);
+        record.Add("impressionAt", impressionAt);
+        return record;
+    }
 
     private static byte[] Encode(Schema schema, GenericRecord record)
     {

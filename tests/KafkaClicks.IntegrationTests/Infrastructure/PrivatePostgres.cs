@@ -1,9 +1,8 @@
 using System.Diagnostics;
 using Npgsql;
 
-using KafkaClicks.IntegrationTests.Infrastructure;
 
-namespace KafkaClicks.IntegrationTests.Sink;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// A throwaway PostgreSQL cluster of one test, started the way infra/dev.sh starts the shared one (initdb and pg_ctl

@@ -1,11 +1,10 @@
 using System.Net;
 using System.Text.Json;
-using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Sink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 
-namespace KafkaClicks.IntegrationTests.Query;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>Writes minute rows, dirty marks and the completeness watermark straight into a test database, as the sink would.</summary>
 public static class ClickRows

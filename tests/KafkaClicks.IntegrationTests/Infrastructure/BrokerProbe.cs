@@ -1,7 +1,6 @@
 using Confluent.Kafka;
-using KafkaClicks.IntegrationTests.Infrastructure;
 
-namespace KafkaClicks.IntegrationTests.Aggregator;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>Read-only questions to the broker: a group's committed offsets and how much of a topic the broker still keeps.</summary>
 public sealed class BrokerProbe : IDisposable

@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 
-namespace KafkaClicks.IntegrationTests.Aggregator;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// Produces raw clicks to clicks.raw as ingest would (key impressionId, partition by ad and salt) and keeps what
@@ -49,18 +49,7 @@ public sealed class ClickScenario : IDisposable
         _eventTimeSpan = eventTimeSpan;
         var now = DateTime.UtcNow;
         _start = new DateTime(now.Year, now.Month, now.Day, now.Hour, 0, 0, DateTimeKind.Utc).AddHours(-2);
-        _producer = new ProducerBuilder<string, ClickEvent>(new ProducerConfig
-            {
-                BootstrapServers = bootstrapServers,
-                EnableIdempotence = true,
-                Acks = Acks.All,
-                LingerMs = 20,
-                BatchNumMessages = 10_000,
-                CompressionType = CompressionType.Lz4,
-                QueueBufferingMaxMessages = 500_000,
-            })
-            .SetValueSerializer(new AvroKafkaSerializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .Build();
+        _producer = RawClicks.Producer(bootstrapServers);
         _onDelivered = report =>
         {
             if (report.Error.IsError && Interlocked.Increment(ref _failed) == 1)

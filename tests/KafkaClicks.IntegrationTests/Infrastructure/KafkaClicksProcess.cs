@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 
-namespace KafkaClicks.IntegrationTests.Aggregator;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>
 /// The kafkaclicks program (kafkaclicks.dll beside the tests) as a child process, with its output kept for

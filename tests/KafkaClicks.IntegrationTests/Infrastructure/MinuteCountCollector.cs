@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 
-namespace KafkaClicks.IntegrationTests.Aggregator;
+namespace KafkaClicks.IntegrationTests.Infrastructure;
 
 /// <summary>One record of clicks.minute as the collector saw it.</summary>
 public readonly record struct Emission(bool Final, long Clicks, DateTime EmittedAt, int Partition, long Offset);
