@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -94,7 +95,7 @@ public sealed partial class AdDirectory : IDisposable
         try
         {
             await using var command = _dataSource.CreateCommand(
-                "SELECT advertiser_id, redirect_url FROM ads WHERE ad_id = $1 AND deleted_at IS NULL");
+                $"SELECT advertiser_id, redirect_url FROM {Tables.Ads} WHERE ad_id = $1 AND deleted_at IS NULL");
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
             await using var reader = await command.ExecuteReaderAsync(timeout.Token);
             return await reader.ReadAsync(timeout.Token) ? Route(adId, reader.GetInt64(0), reader.GetString(1)) : null;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
@@ -78,7 +79,7 @@ public sealed partial class AdDirectorySync(
         await using (var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, cancellationToken))
         {
             next = await ScalarAsync(connection, SnapshotXmin, cancellationToken);
-            await using (var tombstones = new NpgsqlCommand("SELECT ad_id FROM ad_tombstones WHERE change_xid >= $1::text::xid8", connection))
+            await using (var tombstones = new NpgsqlCommand($"SELECT ad_id FROM {Tables.AdTombstones} WHERE change_xid >= $1::text::xid8", connection))
             {
                 tombstones.Parameters.Add(new NpgsqlParameter<string> { TypedValue = cursor });
                 await using var reader = await tombstones.ExecuteReaderAsync(cancellationToken);
@@ -89,7 +90,7 @@ public sealed partial class AdDirectorySync(
             }
 
             await using (var changed = new NpgsqlCommand(
-                "SELECT ad_id, advertiser_id, redirect_url, deleted_at IS NOT NULL FROM ads WHERE change_xid >= $1::text::xid8", connection))
+                $"SELECT ad_id, advertiser_id, redirect_url, deleted_at IS NOT NULL FROM {Tables.Ads} WHERE change_xid >= $1::text::xid8", connection))
             {
                 changed.Parameters.Add(new NpgsqlParameter<string> { TypedValue = cursor });
                 await using var reader = await changed.ExecuteReaderAsync(cancellationToken);
@@ -125,7 +126,7 @@ public sealed partial class AdDirectorySync(
     private async IAsyncEnumerable<AdRoute> CopyAllAsync(NpgsqlConnection connection, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await using var export = await connection.BeginBinaryExportAsync(
-            "COPY (SELECT ad_id, advertiser_id, redirect_url FROM ads WHERE deleted_at IS NULL) TO STDOUT (FORMAT BINARY)", cancellationToken);
+            $"COPY (SELECT ad_id, advertiser_id, redirect_url FROM {Tables.Ads} WHERE deleted_at IS NULL) TO STDOUT (FORMAT BINARY)", cancellationToken);
         while (await export.StartRowAsync(cancellationToken) != -1)
         {
             var adId = await export.ReadAsync<long>(cancellationToken);
@@ -138,7 +139,7 @@ public sealed partial class AdDirectorySync(
     private async Task<string> OriginAsync(CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await ScalarAsync(connection, "SELECT id::text FROM database_identity", cancellationToken);
+        return await ScalarAsync(connection, $"SELECT id::text FROM {Tables.DatabaseIdentity}", cancellationToken);
     }
 
     private static async Task<string> ScalarAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken)

@@ -124,8 +124,8 @@ public sealed class MinuteCountWriter
         }
 
         await using var statements = new NpgsqlBatch(connection, transaction);
-        statements.BatchCommands.Add(new NpgsqlBatchCommand("""
-            INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
+        statements.BatchCommands.Add(new NpgsqlBatchCommand($"""
+            INSERT INTO {Tables.AdClicksMinute} AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at)
             SELECT ad_id, minute, salt, clicks, final, emitted_at, now() FROM minute_count_staging
             ON CONFLICT (ad_id, minute, salt) DO UPDATE
             SET clicks = EXCLUDED.clicks, final = t.final OR EXCLUDED.final, emitted_at = EXCLUDED.emitted_at, updated_at = now()
@@ -233,8 +233,8 @@ public sealed class MinuteCountWriter
             return;
         }
 
-        var command = new NpgsqlBatchCommand("""
-            INSERT INTO stream_progress AS p (topic, partition, final_through, updated_at)
+        var command = new NpgsqlBatchCommand($"""
+            INSERT INTO {Tables.StreamProgress} AS p (topic, partition, final_through, updated_at)
             SELECT $1, unnest($2::int[]), unnest($3::timestamptz[]), now()
             ON CONFLICT (topic, partition) DO UPDATE
             SET final_through = GREATEST(p.final_through, EXCLUDED.final_through), updated_at = now()

@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -45,10 +46,10 @@ public sealed partial class RetentionJob : BackgroundService
         var now = _time.GetUtcNow().UtcDateTime;
         var created = await ScalarAsync<int>(connection, "SELECT ensure_ad_clicks_minute_partitions($1, $2)", now.Date, now + _options.PartitionsAhead, cancellationToken);
         var dropped = await ScalarAsync<int>(connection, "SELECT drop_ad_clicks_minute_partitions($1)", now - _options.MinuteRetention, null, cancellationToken);
-        var deleted = await ScalarAsync<long>(connection, """
-            WITH hourly AS (DELETE FROM ad_clicks_hourly WHERE hour < $1 RETURNING 1),
-                 advertisers AS (DELETE FROM advertiser_clicks_hourly WHERE hour < $1 RETURNING 1),
-                 daily AS (DELETE FROM ad_clicks_daily WHERE day < $1 RETURNING 1)
+        var deleted = await ScalarAsync<long>(connection, $"""
+            WITH hourly AS (DELETE FROM {Tables.AdClicksHourly} WHERE hour < $1 RETURNING 1),
+                 advertisers AS (DELETE FROM {Tables.AdvertiserClicksHourly} WHERE hour < $1 RETURNING 1),
+                 daily AS (DELETE FROM {Tables.AdClicksDaily} WHERE day < $1 RETURNING 1)
             SELECT (SELECT count(*) FROM hourly) + (SELECT count(*) FROM advertisers) + (SELECT count(*) FROM daily)
             """, now - _options.RollupRetention, null, cancellationToken);
         var result = new RetentionResult(created, dropped, deleted);
@@ -93,12 +94,12 @@ public sealed partial class RetentionJob : BackgroundService
         var lookBack = options.MinuteRetention < HourlyPolicyLookBack ? options.MinuteRetention : HourlyPolicyLookBack;
         (string Relation, string Proc, string Key, TimeSpan Value)[] wanted =
         [
-            ("ad_clicks_minute", "policy_retention", "drop_after", options.MinuteRetention),
-            ("ad_clicks_hourly", "policy_retention", "drop_after", options.RollupRetention),
-            ("advertiser_clicks_hourly", "policy_retention", "drop_after", options.RollupRetention),
-            ("ad_clicks_daily", "policy_retention", "drop_after", options.RollupRetention),
-            ("ad_clicks_hourly", "policy_refresh_continuous_aggregate", "start_offset", lookBack),
-            ("advertiser_clicks_hourly", "policy_refresh_continuous_aggregate", "start_offset", lookBack),
+            (Tables.AdClicksMinute, "policy_retention", "drop_after", options.MinuteRetention),
+            (Tables.AdClicksHourly, "policy_retention", "drop_after", options.RollupRetention),
+            (Tables.AdvertiserClicksHourly, "policy_retention", "drop_after", options.RollupRetention),
+            (Tables.AdClicksDaily, "policy_retention", "drop_after", options.RollupRetention),
+            (Tables.AdClicksHourly, "policy_refresh_continuous_aggregate", "start_offset", lookBack),
+            (Tables.AdvertiserClicksHourly, "policy_refresh_continuous_aggregate", "start_offset", lookBack),
         ];
 
         var changed = 0;

@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.Migrations;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -51,7 +52,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
         }
 
         await using (var clear = new NpgsqlCommand(
-            "DELETE FROM rollup_dirty d USING unnest($1::timestamptz[], $2::bigint[]) AS m(hour, version) WHERE d.hour = m.hour AND d.version = m.version",
+            $"DELETE FROM {Tables.RollupDirty} d USING unnest($1::timestamptz[], $2::bigint[]) AS m(hour, version) WHERE d.hour = m.hour AND d.version = m.version",
             connection))
         {
             clear.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = marks.Select(m => m.Hour).ToArray() });
@@ -85,7 +86,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
     private static async Task<List<(DateTime Hour, long Version)>> DirtyHoursAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         var marks = new List<(DateTime, long)>();
-        await using var command = new NpgsqlCommand("SELECT hour, version FROM rollup_dirty ORDER BY hour", connection);
+        await using var command = new NpgsqlCommand($"SELECT hour, version FROM {Tables.RollupDirty} ORDER BY hour", connection);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {

@@ -16,9 +16,9 @@ public static class Rollups
         if (flavor == StorageFlavor.Timescale)
         {
             var (hourFrom, hourTo, dayFrom, dayTo) = TimescaleWindows(from, to);
-            await CallRefreshAsync(connection, "ad_clicks_hourly", hourFrom, hourTo, cancellationToken);
-            await CallRefreshAsync(connection, "advertiser_clicks_hourly", hourFrom, hourTo, cancellationToken);
-            await CallRefreshAsync(connection, "ad_clicks_daily", dayFrom, dayTo, cancellationToken);
+            await CallRefreshAsync(connection, Tables.AdClicksHourly, hourFrom, hourTo, cancellationToken);
+            await CallRefreshAsync(connection, Tables.AdvertiserClicksHourly, hourFrom, hourTo, cancellationToken);
+            await CallRefreshAsync(connection, Tables.AdClicksDaily, dayFrom, dayTo, cancellationToken);
             return;
         }
 
@@ -71,8 +71,8 @@ public static class Rollups
             hours.Add(TimeBuckets.HourOf(minute));
         }
 
-        var command = new NpgsqlBatchCommand("""
-            INSERT INTO rollup_dirty AS d (hour)
+        var command = new NpgsqlBatchCommand($"""
+            INSERT INTO {Tables.RollupDirty} AS d (hour)
             SELECT unnest($1::timestamptz[])
             ON CONFLICT (hour) DO UPDATE SET version = EXCLUDED.version, marked_at = now()
             """);

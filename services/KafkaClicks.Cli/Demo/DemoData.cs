@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.Query;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -22,9 +23,9 @@ public static class DemoData
         for (long advertiser = 1; advertiser <= Advertisers; advertiser++)
         {
             var command = batch.CreateBatchCommand();
-            command.CommandText = """
-                INSERT INTO advertisers (advertiser_id, name, api_key_hash) VALUES ($1, $2, $3)
-                ON CONFLICT (advertiser_id) DO UPDATE SET name = EXCLUDED.name, api_key_hash = COALESCE(EXCLUDED.api_key_hash, advertisers.api_key_hash)
+            command.CommandText = $"""
+                INSERT INTO {Tables.Advertisers} (advertiser_id, name, api_key_hash) VALUES ($1, $2, $3)
+                ON CONFLICT (advertiser_id) DO UPDATE SET name = EXCLUDED.name, api_key_hash = COALESCE(EXCLUDED.api_key_hash, {Tables.Advertisers}.api_key_hash)
                 """;
             command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiser });
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = $"Demo advertiser {advertiser}" });
@@ -37,8 +38,8 @@ public static class DemoData
             {
                 var adId = FirstAdId + ((advertiser - 1) * AdsPerAdvertiser) + i;
                 var ad = batch.CreateBatchCommand();
-                ad.CommandText = """
-                    INSERT INTO ads (ad_id, advertiser_id, redirect_url) VALUES ($1, $2, $3)
+                ad.CommandText = $"""
+                    INSERT INTO {Tables.Ads} (ad_id, advertiser_id, redirect_url) VALUES ($1, $2, $3)
                     ON CONFLICT (ad_id) DO NOTHING
                     """;
                 ad.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
