@@ -38,7 +38,7 @@ public readonly record struct ImpressionClaim(DedupeResult Result, long Sequence
 /// briefly for it to settle (a repeat) or be given back (claims again); one meeting an unsettled claim of an instance
 /// that is gone (it died between claim and produce), or that is still unsettled after the wait, is accepted and
 /// takes the claim over, since that claim's click may never be made durable; the aggregator's impression store drops
-/// a true repeat. A claim still unsettled after <c>Ingest:ProduceTimeout</c> plus a second is given back by its own
+/// a true repeat. A claim still unsettled after <c>Ingest:ProduceTimeout</c> plus 5 s is given back by its own
 /// instance (its click is stuck: a retry must count), so one stuck click never holds the others' claims unsettled.
 /// </summary>
 public sealed partial class ImpressionDeduplicator : IDisposable
@@ -59,9 +59,11 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     private readonly IConnectionMultiplexer _redis;
     private readonly TimeSpan _timeout;
 
-    // How long a click meeting an unsettled claim of a live instance waits, and how long a claim may stay unsettled
-    // before its own instance gives it back: the produce deadline, after which a live click is in the spool within
-    // milliseconds, plus a margin.
+    // How long a claim may stay unsettled before its own instance gives it back: the produce deadline, after which a
+    // live click is in the spool within milliseconds, plus a wide margin for a process starved of CPU. A click meeting
+    // an unsettled claim of a live instance waits that long and a second more, so that the same token clicked twice at
+    // once is recorded once even on a loaded host; an unsettled claim of an instance that is gone is taken over at once.
+    private readonly TimeSpan _settleDeadline;
     private readonly TimeSpan _pendingWait;
     private readonly TimeSpan _settledLifetime;
     private readonly ILogger<ImpressionDeduplicator> _logger;
@@ -83,7 +85,8 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     {
         _redis = redis;
         _timeout = options.Value.DedupeTimeout;
-        _pendingWait = options.Value.ProduceTimeout + TimeSpan.FromSeconds(1);
+        _settleDeadline = options.Value.ProduceTimeout + TimeSpan.FromSeconds(5);
+        _pendingWait = _settleDeadline + TimeSpan.FromSeconds(1);
 
         // The settled mark outlives every claim of this instance (a claim lives at most a token lifetime and a minute).
         _settledLifetime = options.Value.Tokens.Lifetime + TimeSpan.FromHours(1);
@@ -256,7 +259,7 @@ public sealed partial class ImpressionDeduplicator : IDisposable
         List<(long Sequence, string Impression)>? stuck = null;
         lock (_lock)
         {
-            var oldest = Stopwatch.GetTimestamp() - (long)(_pendingWait.TotalSeconds * Stopwatch.Frequency);
+            var oldest = Stopwatch.GetTimestamp() - (long)(_settleDeadline.TotalSeconds * Stopwatch.Frequency);
             foreach (var (sequence, (impression, startedAt)) in _unsettled)
             {
                 if (startedAt < oldest && _givingBack.Add(sequence))
