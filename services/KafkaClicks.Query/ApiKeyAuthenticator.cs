@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Claims;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Caching.Memory;
@@ -7,10 +8,34 @@ using Npgsql;
 
 namespace KafkaClicks.Query;
 
-/// <summary>Who is asking: an admin (sees all), or one advertiser (sees only its own ads).</summary>
+/// <summary>
+/// Who is asking: an admin (sees all), or one advertiser (sees only its own ads). A handler takes it as a parameter:
+/// it is read from the user the API-key scheme authenticated (<see cref="ApiKeyAuthentication"/>).
+/// </summary>
 public sealed record Caller(bool IsAdmin, long? AdvertiserId)
 {
+    /// <summary>The role of admin keys, which the admin-only routes require.</summary>
+    public const string AdminRole = "admin";
+
+    private const string AdvertiserClaim = "kafkaclicks:advertiser";
+    private static readonly Caller Admin = new(true, null);
+
     public bool MaySee(long advertiserId) => IsAdmin || AdvertiserId == advertiserId;
+
+    /// <summary>The caller as the authenticated user of a request under <paramref name="scheme"/>.</summary>
+    public ClaimsPrincipal ToPrincipal(string scheme) => new(new ClaimsIdentity(
+        [IsAdmin ? new Claim(ClaimTypes.Role, AdminRole)
+            : new Claim(AdvertiserClaim, AdvertiserId!.Value.ToString(CultureInfo.InvariantCulture), ClaimValueTypes.Integer64)],
+        scheme));
+
+    /// <summary>The caller <paramref name="user"/> stands for; null when the request was not authenticated by an API key.</summary>
+    public static Caller? Of(ClaimsPrincipal user) =>
+        user.IsInRole(AdminRole) ? Admin
+        : user.FindFirst(AdvertiserClaim) is { } advertiser ? new Caller(false, long.Parse(advertiser.Value, CultureInfo.InvariantCulture))
+        : null;
+
+    /// <summary>Binds a handler's <see cref="Caller"/> parameter (the /v1 routes require an authenticated caller).</summary>
+    public static ValueTask<Caller?> BindAsync(HttpContext context) => ValueTask.FromResult(Of(context.User));
 }
 
 /// <summary>The caller of a request, or the answer that refuses it (401 unauthenticated or 429 rate-limited).</summary>
@@ -89,7 +114,8 @@ public sealed class ApiKeyAuthenticator : IDisposable
         _limits.Dispose();
     }
 
-    private static IResult Unauthenticated() =>
+    /// <summary>401 unauthenticated: no key, or one that is neither an admin's nor an advertiser's.</summary>
+    public static IResult Unauthenticated() =>
         Problems.Problem(401, "unauthenticated", "An API key is required (Authorization: Bearer <key>).");
 
     private Authentication Anonymous(HttpContext context) =>

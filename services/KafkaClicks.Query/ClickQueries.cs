@@ -2,15 +2,14 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization.Metadata;
 using System.Threading.RateLimiting;
-using KafkaClicks.ServiceDefaults;
-using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Query;
 
 /// <summary>
-/// The query endpoints' logic: authenticate, validate, check the caller's scope, then answer from the cache (final
-/// ranges only) or the database.
+/// The query endpoints' logic for an authenticated caller and a valid range: validate the other parameters, check the
+/// caller's scope, then answer from the cache (final ranges only) or the database, within the database slots.
 /// </summary>
 public sealed class ClickQueries : IDisposable
 {
@@ -20,7 +19,6 @@ public sealed class ClickQueries : IDisposable
     private const int MaxAdsPage = 1000;
     private const int MaxRuns = 500;
     private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
-    private readonly ApiKeyAuthenticator _auth;
     private readonly ClickSeriesStore _store;
     private readonly ResponseCache _cache;
     private readonly QueryOptions _options;
@@ -28,9 +26,8 @@ public sealed class ClickQueries : IDisposable
     private readonly ConcurrencyLimiter _databaseSlots;
     private volatile Watermark? _completeThrough;
 
-    public ClickQueries(ApiKeyAuthenticator auth, ClickSeriesStore store, ResponseCache cache, IOptions<QueryOptions> options, TimeProvider time)
+    public ClickQueries(ClickSeriesStore store, ResponseCache cache, IOptions<QueryOptions> options, TimeProvider time)
     {
-        _auth = auth;
         _store = store;
         _cache = cache;
         _options = options.Value;
@@ -44,128 +41,80 @@ public sealed class ClickQueries : IDisposable
     }
 
     /// <summary>GET /v1/ads/{adId}/clicks.</summary>
-    public async Task<IResult> AdClicksAsync(HttpRequest request, string adId, string? from, string? to, string? granularity, string? tz, CancellationToken ct)
+    public async Task<Results<JsonAnswer<AdClicksResponse>, NotFoundProblem, OverloadedProblem>> AdClicksAsync(
+        Caller caller, long adId, QueryRange range, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return refusal!;
-        }
-
-        if (!TryParseId(adId, out var id))
-        {
-            return UnknownAd();
-        }
-
-        var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if (range.Problem is not null)
-        {
-            return range.Problem;
-        }
-
-        (range, var beyondRetention) = WithinRetention(range, startGiven: from is not null);
-        if (beyondRetention is not null)
-        {
-            return beyondRetention;
-        }
-
-        var owner = await _store.AdOwnerAsync(id, ct);
+        var owner = await _store.AdOwnerAsync(adId, ct);
         if (owner is null || !caller.MaySee(owner.Value))
         {
             // 404, not 403: another advertiser's ad ids cannot be probed.
-            return UnknownAd();
+            return NotFoundProblem.UnknownAd();
         }
 
         var completeThrough = await CompleteThroughAsync(ct);
         var final = range.To <= completeThrough;
-        var key = _cache.Key(caller, $"ad/{id}?{Canonical(range)}");
-        return await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
+        var key = _cache.Key(caller, $"ad/{adId}?{Canonical(range)}");
+        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
         {
-            var series = await _store.AdSeriesAsync([id], range, TailStart(completeThrough), perAd: false, ct);
-            return new AdClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
+            var series = await _store.AdSeriesAsync([adId], range, TailStart(completeThrough), perAd: false, ct);
+            return new AdClicksResponse(adId, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
                 series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough));
         }, ct);
+        return answer is not null ? answer : overloaded!;
     }
 
     /// <summary>GET /v1/advertisers/{id}/clicks.</summary>
-    public async Task<IResult> AdvertiserClicksAsync(
-        HttpRequest request, string advertiserId, string? from, string? to, string? granularity, string? tz, string? breakdown, CancellationToken ct)
+    public async Task<Results<JsonAnswer<AdvertiserClicksResponse>, BadRequestProblem, NotFoundProblem, OverloadedProblem>> AdvertiserClicksAsync(
+        Caller caller, long advertiserId, QueryRange range, string? breakdown, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return refusal!;
-        }
-
-        if (!TryParseId(advertiserId, out var id))
-        {
-            return UnknownAdvertiser();
-        }
-
-        var range = QueryRange.Parse(from, to, granularity, tz, _time.GetUtcNow(), _options.MaxPoints);
-        if (range.Problem is not null)
-        {
-            return range.Problem;
-        }
-
-        (range, var beyondRetention) = WithinRetention(range, startGiven: from is not null);
-        if (beyondRetention is not null)
-        {
-            return beyondRetention;
-        }
-
         if (breakdown is not null and not "ad")
         {
-            return Problems.Problem(400, "invalid-breakdown", "breakdown must be 'ad' (a series per ad) or absent (the advertiser's total).");
+            return new BadRequestProblem("invalid-breakdown", "breakdown must be 'ad' (a series per ad) or absent (the advertiser's total).");
         }
 
         // Totals need only the advertiser to exist (the series query reads its ads); a breakdown needs its ads here.
         var perAd = breakdown == "ad";
-        var ads = !caller.MaySee(id) ? null
-            : perAd ? await _store.AdvertiserAdsAsync(id, ct)
-            : await _store.AdvertiserExistsAsync(id, ct) ? [] : null;
+        var ads = !caller.MaySee(advertiserId) ? null
+            : perAd ? await _store.AdvertiserAdsAsync(advertiserId, ct)
+            : await _store.AdvertiserExistsAsync(advertiserId, ct) ? [] : null;
         if (ads is null)
         {
-            return UnknownAdvertiser();
+            return NotFoundProblem.UnknownAdvertiser();
         }
 
         if (perAd && (long)ads.Length * range.BucketCount > _options.MaxBreakdownPoints)
         {
-            return Problems.Problem(400, "range-too-large",
+            return new BadRequestProblem("range-too-large",
                 $"A breakdown of {ads.Length} ads holds more than {_options.MaxBreakdownPoints} points at granularity {range.GranularityName}; use a coarser granularity or a shorter range.");
         }
 
         var completeThrough = await CompleteThroughAsync(ct);
         var final = range.To <= completeThrough;
-        var key = _cache.Key(caller, $"advertiser/{id}?{Canonical(range)}&breakdown={breakdown}");
-        return await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
+        var key = _cache.Key(caller, $"advertiser/{advertiserId}?{Canonical(range)}&breakdown={breakdown}");
+        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
         {
             var series = perAd
                 ? await _store.AdSeriesAsync(ads, range, TailStart(completeThrough), perAd: true, ct)
-                : await _store.AdvertiserSeriesAsync(id, range, TailStart(completeThrough), ct);
+                : await _store.AdvertiserSeriesAsync(advertiserId, range, TailStart(completeThrough), ct);
             var breakdownSeries = perAd
                 ? series.PerAd
                     .Select(a => new AdSeries(a.Key, a.Value.Sum(), Points(range, series.Starts, a.Value, completeThrough)))
                     .OrderByDescending(a => a.Total).ThenBy(a => a.AdId).ToList()
                 : null;
-            return new AdvertiserClicksResponse(id, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
+            return new AdvertiserClicksResponse(advertiserId, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
                 series.Totals.Sum(), Points(range, series.Starts, series.Totals, completeThrough), breakdownSeries);
         }, ct);
+        return answer is not null ? answer : overloaded!;
     }
 
     /// <summary>GET /v1/top.</summary>
-    public async Task<IResult> TopAsync(HttpRequest request, string? window, string? limit, string? advertiserId, CancellationToken ct)
+    public async Task<Results<JsonAnswer<TopAdsResponse>, BadRequestProblem, NotFoundProblem, OverloadedProblem>> TopAsync(
+        Caller caller, string? window, string? limit, string? advertiserId, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return refusal!;
-        }
-
         var windowName = window ?? "5m";
         if (!TryParseWindow(windowName, out var minutes))
         {
-            return Problems.Problem(400, "invalid-window", $"window must be a number of minutes or hours between 1m and {MaxTopWindowMinutes}m (e.g. 5m, 1h).");
+            return new BadRequestProblem("invalid-window", $"window must be a number of minutes or hours between 1m and {MaxTopWindowMinutes}m (e.g. 5m, 1h).");
         }
 
         if (CountParameter("limit", limit, 10, MaxTopLimit, out var count) is { } invalidLimit)
@@ -176,14 +125,14 @@ public sealed class ClickQueries : IDisposable
         long? scope = caller.AdvertiserId;
         if (advertiserId is not null)
         {
-            if (!TryParseId(advertiserId, out var id))
+            if (!IdRouteConstraint.TryParse(advertiserId, out var id))
             {
-                return Problems.Problem(400, "invalid-advertiser", "advertiserId must be a whole number.");
+                return new BadRequestProblem("invalid-advertiser", "advertiserId must be a whole number.");
             }
 
             if (!caller.MaySee(id) || !await _store.AdvertiserExistsAsync(id, ct))
             {
-                return UnknownAdvertiser();
+                return NotFoundProblem.UnknownAdvertiser();
             }
 
             scope = id;
@@ -194,35 +143,25 @@ public sealed class ClickQueries : IDisposable
         var completeThrough = await CompleteThroughAsync(ct);
         var final = to <= completeThrough;
         var key = _cache.Key(caller, $"top?from={from:O}&to={to:O}&limit={count}&advertiserId={scope}");
-        return await CachedAsync(key, final, QueryJsonContext.Default.TopAdsResponse, async () =>
+        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.TopAdsResponse, async () =>
             new TopAdsResponse(windowName, scope, from, to, completeThrough, final, await _store.TopAsync(from, to, count, scope, ct)), ct);
+        return answer is not null ? answer : overloaded!;
     }
 
     /// <summary>GET /v1/advertisers: the advertisers the caller may see (an advertiser key: itself).</summary>
-    public async Task<IResult> AdvertisersAsync(HttpRequest request, CancellationToken ct)
+    public async Task<JsonAnswer<AdvertisersResponse>> AdvertisersAsync(Caller caller, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return refusal!;
-        }
-
         var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, MaxAdvertisers, ct);
-        return Results.Json(new AdvertisersResponse(advertisers), QueryJsonContext.Default.AdvertisersResponse);
+        return new JsonAnswer<AdvertisersResponse>(new AdvertisersResponse(advertisers), QueryJsonContext.Default.AdvertisersResponse);
     }
 
     /// <summary>GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order.</summary>
-    public async Task<IResult> AdsAsync(HttpRequest request, string advertiserId, string? after, string? limit, CancellationToken ct)
+    public async Task<Results<JsonAnswer<AdsResponse>, BadRequestProblem, NotFoundProblem, OverloadedProblem>> AdsAsync(
+        Caller caller, long advertiserId, string? after, string? limit, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
+        if (!caller.MaySee(advertiserId) || !await _store.AdvertiserExistsAsync(advertiserId, ct))
         {
-            return refusal!;
-        }
-
-        if (!TryParseId(advertiserId, out var id) || !caller.MaySee(id) || !await _store.AdvertiserExistsAsync(id, ct))
-        {
-            return UnknownAdvertiser();
+            return NotFoundProblem.UnknownAdvertiser();
         }
 
         if (CountParameter("limit", limit, 100, MaxAdsPage, out var count) is { } invalidLimit)
@@ -231,9 +170,9 @@ public sealed class ClickQueries : IDisposable
         }
 
         var cursor = 0L;
-        if (after is not null && !TryParseId(after, out cursor))
+        if (after is not null && !IdRouteConstraint.TryParse(after, out cursor))
         {
-            return Problems.Problem(400, "invalid-after", "after must be an ad id (the next value of the previous page).");
+            return new BadRequestProblem("invalid-after", "after must be an ad id (the next value of the previous page).");
         }
 
         using var slot = await DatabaseSlotAsync(ct);
@@ -242,25 +181,15 @@ public sealed class ClickQueries : IDisposable
             return Overloaded(slot);
         }
 
-        var ads = await _store.AdsPageAsync(id, cursor, count + 1, ct);
+        var ads = await _store.AdsPageAsync(advertiserId, cursor, count + 1, ct);
         var next = ads.Count > count ? ads[count - 1].AdId : (long?)null;
-        return Results.Json(new AdsResponse(id, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
+        return new JsonAnswer<AdsResponse>(new AdsResponse(advertiserId, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
     }
 
-    /// <summary>GET /v1/reconciliation/runs: the latest reconciliation runs, for admin keys only (runs span every advertiser).</summary>
-    public async Task<IResult> ReconciliationRunsAsync(HttpRequest request, string? last, CancellationToken ct)
+    /// <summary>GET /v1/reconciliation/runs: the latest reconciliation runs (admin keys only: runs span every advertiser).</summary>
+    public async Task<Results<JsonAnswer<ReconciliationRunsResponse>, BadRequestProblem, OverloadedProblem>> ReconciliationRunsAsync(
+        string? last, CancellationToken ct)
     {
-        var (caller, refusal) = await _auth.AuthenticateAsync(request, ct);
-        if (caller is null)
-        {
-            return refusal!;
-        }
-
-        if (!caller.IsAdmin)
-        {
-            return Problems.Problem(403, "admin-only", "Reconciliation runs cover every advertiser: an admin key is required.");
-        }
-
         if (CountParameter("last", last, 50, MaxRuns, out var count) is { } invalidLast)
         {
             return invalidLast;
@@ -273,39 +202,12 @@ public sealed class ClickQueries : IDisposable
         }
 
         var runs = await _store.ReconciliationRunsAsync(count, ct);
-        return Results.Json(new ReconciliationRunsResponse(runs), QueryJsonContext.Default.ReconciliationRunsResponse);
+        return new JsonAnswer<ReconciliationRunsResponse>(new ReconciliationRunsResponse(runs), QueryJsonContext.Default.ReconciliationRunsResponse);
     }
 
-    /// <summary>
-    /// The range, if the database still keeps the rows it is read from. A default start (no <c>from</c>) is moved up
-    /// to the first bucket it keeps; a start asked for that is older is a problem, which would otherwise be answered as
-    /// zeros marked final.
-    /// </summary>
-    private (QueryRange Range, IResult? Problem) WithinRetention(QueryRange range, bool startGiven)
-    {
-        var now = _time.GetUtcNow();
-        var minutes = ClickSeriesStore.RowUnit(range, range.BucketStarts()) < TimeSpan.FromHours(1);
-        var kept = minutes ? _options.MinuteRetention : _options.RollupRetention;
-        var first = range.FirstBucketFrom(now - kept);
-        if (first == range.From)
-        {
-            return (range, null);
-        }
-
-        if (!startGiven && first < range.To)
-        {
-            return (range with { From = first }, null);
-        }
-
-        var what = !minutes ? "Hourly and daily counts are"
-            : range.Bucket < TimeSpan.FromHours(1) ? "Counts finer than an hour are"
-            : $"Day buckets in {range.TimeZoneName} start inside an hour, so they are summed from minute counts, which are";
-        var hint = !minutes ? "" : range.Bucket < TimeSpan.FromHours(1) ? " Use granularity 1h or 1d for older ranges." : " Ask in UTC or a whole-hour zone for older days.";
-        return (range, Problems.Problem(400, "beyond-retention",
-            $"{what} kept for {kept.TotalDays:0.##} days: the range must start at or after {first:O}.{hint}"));
-    }
-
-    private async Task<IResult> CachedAsync<T>(string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
+    /// <summary>The answer from the cache (final ranges only) or computed in a database slot; or, when no slot frees up in time, the refusal.</summary>
+    private async Task<(JsonAnswer<T>? Answer, OverloadedProblem? Overloaded)> CachedAsync<T>(
+        string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
     {
         var body = await _cache.GetAsync(key, final, ct);
         if (body is null)
@@ -313,14 +215,14 @@ public sealed class ClickQueries : IDisposable
             using var slot = await DatabaseSlotAsync(ct);
             if (!slot.IsAcquired)
             {
-                return Overloaded(slot);
+                return (null, Overloaded(slot));
             }
 
             body = JsonSerializer.SerializeToUtf8Bytes(await compute(), type);
             _cache.Set(key, final, body);
         }
 
-        return Results.Bytes(body, "application/json");
+        return (new JsonAnswer<T>(body), null);
     }
 
     public void Dispose() => _databaseSlots.Dispose();
@@ -348,11 +250,11 @@ public sealed class ClickQueries : IDisposable
         }
     }
 
-    private IResult Overloaded(RateLimitLease lease)
+    private OverloadedProblem Overloaded(RateLimitLease lease)
     {
         var reason = lease is TimedOut ? "queue-timeout" : "queue-full";
         QueryMetrics.Overloaded.Add(1, new KeyValuePair<string, object?>("reason", reason));
-        return Problems.Problem(503, "overloaded", "Too many queries are waiting for the database; retry shortly.",
+        return new OverloadedProblem(
             reason == "queue-timeout" ? $"No database slot freed up within {_options.QueueTimeout.TotalSeconds:0.#} s." : $"{_options.QueueLimit} requests are already waiting.");
     }
 
@@ -400,16 +302,13 @@ public sealed class ClickQueries : IDisposable
     /// A "how many" parameter: <paramref name="fallback"/> when absent, else a whole number from 1 to
     /// <paramref name="max"/>; the problem (reason invalid-limit) when it is not.
     /// </summary>
-    private static IResult? CountParameter(string name, string? text, int fallback, int max, out int count)
+    private static BadRequestProblem? CountParameter(string name, string? text, int fallback, int max, out int count)
     {
         count = fallback;
         return text is null || (int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out count) && count is >= 1 && count <= max)
             ? null
-            : Problems.Problem(400, "invalid-limit", $"{name} must be a whole number between 1 and {max}.");
+            : new BadRequestProblem("invalid-limit", $"{name} must be a whole number between 1 and {max}.");
     }
-
-    private static bool TryParseId(string text, out long id) =>
-        long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out id);
 
     private static bool TryParseWindow(string text, out int minutes)
     {
@@ -427,10 +326,6 @@ public sealed class ClickQueries : IDisposable
         };
         return minutes is >= 1 and <= MaxTopWindowMinutes;
     }
-
-    private static IResult UnknownAd() => Problems.Problem(404, "unknown-ad", "No such ad.");
-
-    private static IResult UnknownAdvertiser() => Problems.Problem(404, "unknown-advertiser", "No such advertiser.");
 
     private sealed record Watermark(long At, DateTimeOffset? Value);
 

@@ -1,87 +1,74 @@
 using System.ComponentModel;
-using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Query;
 
 /// <summary>The query role's HTTP surface: the API, its OpenAPI document and the dashboard.</summary>
 public static class QueryEndpoints
 {
-    private const string FromText = "Start (ISO-8601; UTC when no offset), widened down to a whole bucket. Default: 60 buckets before to.";
-    private const string ToText = "End, exclusive (ISO-8601; UTC when no offset), widened up to a whole bucket. Default: now.";
-    private const string GranularityText = "Bucket size: 1m (default), 5m, 15m, 1h or 1d.";
-    private const string TzText = "IANA time zone whose local midnights start day buckets (granularity=1d only). Default: UTC.";
-
     public static IEndpointRouteBuilder MapQuery(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/v1").WithTags("Query");
-        api.MapGet("/ads/{adId}/clicks", (
-                    HttpRequest request, ClickQueries queries, CancellationToken ct,
-                    [Description("The ad's id.")] string adId,
-                    [Description(FromText)] string? from,
-                    [Description(ToText)] string? to,
-                    [Description(GranularityText)] string? granularity,
-                    [Description(TzText)] string? tz) =>
-                queries.AdClicksAsync(request, adId, from, to, granularity, tz, ct))
+        // What a route can answer is declared where it comes from: 401 and 429 by the API-key requirement, 403 by the
+        // admin one, 400 for the range by its filter, and the rest by the union each handler returns.
+        var api = app.MapGroup("/v1").WithTags("Query").RequireApiKey();
+        api.MapGet("/ads/{adId:id}/clicks", (
+                    ClickQueries queries, Caller caller, [Description("The ad's id.")] long adId, [AsParameters] RangeParameters range, CancellationToken ct) =>
+                queries.AdClicksAsync(caller, adId, range.Range, ct))
+            .WithRange()
             .WithName("AdClicks")
             .WithSummary("Clicks of one ad per bucket")
-            .WithDescription("Every bucket of the range in order, salts summed, each marked final or partial. An advertiser's key sees only its own ads (404 for others).")
-            .Produces<AdClicksResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
+            .WithDescription("Every bucket of the range in order, salts summed, each marked final or partial. An advertiser's key sees only its own ads (404 for others).");
 
-        api.MapGet("/advertisers/{advertiserId}/clicks", (
-                    HttpRequest request, ClickQueries queries, CancellationToken ct,
-                    [Description("The advertiser's id.")] string advertiserId,
-                    [Description(FromText)] string? from,
-                    [Description(ToText)] string? to,
-                    [Description(GranularityText)] string? granularity,
-                    [Description(TzText)] string? tz,
-                    [Description("'ad' adds a series per ad, most clicked first.")] string? breakdown) =>
-                queries.AdvertiserClicksAsync(request, advertiserId, from, to, granularity, tz, breakdown, ct))
+        api.MapGet("/advertisers/{advertiserId:id}/clicks", (
+                    ClickQueries queries, Caller caller,
+                    [Description("The advertiser's id.")] long advertiserId,
+                    [AsParameters] RangeParameters range,
+                    [Description("'ad' adds a series per ad, most clicked first.")] string? breakdown,
+                    CancellationToken ct) =>
+                queries.AdvertiserClicksAsync(caller, advertiserId, range.Range, breakdown, ct))
+            .WithRange()
             .WithName("AdvertiserClicks")
-            .WithSummary("Clicks of all of an advertiser's ads per bucket, optionally per ad")
-            .Produces<AdvertiserClicksResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
+            .WithSummary("Clicks of all of an advertiser's ads per bucket, optionally per ad");
 
         api.MapGet("/top", (
-                    HttpRequest request, ClickQueries queries, CancellationToken ct,
+                    ClickQueries queries, Caller caller,
                     [Description("The last M minutes including the current one: 1m to 60m, or 1h. Default 5m.")] string? window,
                     [Description("How many ads, 1 to 100. Default 10.")] string? limit,
-                    [Description("Only this advertiser's ads. An advertiser's key is always limited to its own.")] string? advertiserId) =>
-                queries.TopAsync(request, window, limit, advertiserId, ct))
+                    [Description("Only this advertiser's ads. An advertiser's key is always limited to its own.")] string? advertiserId,
+                    CancellationToken ct) =>
+                queries.TopAsync(caller, window, limit, advertiserId, ct))
             .WithName("TopAds")
-            .WithSummary("The most clicked ads over the last minutes")
-            .Produces<TopAdsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
+            .WithSummary("The most clicked ads over the last minutes");
 
-        api.MapGet("/advertisers", (HttpRequest request, ClickQueries queries, CancellationToken ct) => queries.AdvertisersAsync(request, ct))
+        api.MapGet("/advertisers", (ClickQueries queries, Caller caller, CancellationToken ct) => queries.AdvertisersAsync(caller, ct))
             .WithName("Advertisers")
-            .WithSummary("The advertisers the caller may see (an advertiser's key: itself)")
-            .Produces<AdvertisersResponse>()
-            .ProducesProblem(401).ProducesProblem(429);
+            .WithSummary("The advertisers the caller may see (an advertiser's key: itself)");
 
-        api.MapGet("/advertisers/{advertiserId}/ads", (
-                    HttpRequest request, ClickQueries queries, CancellationToken ct,
-                    [Description("The advertiser's id.")] string advertiserId,
+        api.MapGet("/advertisers/{advertiserId:id}/ads", (
+                    ClickQueries queries, Caller caller,
+                    [Description("The advertiser's id.")] long advertiserId,
                     [Description("Only ads with a larger id: the next value of the previous page.")] string? after,
-                    [Description("How many ads, 1 to 1000. Default 100.")] string? limit) =>
-                queries.AdsAsync(request, advertiserId, after, limit, ct))
+                    [Description("How many ads, 1 to 1000. Default 100.")] string? limit,
+                    CancellationToken ct) =>
+                queries.AdsAsync(caller, advertiserId, after, limit, ct))
             .WithName("AdvertiserAds")
-            .WithSummary("The advertiser's ads in id order, a page at a time")
-            .Produces<AdsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(404);
+            .WithSummary("The advertiser's ads in id order, a page at a time");
 
         api.MapGet("/reconciliation/runs", (
-                    HttpRequest request, ClickQueries queries, CancellationToken ct,
-                    [Description("How many runs, newest first, 1 to 500. Default 50.")] string? last) =>
-                queries.ReconciliationRunsAsync(request, last, ct))
+                    ClickQueries queries, [Description("How many runs, newest first, 1 to 500. Default 50.")] string? last, CancellationToken ct) =>
+                queries.ReconciliationRunsAsync(last, ct))
+            .RequireAdmin()
             .WithName("ReconciliationRuns")
-            .WithSummary("The latest reconciliation runs and what they corrected (admin keys only)")
-            .Produces<ReconciliationRunsResponse>()
-            .ProducesProblem(400).ProducesProblem(401).ProducesProblem(429).ProducesProblem(403);
+            .WithSummary("The latest reconciliation runs and what they corrected (admin keys only)");
+
+        // An id that is not one names no ad or advertiser: the same 404 as an unknown id, not the unknown route's.
+        api.MapGet("/ads/{adId}/clicks", NotFoundProblem.UnknownAd).ExcludeFromDescription();
+        api.MapGet("/advertisers/{advertiserId}/clicks", NotFoundProblem.UnknownAdvertiser).ExcludeFromDescription();
+        api.MapGet("/advertisers/{advertiserId}/ads", NotFoundProblem.UnknownAdvertiser).ExcludeFromDescription();
 
         DashboardAssets.Map(app);
 
@@ -90,4 +77,14 @@ public static class QueryEndpoints
         app.ServiceProvider.GetRequiredService<ClickQueries>();
         return app;
     }
+
+    /// <summary>Validates the route's <see cref="RangeParameters"/> before its handler runs; declares the 400 that refuses them.</summary>
+    private static RouteHandlerBuilder WithRange(this RouteHandlerBuilder route) =>
+        route.AddEndpointFilter(async (context, next) =>
+        {
+            var services = context.HttpContext.RequestServices;
+            var problem = context.Arguments.OfType<RangeParameters>().Single()
+                .Validate(services.GetRequiredService<TimeProvider>().GetUtcNow(), services.GetRequiredService<IOptions<QueryOptions>>().Value);
+            return problem ?? await next(context);
+        }).ProducesProblem(StatusCodes.Status400BadRequest);
 }

@@ -7,7 +7,7 @@ namespace KafkaClicks.Query;
 /// <summary>Adds the bearer API-key scheme, a description and an example answer to each query operation of the OpenAPI document.</summary>
 internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperationTransformer
 {
-    private const string Scheme = "ApiKey";
+    private const string Scheme = ApiKeyAuthentication.Scheme;
 
     private static readonly Dictionary<string, string> Examples = new(StringComparer.Ordinal)
     {

@@ -1,5 +1,6 @@
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.OpenApi;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -10,8 +11,9 @@ namespace KafkaClicks.Query;
 public static class QueryServiceCollectionExtensions
 {
     /// <summary>
-    /// Registers the query role: API-key auth, the click series store, the Redis response cache (when
-    /// ConnectionStrings:Redis is set) and the OpenAPI document. Map it with <see cref="QueryEndpoints.MapQuery"/>.
+    /// Registers the query role: API-key authentication and authorization, the click series store, the Redis response cache (when
+    /// ConnectionStrings:Redis is set) and the OpenAPI document. Map it with <see cref="QueryEndpoints.MapQuery"/>, after
+    /// UseAuthentication and UseAuthorization.
     /// </summary>
     public static IHostApplicationBuilder AddQuery(this IHostApplicationBuilder builder)
     {
@@ -32,7 +34,8 @@ public static class QueryServiceCollectionExtensions
             builder.Services.AddRedis(builder.Configuration);
         }
 
-        builder.Services.AddSingleton<ApiKeyAuthenticator>();
+        builder.Services.AddApiKeyAuthentication();
+        builder.Services.Configure<RouteOptions>(options => options.SetParameterPolicy<IdRouteConstraint>(IdRouteConstraint.Name));
         builder.Services.AddSingleton<ClickSeriesStore>();
         builder.Services.AddSingleton<ResponseCache>();
         builder.Services.AddSingleton<ClickQueries>();

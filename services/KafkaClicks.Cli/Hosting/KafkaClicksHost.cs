@@ -82,6 +82,14 @@ public static class KafkaClicksHost
         app.UseForwardedHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        if (roles.HasFlag(Role.Query))
+        {
+            // Here rather than where WebApplication would put them (before everything above), so that the API-key
+            // scheme sees the forwarded client address and its errors reach the exception handler.
+            app.UseAuthentication();
+            app.UseAuthorization();
+        }
+
         app.MapServiceDefaults();
         if (roles.HasFlag(Role.Ingest))
         {

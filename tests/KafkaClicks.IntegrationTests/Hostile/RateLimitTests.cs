@@ -98,6 +98,30 @@ public sealed class RateLimitTests(PostgresServer postgres) : IClassFixture<Post
     }
 
     [Fact]
+    public async Task Requests_outside_the_query_api_take_nothing_from_its_anonymous_allowance()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?>
+        {
+            ["Query:RateLimits:AnonymousPerSecond"] = "1",
+            ["Query:RateLimits:AnonymousBurst"] = "2",
+        });
+
+        // Health checks, the dashboard and the OpenAPI document, from the same network and with a key nobody has.
+        foreach (var path in new[] { "/healthz", "/", "/openapi/v1.json", "/healthz", "/", "/openapi/v1.json" })
+        {
+            using var response = await host.GetAsync(path, "guess-" + Guid.NewGuid().ToString("N"));
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        }
+
+        // The whole burst is left for the query API.
+        for (var i = 0; i < 2; i++)
+        {
+            using var response = await host.Http.GetAsync(new Uri("/v1/top", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task Minting_is_limited_per_frontend_key_and_callers_without_a_key_per_network()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?>

@@ -40,6 +40,18 @@ public static class ClickRows
             ON CONFLICT (topic, partition) DO UPDATE SET final_through = EXCLUDED.final_through, updated_at = now()
             """, finalThrough);
 
+    /// <summary>Until PostgreSQL shows a query of this database waiting for a lock (the held query has the slot), at most 10 s.</summary>
+    public static async Task WaitForQueryBlockedOnLockAsync(TestDatabase database)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (await database.ScalarAsync<long>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the first query did not reach the locked table within 10 s");
+            await Task.Delay(50);
+        }
+    }
+
     /// <summary>GET as <paramref name="apiKey"/>, expecting 200; the parsed body.</summary>
     public static async Task<JsonElement> GetJsonAsync(ProductHost host, string path, string apiKey)
     {

@@ -436,18 +436,6 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.Equal(4, (await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=1h", Admin)).GetProperty("total").GetInt64());
     }
 
-    /// <summary>Until PostgreSQL shows a query of this database waiting for a lock (the held query has the slot), at most 10 s.</summary>
-    private static async Task WaitForQueryBlockedOnLockAsync(TestDatabase database)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (await database.ScalarAsync<long>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the first query did not reach the locked table within 10 s");
-            await Task.Delay(50);
-        }
-    }
-
     private static async Task AssertProblemAsync(ProductHost host, string path, string key, HttpStatusCode status, string reason)
     {
         using var response = await host.GetAsync(path, key);
