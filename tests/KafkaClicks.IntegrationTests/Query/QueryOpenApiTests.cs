@@ -2,7 +2,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
-using static KafkaClicks.IntegrationTests.Query.ClickRows;
+using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Query;
 
