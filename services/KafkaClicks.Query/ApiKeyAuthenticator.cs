@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Claims;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Caching.Memory;
@@ -89,7 +90,7 @@ public sealed class ApiKeyAuthenticator : IDisposable
                 return new Authentication(null, CallerRateLimits.TooManyRequests(context));
             }
 
-            await using var command = _dataSource.CreateCommand("SELECT advertiser_id FROM advertisers WHERE api_key_hash = $1");
+            await using var command = _dataSource.CreateCommand($"SELECT advertiser_id FROM {Tables.Advertisers} WHERE api_key_hash = $1");
             command.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = hash });
             var id = await command.ExecuteScalarAsync(cancellationToken);
             caller = id is long advertiserId ? new Caller(false, advertiserId) : null;

@@ -1,4 +1,6 @@
 using System.Text;
+using KafkaClicks.Contracts;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Caching.Memory;
 using Npgsql;
 using NpgsqlTypes;
@@ -63,7 +65,7 @@ public sealed class ClickSeriesStore : IDisposable
             return cached;
         }
 
-        await using var command = _dataSource.CreateCommand("SELECT advertiser_id FROM ads WHERE ad_id = $1");
+        await using var command = _dataSource.CreateCommand($"SELECT advertiser_id FROM {Tables.Ads} WHERE ad_id = $1");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
         if (await command.ExecuteScalarAsync(cancellationToken) is not long owner)
         {
@@ -82,7 +84,7 @@ public sealed class ClickSeriesStore : IDisposable
             return true;
         }
 
-        await using var command = _dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM advertisers WHERE advertiser_id = $1)");
+        await using var command = _dataSource.CreateCommand($"SELECT EXISTS (SELECT 1 FROM {Tables.Advertisers} WHERE advertiser_id = $1)");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
         if (await command.ExecuteScalarAsync(cancellationToken) is not true)
         {
@@ -96,9 +98,9 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>The advertiser's ads in id order, or null when there is no such advertiser.</summary>
     public async Task<long[]?> AdvertiserAdsAsync(long advertiserId, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            SELECT array(SELECT ad_id FROM ads WHERE advertiser_id = $1 ORDER BY ad_id)
-            FROM advertisers WHERE advertiser_id = $1
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT array(SELECT ad_id FROM {Tables.Ads} WHERE advertiser_id = $1 ORDER BY ad_id)
+            FROM {Tables.Advertisers} WHERE advertiser_id = $1
             """);
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
         return await command.ExecuteScalarAsync(cancellationToken) as long[];
@@ -107,8 +109,8 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>Up to <paramref name="limit"/> of the advertiser's ads with ids above <paramref name="after"/>, in id order.</summary>
     public async Task<List<AdSummary>> AdsPageAsync(long advertiserId, long after, int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            SELECT ad_id, redirect_url, deleted_at IS NOT NULL FROM ads
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT ad_id, redirect_url, deleted_at IS NOT NULL FROM {Tables.Ads}
             WHERE advertiser_id = $1 AND ad_id > $2
             ORDER BY ad_id
             LIMIT $3
@@ -129,10 +131,10 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>The latest <paramref name="limit"/> reconciliation runs that changed or could change the database (no dry runs), newest first.</summary>
     public async Task<List<ReconciliationRun>> ReconciliationRunsAsync(int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
+        await using var command = _dataSource.CreateCommand($"""
             SELECT run_id, range_from, range_to, ad_id, status, coalesce(raw_clicks, 0), coalesce(db_clicks, 0),
                    coalesce(windows_checked, 0), coalesce(windows_corrected, 0), started_at, finished_at
-            FROM reconciliation_runs
+            FROM {Tables.ReconciliationRuns}
             WHERE NOT dry_run
             ORDER BY started_at DESC, run_id DESC
             LIMIT $1
@@ -155,9 +157,9 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>Advertisers in id order (one, or all when <paramref name="advertiserId"/> is null), with their number of ads.</summary>
     public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            SELECT v.advertiser_id, v.name, (SELECT count(*) FROM ads a WHERE a.advertiser_id = v.advertiser_id)
-            FROM advertisers v
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT v.advertiser_id, v.name, (SELECT count(*) FROM {Tables.Ads} a WHERE a.advertiser_id = v.advertiser_id)
+            FROM {Tables.Advertisers} v
             WHERE $1::bigint IS NULL OR v.advertiser_id = $1
             ORDER BY v.advertiser_id
             LIMIT $2
@@ -178,13 +180,8 @@ public sealed class ClickSeriesStore : IDisposable
     /// Every minute before this instant has its final count in the database: the least of the per-partition
     /// final watermarks the sink records, over partitions that reported in the last 10 minutes.
     /// </summary>
-    public async Task<DateTimeOffset?> CompleteThroughAsync(CancellationToken cancellationToken)
-    {
-        await using var command = _dataSource.CreateCommand(
-            "SELECT min(final_through) FROM stream_progress WHERE updated_at > now() - interval '10 minutes'");
-        var value = await command.ExecuteScalarAsync(cancellationToken);
-        return value is DateTime dt ? new DateTimeOffset(DateTime.SpecifyKind(dt, DateTimeKind.Utc)) : null;
-    }
+    public async Task<DateTimeOffset?> CompleteThroughAsync(CancellationToken cancellationToken) =>
+        await StreamProgress.CompleteThroughAsync(_dataSource, cancellationToken) is { } through ? new DateTimeOffset(through) : null;
 
     /// <summary>
     /// Clicks per bucket of <paramref name="range"/> for <paramref name="adIds"/>, salts summed, in total or per ad
@@ -234,7 +231,7 @@ public sealed class ClickSeriesStore : IDisposable
             : new NpgsqlParameter<long> { TypedValue = advertiserId!.Value });
         command.Parameters.Add(new NpgsqlParameter<TimeSpan> { TypedValue = unit });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = QueryRange.Origin, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-        var ads = adIds is not null ? "ad_id = ANY($1)" : "ad_id = ANY(array(SELECT ad_id FROM ads WHERE advertiser_id = $1))";
+        var ads = adIds is not null ? "ad_id = ANY($1)" : $"ad_id = ANY(array(SELECT ad_id FROM {Tables.Ads} WHERE advertiser_id = $1))";
         for (var i = 0; i < segments.Count; i++)
         {
             var (source, from, to) = (segments[i].Source, segments[i].From, segments[i].To);
@@ -243,10 +240,10 @@ public sealed class ClickSeriesStore : IDisposable
             {
                 // Hours of a day bucket are summed into it by the reader, like any rows finer than the bucket.
                 Source.Daily or Source.Hourly when adIds is null =>
-                    $"SELECT 0::bigint, hour AS t, clicks FROM advertiser_clicks_hourly WHERE advertiser_id = $1 AND hour >= ${f} AND hour < ${f + 1}",
-                Source.Daily => $"SELECT ad_id, day AS t, clicks FROM ad_clicks_daily WHERE {ads} AND day >= ${f} AND day < ${f + 1}",
-                Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM ad_clicks_hourly WHERE {ads} AND hour >= ${f} AND hour < ${f + 1}",
-                _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM ad_clicks_minute WHERE {ads} AND minute >= ${f} AND minute < ${f + 1}",
+                    $"SELECT 0::bigint, hour AS t, clicks FROM {Tables.AdvertiserClicksHourly} WHERE advertiser_id = $1 AND hour >= ${f} AND hour < ${f + 1}",
+                Source.Daily => $"SELECT ad_id, day AS t, clicks FROM {Tables.AdClicksDaily} WHERE {ads} AND day >= ${f} AND day < ${f + 1}",
+                Source.Hourly => $"SELECT ad_id, hour AS t, clicks FROM {Tables.AdClicksHourly} WHERE {ads} AND hour >= ${f} AND hour < ${f + 1}",
+                _ => $"SELECT ad_id, date_bin($2, minute, $3) AS t, clicks FROM {Tables.AdClicksMinute} WHERE {ads} AND minute >= ${f} AND minute < ${f + 1}",
             });
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
             command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -280,14 +277,14 @@ public sealed class ClickSeriesStore : IDisposable
             SELECT t.ad_id, a.advertiser_id, t.clicks
             FROM (
                 SELECT ad_id, sum(clicks::int4) AS clicks
-                FROM ad_clicks_minute
+                FROM {Tables.AdClicksMinute}
                 WHERE minute >= $1 AND minute < $2
-                  {(advertiserId is null ? "" : "AND ad_id = ANY(array(SELECT ad_id FROM ads WHERE advertiser_id = $4))")}
+                  {(advertiserId is null ? "" : $"AND ad_id = ANY(array(SELECT ad_id FROM {Tables.Ads} WHERE advertiser_id = $4))")}
                 GROUP BY ad_id
                 ORDER BY clicks DESC, ad_id
                 LIMIT $3
             ) t
-            JOIN ads a ON a.ad_id = t.ad_id
+            JOIN {Tables.Ads} a ON a.ad_id = t.ad_id
             ORDER BY t.clicks DESC, t.ad_id
             """);
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
@@ -382,7 +379,7 @@ public sealed class ClickSeriesStore : IDisposable
 
     private async Task<HashSet<DateTimeOffset>> DirtyHoursAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("SELECT hour FROM rollup_dirty WHERE hour >= $1 AND hour < $2");
+        await using var command = _dataSource.CreateCommand($"SELECT hour FROM {Tables.RollupDirty} WHERE hour >= $1 AND hour < $2");
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         var hours = new HashSet<DateTimeOffset>();

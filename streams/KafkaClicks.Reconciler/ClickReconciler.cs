@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using KafkaClicks.Migrations;
+using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
 using Npgsql;
 
@@ -132,8 +133,8 @@ public sealed class ClickReconciler
     /// <summary>The ranges starting at or after <paramref name="since"/> that a run of <paramref name="schedule"/> reconciled (succeeded or partial).</summary>
     public async Task<HashSet<(DateTime From, DateTime To)>> ScheduledDoneAsync(string schedule, DateTime since, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            SELECT range_from, range_to FROM reconciliation_runs
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT range_from, range_to FROM {Tables.ReconciliationRuns}
             WHERE schedule = $1 AND range_from >= $2 AND status IN ('succeeded', 'partial')
             """);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = schedule });
@@ -160,9 +161,7 @@ public sealed class ClickReconciler
     {
         var closed = _time.GetUtcNow().UtcDateTime - _grace;
         closed = TimeBuckets.MinuteOf(closed);
-        await using var command = _dataSource.CreateCommand(
-            "SELECT min(final_through) FROM stream_progress WHERE updated_at > now() - interval '10 minutes'");
-        var stream = await command.ExecuteScalarAsync(cancellationToken) is DateTime s ? DateTime.SpecifyKind(s, DateTimeKind.Utc) : (DateTime?)null;
+        var stream = await StreamProgress.CompleteThroughAsync(_dataSource, cancellationToken);
         return (stream is { } through && through < closed ? through : closed, stream);
     }
 
@@ -279,7 +278,7 @@ public sealed class ClickReconciler
     /// <summary>The latest stored reports, newest first.</summary>
     public async Task<IReadOnlyList<ReconcileReport>> RecentAsync(int count, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("SELECT run_id, report FROM reconciliation_runs ORDER BY run_id DESC LIMIT $1");
+        await using var command = _dataSource.CreateCommand($"SELECT run_id, report FROM {Tables.ReconciliationRuns} ORDER BY run_id DESC LIMIT $1");
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = count });
         var reports = new List<ReconcileReport>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -314,8 +313,8 @@ public sealed class ClickReconciler
 
     private async Task<Dictionary<(long AdId, DateTime Minute, int Salt), long>> StoredAsync(ReconcileRequest request, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            SELECT ad_id, minute, salt, clicks FROM ad_clicks_minute
+        await using var command = _dataSource.CreateCommand($"""
+            SELECT ad_id, minute, salt, clicks FROM {Tables.AdClicksMinute}
             WHERE minute >= $1 AND minute < $2 AND ($3::bigint IS NULL OR ad_id = $3)
             """);
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = request.From });
@@ -360,8 +359,8 @@ public sealed class ClickReconciler
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         await using (var statements = new NpgsqlBatch(connection, transaction))
         {
-            var upsert = new NpgsqlBatchCommand("""
-                INSERT INTO ad_clicks_minute AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at, corrected_at)
+            var upsert = new NpgsqlBatchCommand($"""
+                INSERT INTO {Tables.AdClicksMinute} AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at, corrected_at)
                 SELECT a, m, s, c, true, now(), now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
                 ON CONFLICT (ad_id, minute, salt) DO UPDATE
                 SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now(),
@@ -414,8 +413,8 @@ public sealed class ClickReconciler
 
     private async Task<long> StoreAsync(ReconcileReport report, string? schedule, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
-            INSERT INTO reconciliation_runs (range_from, range_to, ad_id, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, report, started_at, finished_at, schedule)
+        await using var command = _dataSource.CreateCommand($"""
+            INSERT INTO {Tables.ReconciliationRuns} (range_from, range_to, ad_id, dry_run, raw_clicks, db_clicks, windows_checked, windows_corrected, status, report, started_at, finished_at, schedule)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, now() - $11 * interval '1 second', now(), $12)
             RETURNING run_id
             """);
