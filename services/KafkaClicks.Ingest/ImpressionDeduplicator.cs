@@ -108,33 +108,44 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     /// </summary>
     public async Task<ImpressionClaim> ClaimAsync(string impressionId, DateTimeOffset expiresAt, TimeProvider time)
     {
-        var sequence = Interlocked.Increment(ref _lastSequence);
-        var mine = Claim(sequence);
-        lock (_lock)
-        {
-            _unsettled[sequence] = (impressionId, Stopwatch.GetTimestamp());
-        }
-
         var key = ClaimPrefix + impressionId;
         var ttl = expiresAt - time.GetUtcNow() + TimeSpan.FromMinutes(1);
         var database = _redis.GetDatabase();
+
+        // Every attempt to claim takes a number of its own, unsettled from before it is sent: whatever reaches Redis
+        // reads as unsettled until this click settles it. An attempt that finds another click's claim holds nothing
+        // and is settled at once, so a click waiting on another claim never holds this instance's settled mark back
+        // (waiting repeats would otherwise wait on each other).
+        var sequence = Unsettled(impressionId);
+        var mine = Claim(sequence);
         try
         {
             // SET NX GET (Redis 7): one command that claims, or says whose claim is there.
             var held = await database.StringSetAndGetAsync(key, mine, ttl, keepTtl: false, when: When.NotExists).WaitAsync(_timeout);
             var waited = Stopwatch.StartNew();
-            while (!held.IsNull)
+            while (!held.IsNull && held != mine)
             {
-                var state = await StateOfAsync(database, held);
-                if (state == ClaimState.Settled)
+                Settle(new ImpressionClaim(DedupeResult.Duplicate, sequence));
+                ClaimState state;
+                try
                 {
-                    // This click claimed nothing: its number must not hold the others' unsettled.
-                    var duplicate = new ImpressionClaim(DedupeResult.Duplicate, sequence);
-                    Settle(duplicate);
-                    return duplicate;
+                    state = await StateOfAsync(database, key, held);
+                }
+                catch (Exception e) when ((e is RedisException or TimeoutException) && waited.Elapsed < _pendingWait)
+                {
+                    // A claim is there: a slow answer about it is waited out like an unsettled claim, not taken as
+                    // leave to record the click again.
+                    state = ClaimState.Unsettled;
                 }
 
-                if (state == ClaimState.Abandoned || waited.Elapsed >= _pendingWait)
+                if (state == ClaimState.Settled)
+                {
+                    return new ImpressionClaim(DedupeResult.Duplicate, sequence);
+                }
+
+                sequence = Unsettled(impressionId);
+                mine = Claim(sequence);
+                if (state == ClaimState.Abandoned || (state == ClaimState.Unsettled && waited.Elapsed >= _pendingWait))
                 {
                     // Its click may never be made durable: this one is accepted and takes the claim over, so that a
                     // later repeat meets a claim whose fate is known.
@@ -142,8 +153,25 @@ public sealed partial class ImpressionDeduplicator : IDisposable
                     return new ImpressionClaim(DedupeResult.Unfinished, sequence);
                 }
 
-                await Task.Delay(PendingPoll);
-                held = await database.StringSetAndGetAsync(key, mine, ttl, keepTtl: false, when: When.NotExists).WaitAsync(_timeout);
+                if (state == ClaimState.Unsettled)
+                {
+                    await Task.Delay(PendingPoll);
+                }
+
+                while (true)
+                {
+                    try
+                    {
+                        held = await database.StringSetAndGetAsync(key, mine, ttl, keepTtl: false, when: When.NotExists).WaitAsync(_timeout);
+                        break;
+                    }
+                    catch (Exception e) when ((e is RedisException or TimeoutException) && waited.Elapsed < _pendingWait)
+                    {
+                        // Asked again with the same number: had this SET reached Redis and claimed, the next one finds
+                        // this click's own claim.
+                        await Task.Delay(PendingPoll);
+                    }
+                }
             }
 
             return new ImpressionClaim(DedupeResult.New, sequence);
@@ -153,6 +181,18 @@ public sealed partial class ImpressionDeduplicator : IDisposable
             // The SET may still reach Redis after the timeout: the sequence number lets this click give it back.
             LogRedisUnavailable(e.GetType().Name);
             return new ImpressionClaim(DedupeResult.Unchecked, sequence);
+        }
+    }
+
+    /// <summary>A new claim number for <paramref name="impressionId"/>, unsettled until <see cref="Settle"/>.</summary>
+    private long Unsettled(string impressionId)
+    {
+        lock (_lock)
+        {
+            // Taken under the lock, so a publication never sees a number taken and not yet listed as unsettled.
+            var sequence = ++_lastSequence;
+            _unsettled[sequence] = (impressionId, Stopwatch.GetTimestamp());
+            return sequence;
         }
     }
 
@@ -199,15 +239,18 @@ public sealed partial class ImpressionDeduplicator : IDisposable
         }
     }
 
-    private enum ClaimState
+    internal enum ClaimState
     {
         Settled,
         Unsettled,
         Abandoned,
+
+        /// <summary>The claim is no longer the one in Redis (given back, or taken over): claim again.</summary>
+        Replaced,
     }
 
-    /// <summary>Reads the fate of the claim <paramref name="held"/> found in Redis.</summary>
-    private async Task<ClaimState> StateOfAsync(IDatabase database, RedisValue held)
+    /// <summary>Reads the fate of the claim <paramref name="held"/> found in Redis under <paramref name="key"/>.</summary>
+    internal async Task<ClaimState> StateOfAsync(IDatabase database, RedisKey key, RedisValue held)
     {
         var value = (string?)held;
         if (value is ['p', ..])
@@ -226,7 +269,9 @@ public sealed partial class ImpressionDeduplicator : IDisposable
         var marks = await database.StringGetAsync([SettledPrefix + instance, AlivePrefix + instance]).WaitAsync(_timeout);
         if (marks[0].TryParse(out long settled) && settled >= sequence)
         {
-            return ClaimState.Settled;
+            // Settled means durable or given back, and a claim is given back by deleting it before it counts as
+            // settled: the claim still being there after the mark was read proves its click durable.
+            return await database.StringGetAsync(key).WaitAsync(_timeout) == held ? ClaimState.Settled : ClaimState.Replaced;
         }
 
         return marks[1].IsNull ? ClaimState.Abandoned : ClaimState.Unsettled;
@@ -268,9 +313,8 @@ public sealed partial class ImpressionDeduplicator : IDisposable
                 }
             }
 
-            // Read inside the lock: a claim numbered before this read is already in the set (it is added under the
-            // lock right after its number is taken), so nothing unsettled is passed over.
-            through = _unsettled.Count > 0 ? _unsettled.Keys.First() - 1 : Interlocked.Read(ref _lastSequence);
+            // Numbers are taken and listed under this lock, so nothing unsettled is passed over.
+            through = _unsettled.Count > 0 ? _unsettled.Keys.First() - 1 : _lastSequence;
         }
 
         if (stuck is not null)

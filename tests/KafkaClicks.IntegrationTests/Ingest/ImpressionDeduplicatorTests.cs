@@ -76,6 +76,26 @@ public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Category", "Billing")]
+    public async Task A_claim_given_back_never_reads_as_a_settled_click_to_a_click_that_met_it_before()
+    {
+        var (a, b) = (Instance(), Instance());
+        var impression = NewImpression();
+        var key = "click:imp:" + impression;
+        var first = await ClaimAsync(a, impression);
+        var met = await _redis.GetDatabase().StringGetAsync(key); // what a second click's SET NX GET returned
+
+        // The first click cannot be made durable: its claim is given back, which settles its number too.
+        await a.ReleaseAsync(impression, first);
+        await Task.Delay(ImpressionDeduplicator.PublishInterval * 4);
+
+        // The second click now looks at the claim it met: that claim is gone, so it must claim again (and be counted),
+        // not take the settled number for a durable first click and answer a repeat, losing the click.
+        Assert.Equal(ImpressionDeduplicator.ClaimState.Replaced, await b.StateOfAsync(_redis.GetDatabase(), key, met));
+        Assert.Equal(DedupeResult.New, (await ClaimAsync(b, impression)).Result);
+    }
+
+    [Fact]
     public async Task The_retry_of_a_click_whose_instance_died_before_it_was_durable_is_accepted_and_takes_the_claim_over()
     {
         var (dead, live) = (Instance(), Instance());
