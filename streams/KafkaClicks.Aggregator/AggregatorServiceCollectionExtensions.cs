@@ -21,6 +21,7 @@ public static class AggregatorServiceCollectionExtensions
                 "Aggregator:CommitInterval must be under half the producer's transaction timeout (Kafka:Client:TransactionTimeoutMs, "
                 + "60 s by default) with ExactlyOnce: each commit ends a transaction, and the broker aborts one that runs longer.")
             .ValidateOnStart();
+        builder.Services.AddKafka();
         builder.Services.AddSingleton<AggregatorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(

@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,19 +18,19 @@ namespace KafkaClicks.Reconciler;
 public sealed partial class LateClickReconciler : BackgroundService
 {
     /// <summary>The consumer group on clicks.late.</summary>
-    public const string GroupId = "kafkaclicks-reconciler-late";
+    public const string GroupId = ConsumerGroups.LateClicks;
 
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
-    private readonly IConfiguration _configuration;
+    private readonly KafkaClientFactory _kafka;
     private readonly ReconciliationScheduler _scheduler;
     private readonly ReconcilerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<LateClickReconciler> _logger;
 
-    public LateClickReconciler(IConfiguration configuration, ReconciliationScheduler scheduler, IOptions<ReconcilerOptions> options,
+    public LateClickReconciler(KafkaClientFactory kafka, ReconciliationScheduler scheduler, IOptions<ReconcilerOptions> options,
         TimeProvider time, ILogger<LateClickReconciler> logger)
     {
-        _configuration = configuration;
+        _kafka = kafka;
         _scheduler = scheduler;
         _options = options.Value;
         _time = time;
@@ -50,14 +49,14 @@ public sealed partial class LateClickReconciler : BackgroundService
 
     private async Task Run(CancellationToken stoppingToken)
     {
-        var config = KafkaOptions.ConsumerConfig(_configuration, GroupId);
-        config.EnableAutoOffsetStore = true; // offsets are committed explicitly, after the recounts
-        config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(30).TotalMilliseconds; // a recount can take minutes
-        using var consumer = new ConsumerBuilder<string, ClickEvent>(config)
+        using var consumer = _kafka.Consumer<string, ClickEvent>(_kafka.Names.Of(GroupId), _logger, config =>
+            {
+                config.EnableAutoOffsetStore = true; // offsets are committed explicitly, after the recounts
+                config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(30).TotalMilliseconds; // a recount can take minutes
+            })
             .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .LogTo(_logger)
             .Build();
-        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksLate);
+        consumer.Subscribe(_kafka.Names.ClicksLate);
         var pending = new Dictionary<DateTime, DateTime>(); // hour -> newest write time of its late clicks
         var uncommitted = false;
         DateTime? dueAt = null;

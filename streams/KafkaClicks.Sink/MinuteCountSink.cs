@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,17 +18,17 @@ namespace KafkaClicks.Sink;
 /// </summary>
 public sealed partial class MinuteCountSink : BackgroundService
 {
-    private readonly IConfiguration _configuration;
+    private readonly KafkaClientFactory _kafka;
     private readonly IDeserializer<MinuteCount> _deserializer;
     private readonly MinuteCountWriter _writer;
     private readonly SinkOptions _options;
     private readonly ILogger<MinuteCountSink> _logger;
     private readonly ResiliencePipeline _retry;
 
-    public MinuteCountSink(IConfiguration configuration, IDeserializer<MinuteCount> deserializer, MinuteCountWriter writer,
+    public MinuteCountSink(KafkaClientFactory kafka, IDeserializer<MinuteCount> deserializer, MinuteCountWriter writer,
         IOptions<SinkOptions> options, ILogger<MinuteCountSink> logger)
     {
-        _configuration = configuration;
+        _kafka = kafka;
         _deserializer = deserializer;
         _writer = writer;
         _options = options.Value;
@@ -73,12 +72,11 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        using var consumer = new ConsumerBuilder<string, byte[]>(KafkaOptions.ConsumerConfig(_configuration, _options.GroupId))
+        using var consumer = _kafka.Consumer<string, byte[]>(_kafka.Names.Of(_options.GroupId), _logger)
             .SetKeyDeserializer(Deserializers.Utf8)
             .SetValueDeserializer(Deserializers.ByteArray)
-            .LogTo(_logger)
             .Build();
-        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksMinute);
+        consumer.Subscribe(_kafka.Names.ClicksMinute);
         var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);
         var offsets = new Dictionary<TopicPartition, Offset>();
         try
