@@ -77,7 +77,7 @@ public sealed partial class LateClickReconciler : BackgroundService
                         consumer.Commit();
                         uncommitted = false;
                     }
-                    catch (KafkaException e)
+                    catch (KafkaException e) when (!e.Error.IsFatal)
                     {
                         // The broker is away: the next pass commits (recounting again after a crash is harmless).
                         LogCommitFailed(e.Message);
@@ -87,6 +87,13 @@ public sealed partial class LateClickReconciler : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        catch (KafkaException e) when (e.Error.IsFatal)
+        {
+            // The consumer can do nothing more (librdkafka says so): the role stops, and with it the process, so its
+            // supervisor starts a new one instead of this loop retrying forever.
+            LogFatal(e.Error.Code, e.Error.Reason);
+            throw;
         }
         finally
         {
@@ -107,7 +114,7 @@ public sealed partial class LateClickReconciler : BackgroundService
             LogUndecodable(e.ConsumerRecord?.TopicPartitionOffset, e.Message);
             return;
         }
-        catch (ConsumeException e)
+        catch (ConsumeException e) when (!e.Error.IsFatal)
         {
             LogConsumeFailed(e.Message);
             Thread.Sleep(TimeSpan.FromSeconds(1));
@@ -163,6 +170,9 @@ public sealed partial class LateClickReconciler : BackgroundService
 
     [LoggerMessage(EventId = 5104, Level = LogLevel.Warning, Message = "Reading clicks.late failed: {Error}; retrying")]
     private partial void LogConsumeFailed(string error);
+
+    [LoggerMessage(EventId = 5106, Level = LogLevel.Critical, Message = "Reading clicks.late failed fatally ({Code}: {Reason}); the late-click reconciler stops")]
+    private partial void LogFatal(ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 5105, Level = LogLevel.Warning, Message = "Committing clicks.late offsets failed: {Error}; retrying")]
     private partial void LogCommitFailed(string error);

@@ -126,6 +126,13 @@ public sealed partial class MinuteCountSink : BackgroundService
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
         }
+        catch (KafkaException e) when (e.Error.IsFatal)
+        {
+            // The consumer can do nothing more (librdkafka says so): the role stops, and with it the process, so its
+            // supervisor starts a new one instead of this loop failing forever.
+            LogFatal(e.Error.Code, e.Error.Reason);
+            throw;
+        }
         finally
         {
             if (_databaseUnavailable)
@@ -217,6 +224,9 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Offsets not committed ({Code}: {Reason}); the stored batch is re-read and rewritten unchanged by the partitions' owner")]
     private partial void LogCommitFailed(ErrorCode code, string reason);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Critical, Message = "Consuming clicks.minute failed fatally ({Code}: {Reason}); the sink stops")]
+    private partial void LogFatal(ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Consuming clicks.minute failed ({Code}: {Reason}); the sink rejoins its group and goes on")]
     private partial void LogConsumeFailed(ErrorCode code, string reason);
