@@ -33,7 +33,7 @@ public sealed class KafkaClientFactory
         new(new ConfigurationBuilder().AddInMemoryCollection([new($"{KafkaOptions.Section}:BootstrapServers", bootstrapServers)]).Build());
 
     /// <summary>Kafka:BootstrapServers, read when asked (the host fills it in once the embedded broker has started).</summary>
-    public string BootstrapServers => _configuration[$"{KafkaOptions.Section}:BootstrapServers"] is { Length: > 0 } servers && !string.IsNullOrWhiteSpace(servers)
+    public string BootstrapServers => _configuration[$"{KafkaOptions.Section}:BootstrapServers"] is { } servers && !string.IsNullOrWhiteSpace(servers)
         ? servers
         : throw new KafkaClicksConfigurationException(
             "Kafka:BootstrapServers is not set: name the cluster (or the address `kafkaclicks up` / `kafkaclicks broker` printed), " +
