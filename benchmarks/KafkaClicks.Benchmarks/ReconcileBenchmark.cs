@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -40,7 +41,7 @@ public sealed class ReconcileBenchmark : IBenchmark
         var read = RawClickLoad.ReadAll(broker.BootstrapServers, Partitions);
         baseline.Stop();
 
-        var reconciler = new ClickReconciler(dataSource, new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5)));
+        var reconciler = new ClickReconciler(dataSource, new RawLogCounter(KafkaClientFactory.For(broker.BootstrapServers), TimeSpan.FromMinutes(5)));
         var request = new ReconcileRequest(Start, Start.AddMinutes(21), null, false);
         var timer = Stopwatch.StartNew();
         var report = await reconciler.RunAsync(request, null, default);

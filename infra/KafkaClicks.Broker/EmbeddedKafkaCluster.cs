@@ -197,7 +197,6 @@ public sealed class EmbeddedKafkaCluster : IDisposable
         return t is null || t.Error.IsError ? 0 : t.Partitions.Count;
     }
 
-    /// <summary>Stops the forwarder (if any), destroys the mock cluster and its handle.</summary>
     /// <summary>
     /// Takes every broker of the cluster down (connections closed, new ones refused) or brings them back up, so
     /// fault tests can make the broker unreachable the way a network partition would.
@@ -220,6 +219,22 @@ public sealed class EmbeddedKafkaCluster : IDisposable
         }
     }
 
+    /// <summary>
+    /// Answers the next requests of the Kafka API <paramref name="apiKey"/> (from any client) with <paramref name="errors"/>,
+    /// one each, in order, so tests can see how a client takes a broker's refusal, such as a fenced group member.
+    /// </summary>
+    public void FailNextRequests(short apiKey, params ErrorCode[] errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_mcluster == IntPtr.Zero, this);
+            var codes = errors.Select(e => (int)e).ToArray();
+            LibrdkafkaMockNative.rd_kafka_mock_push_request_errors_array(_mcluster, apiKey, (UIntPtr)codes.Length, codes);
+        }
+    }
+
+    /// <summary>Stops the forwarder (if any), destroys the mock cluster and its handle.</summary>
     public void Dispose()
     {
         IAdminClient? admin;

@@ -98,6 +98,9 @@ internal static partial class LibrdkafkaMockNative
     internal static partial void rd_kafka_mock_broker_set_host_port(IntPtr mcluster, int brokerId, string host, int port);
 
     [LibraryImport(Lib)]
+    internal static partial void rd_kafka_mock_push_request_errors_array(IntPtr mcluster, short apiKey, UIntPtr count, int[] errors);
+
+    [LibraryImport(Lib)]
     internal static partial IntPtr rd_kafka_err2str(int err);
 
     internal static string ErrorText(int err) =>

@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
@@ -24,15 +23,14 @@ public sealed class ClickEventProducer : IDisposable
     private readonly Timer _refresh;
     private volatile int _partitionCount;
 
-    public ClickEventProducer(IConfiguration configuration, ISerializer<ClickEvent> serializer, IOptions<IngestOptions> options,
+    public ClickEventProducer(KafkaClientFactory kafka, ISerializer<ClickEvent> serializer, IOptions<IngestOptions> options,
         ILogger<ClickEventProducer> logger)
     {
-        _producer = new ProducerBuilder<string, ClickEvent>(KafkaOptions.ProducerConfig(configuration))
+        _producer = kafka.Producer<string, ClickEvent>(logger)
             .SetValueSerializer(serializer)
-            .LogTo(logger)
             .Build();
         _timeout = options.Value.ProduceTimeout;
-        _topic = KafkaOptions.NamesOf(configuration).ClicksRaw;
+        _topic = kafka.Names.ClicksRaw;
 
         // Read once here (the host builds this at start, before requests arrive) and then in the background,
         // so no request ever waits on a metadata call; an unreachable broker is asked again every few seconds.

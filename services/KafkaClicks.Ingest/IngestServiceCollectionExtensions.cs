@@ -25,6 +25,7 @@ public static class IngestServiceCollectionExtensions
             HealthStatus.Unhealthy, [ServiceDefaultsExtensions.ReadyTag]));
         services.AddRedis(builder.Configuration);
         services.AddContractSerializers();
+        services.AddKafka();
         services.AddSingleton<ImpressionTokens>();
         services.AddSingleton<LocalAdDirectory>();
         services.AddSingleton<AdDirectory>();

@@ -25,6 +25,9 @@ public static partial class KafkaClientLogging
     public static ConsumerBuilder<TKey, TValue> LogTo<TKey, TValue>(this ConsumerBuilder<TKey, TValue> builder, ILogger? logger) =>
         logger is null ? builder : builder.SetLogHandler(Handler(logger));
 
+    public static AdminClientBuilder LogTo(this AdminClientBuilder builder, ILogger? logger) =>
+        logger is null ? builder : builder.SetLogHandler(Handler(logger));
+
     private static LogLevel LevelOf(SyslogLevel level) => level switch
     {
         SyslogLevel.Emergency or SyslogLevel.Alert or SyslogLevel.Critical => LogLevel.Critical,

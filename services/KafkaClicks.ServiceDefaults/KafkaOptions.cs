@@ -1,14 +1,13 @@
 using System.ComponentModel.DataAnnotations;
-using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using Microsoft.Extensions.Configuration;
 
 namespace KafkaClicks.ServiceDefaults;
 
 /// <summary>
-/// Section <c>Kafka</c>. Client settings are bound straight onto Confluent's config classes from
-/// <c>Kafka:Client</c> (every client), <c>Kafka:Producer</c> and <c>Kafka:Consumer</c>, so any librdkafka
-/// property can be set without code changes.
+/// Section <c>Kafka</c>. Client settings come from <c>Kafka:Client</c> (every client), <c>Kafka:Producer</c> and
+/// <c>Kafka:Consumer</c>, so any librdkafka property can be set without code changes: <see cref="KafkaClientFactory"/>
+/// builds every client from them.
 /// </summary>
 public sealed class KafkaOptions
 {
@@ -59,53 +58,4 @@ public sealed class KafkaOptions
 
     /// <summary>The topic and group names the configuration's <c>Kafka:NamePrefix</c> gives.</summary>
     public static KafkaNames NamesOf(IConfiguration configuration) => new(configuration[$"{Section}:NamePrefix"] ?? string.Empty);
-
-    /// <summary>A producer config: Kafka:Client then Kafka:Producer bound over safe defaults (idempotent, acks=all, lz4).</summary>
-    public static ProducerConfig ProducerConfig(IConfiguration configuration)
-    {
-        var config = new ProducerConfig
-        {
-            EnableIdempotence = true,
-            Acks = Acks.All,
-            CompressionType = CompressionType.Lz4,
-            LingerMs = 2,
-            MessageTimeoutMs = 30_000,
-        };
-        Bind(configuration, config, "Producer");
-        return config;
-    }
-
-    /// <summary>
-    /// A consumer config for the group <paramref name="groupId"/> of this deployment (after <see cref="NamePrefix"/>):
-    /// manual offset storage, earliest reset, committed records only (what an exactly-once aggregator's aborted
-    /// transaction sent is never read).
-    /// </summary>
-    public static ConsumerConfig ConsumerConfig(IConfiguration configuration, string groupId)
-    {
-        var config = new ConsumerConfig
-        {
-            GroupId = NamesOf(configuration).Of(groupId),
-            AutoOffsetReset = AutoOffsetReset.Earliest,
-            EnableAutoCommit = false,
-            EnableAutoOffsetStore = false,
-            IsolationLevel = IsolationLevel.ReadCommitted,
-            SessionTimeoutMs = 6000,
-        };
-        Bind(configuration, config, "Consumer");
-        return config;
-    }
-
-    private static void Bind(IConfiguration configuration, ClientConfig config, string role)
-    {
-        var section = configuration.GetSection(Section);
-        section.GetSection("Client").Bind(config);
-        section.GetSection(role).Bind(config);
-        var servers = section["BootstrapServers"];
-        if (string.IsNullOrWhiteSpace(servers))
-        {
-            throw new KafkaClicksConfigurationException("Kafka:BootstrapServers is not set and no embedded broker was started.");
-        }
-
-        config.BootstrapServers = servers;
-    }
 }

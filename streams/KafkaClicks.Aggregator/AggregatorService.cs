@@ -19,15 +19,17 @@ namespace KafkaClicks.Aggregator;
 public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 {
     private readonly IConfiguration _configuration;
+    private readonly KafkaClientFactory _kafka;
     private readonly AggregationOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<AggregatorService> _logger;
     private volatile KafkaStream? _stream;
     private volatile KafkaStream.State _state = KafkaStream.State.CREATED;
 
-    public AggregatorService(IConfiguration configuration, IOptions<AggregationOptions> options, ILoggerFactory loggerFactory)
+    public AggregatorService(IConfiguration configuration, KafkaClientFactory kafka, IOptions<AggregationOptions> options, ILoggerFactory loggerFactory)
     {
         _configuration = configuration;
+        _kafka = kafka;
         _options = options.Value;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<AggregatorService>();
@@ -66,8 +68,8 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         };
 
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stream = new KafkaStream(ClickAggregationTopology.Build(_options, KafkaOptions.NamesOf(_configuration)), config,
-            new RebalanceSafeClientSupplier(config, _logger));
+        var stream = new KafkaStream(ClickAggregationTopology.Build(_options, _kafka.Names), config,
+            new RebalanceSafeClientSupplier(config, _kafka, _logger));
         _stream = stream;
         stream.StateChanged += (_, now) =>
         {
@@ -97,7 +99,8 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
     /// <summary>
     /// Streamiz' configuration for these options: the guarantee, the commit interval, the state folder, and any
-    /// <c>Kafka:Client</c> property (bound last, so it can override the rest).
+    /// <c>Kafka:Client</c> property of its config class (bound last, so it can override the rest). The rest of Kafka:Client
+    /// (librdkafka's own names) reaches Streamiz' clients through <see cref="RebalanceSafeClientSupplier"/>.
     /// </summary>
     public static StreamConfig<StringSerDes, StringSerDes> CreateStreamConfig(IConfiguration configuration, AggregationOptions options)
     {

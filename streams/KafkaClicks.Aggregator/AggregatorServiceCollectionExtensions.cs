@@ -18,9 +18,10 @@ public static class AggregatorServiceCollectionExtensions
             .Validate<IConfiguration>(
                 (o, configuration) => o.Guarantee != AggregatorGuarantee.ExactlyOnce
                     || o.EffectiveCommitInterval < TransactionTimeout(configuration) / 2,
-                "Aggregator:CommitInterval must be under half the producer's transaction timeout (Kafka:Client:TransactionTimeoutMs, "
+                "Aggregator:CommitInterval must be under half the producer's transaction timeout (Kafka:Client:TransactionTimeoutMs or transaction.timeout.ms, "
                 + "60 s by default) with ExactlyOnce: each commit ends a transaction, and the broker aborts one that runs longer.")
             .ValidateOnStart();
+        builder.Services.AddKafka();
         builder.Services.AddSingleton<AggregatorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
         builder.Services.AddHealthChecks().Add(new HealthCheckRegistration(
@@ -28,8 +29,13 @@ public static class AggregatorServiceCollectionExtensions
         return builder;
     }
 
-    private static TimeSpan TransactionTimeout(IConfiguration configuration) =>
-        TimeSpan.FromMilliseconds(configuration.GetValue<int?>($"{KafkaOptions.Section}:Client:TransactionTimeoutMs") ?? 60_000);
+    /// <summary>The transaction timeout Streamiz' producers get: Kafka:Client's or Kafka:Producer's, in either spelling.</summary>
+    private static TimeSpan TransactionTimeout(IConfiguration configuration)
+    {
+        var producer = new Confluent.Kafka.ProducerConfig();
+        new KafkaClientFactory(configuration).Overlay(producer, "Producer", new HashSet<string>());
+        return TimeSpan.FromMilliseconds(producer.TransactionTimeoutMs ?? 60_000);
+    }
 }
 
 /// <summary>The aggregator's internal topics, for the topic catalog.</summary>

@@ -1,4 +1,6 @@
+using System.Collections.Frozen;
 using Confluent.Kafka;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 using Streamiz.Kafka.Net;
 using Streamiz.Kafka.Net.Kafka;
@@ -31,13 +33,24 @@ namespace KafkaClicks.Aggregator;
 /// </summary>
 internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
 {
+    /// <summary>
+    /// What Streamiz decides for its clients (their identity, the group, how offsets are committed and which records are
+    /// read), which no Kafka:Client, Kafka:Consumer or Kafka:Producer setting overrides.
+    /// </summary>
+    private static readonly FrozenSet<string> StreamizDecides = FrozenSet.Create(StringComparer.Ordinal,
+        "bootstrap.servers", "client.id", "group.id", "transactional.id", "enable.auto.commit", "enable.auto.offset.store", "isolation.level");
+
     private readonly ConsumerBuilders _builders = new();
     private readonly DefaultKafkaClientSupplier _inner;
+    private readonly KafkaClientFactory _kafka;
     private readonly ILogger _logger;
 
-    public RebalanceSafeClientSupplier(IStreamConfig config, ILogger logger)
+    /// <param name="kafka">Every Kafka:Client setting (security, SASL, TLS), and Kafka:Consumer's or Kafka:Producer's, is put
+    /// over the configs Streamiz builds, which carry only the properties its own config class knows.</param>
+    public RebalanceSafeClientSupplier(IStreamConfig config, KafkaClientFactory kafka, ILogger logger)
     {
         _inner = new DefaultKafkaClientSupplier(new KafkaLoggerAdapter(config), config, _builders);
+        _kafka = kafka;
         _logger = logger;
     }
 
@@ -49,6 +62,8 @@ internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
 
     public IConsumer<byte[], byte[]> GetConsumer(ConsumerConfig config, IConsumerRebalanceListener rebalanceListener)
     {
+        _kafka.Overlay(config, "Consumer", StreamizDecides);
+
         // The default supplier asks its builder factory for the builder without passing the listener on: hand it over.
         lock (_builders)
         {
@@ -66,13 +81,29 @@ internal sealed partial class RebalanceSafeClientSupplier : IKafkaSupplier
         }
     }
 
-    public IProducer<byte[], byte[]> GetProducer(ProducerConfig config) => new AbortableAsFencedProducer(_inner.GetProducer(config));
+    public IProducer<byte[], byte[]> GetProducer(ProducerConfig config)
+    {
+        _kafka.Overlay(config, "Producer", StreamizDecides);
+        return new AbortableAsFencedProducer(_inner.GetProducer(config));
+    }
 
-    public IConsumer<byte[], byte[]> GetRestoreConsumer(ConsumerConfig config) => _inner.GetRestoreConsumer(config);
+    public IConsumer<byte[], byte[]> GetRestoreConsumer(ConsumerConfig config)
+    {
+        _kafka.Overlay(config, "Consumer", StreamizDecides);
+        return _inner.GetRestoreConsumer(config);
+    }
 
-    public IAdminClient GetAdmin(AdminClientConfig config) => _inner.GetAdmin(config);
+    public IAdminClient GetAdmin(AdminClientConfig config)
+    {
+        _kafka.Overlay(config, null, StreamizDecides);
+        return _inner.GetAdmin(config);
+    }
 
-    public IConsumer<byte[], byte[]> GetGlobalConsumer(ConsumerConfig config) => _inner.GetGlobalConsumer(config);
+    public IConsumer<byte[], byte[]> GetGlobalConsumer(ConsumerConfig config)
+    {
+        _kafka.Overlay(config, "Consumer", StreamizDecides);
+        return _inner.GetGlobalConsumer(config);
+    }
 
     [LoggerMessage(EventId = 3004, Level = LogLevel.Warning,
         Message = "Offsets of revoked partitions not committed ({Error}): their next owner reads those clicks again and drops the ones already counted")]

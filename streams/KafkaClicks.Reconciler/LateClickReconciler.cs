@@ -1,7 +1,6 @@
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,19 +18,19 @@ namespace KafkaClicks.Reconciler;
 public sealed partial class LateClickReconciler : BackgroundService
 {
     /// <summary>The consumer group on clicks.late.</summary>
-    public const string GroupId = "kafkaclicks-reconciler-late";
+    public const string GroupId = ConsumerGroups.LateClicks;
 
     private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
-    private readonly IConfiguration _configuration;
+    private readonly KafkaClientFactory _kafka;
     private readonly ReconciliationScheduler _scheduler;
     private readonly ReconcilerOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<LateClickReconciler> _logger;
 
-    public LateClickReconciler(IConfiguration configuration, ReconciliationScheduler scheduler, IOptions<ReconcilerOptions> options,
+    public LateClickReconciler(KafkaClientFactory kafka, ReconciliationScheduler scheduler, IOptions<ReconcilerOptions> options,
         TimeProvider time, ILogger<LateClickReconciler> logger)
     {
-        _configuration = configuration;
+        _kafka = kafka;
         _scheduler = scheduler;
         _options = options.Value;
         _time = time;
@@ -50,14 +49,14 @@ public sealed partial class LateClickReconciler : BackgroundService
 
     private async Task Run(CancellationToken stoppingToken)
     {
-        var config = KafkaOptions.ConsumerConfig(_configuration, GroupId);
-        config.EnableAutoOffsetStore = true; // offsets are committed explicitly, after the recounts
-        config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(30).TotalMilliseconds; // a recount can take minutes
-        using var consumer = new ConsumerBuilder<string, ClickEvent>(config)
+        using var consumer = _kafka.Consumer<string, ClickEvent>(_kafka.Names.Of(GroupId), _logger, config =>
+            {
+                config.EnableAutoOffsetStore = true; // offsets are committed explicitly, after the recounts
+                config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(30).TotalMilliseconds; // a recount can take minutes
+            })
             .SetValueDeserializer(new AvroKafkaDeserializer<ClickEvent>(ContractCodecs.ClickEvent))
-            .LogTo(_logger)
             .Build();
-        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksLate);
+        consumer.Subscribe(_kafka.Names.ClicksLate);
         var pending = new Dictionary<DateTime, DateTime>(); // hour -> newest write time of its late clicks
         var uncommitted = false;
         DateTime? dueAt = null;
@@ -78,7 +77,7 @@ public sealed partial class LateClickReconciler : BackgroundService
                         consumer.Commit();
                         uncommitted = false;
                     }
-                    catch (KafkaException e)
+                    catch (KafkaException e) when (!e.Error.IsFatal)
                     {
                         // The broker is away: the next pass commits (recounting again after a crash is harmless).
                         LogCommitFailed(e.Message);
@@ -88,6 +87,13 @@ public sealed partial class LateClickReconciler : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        catch (KafkaException e) when (e.Error.IsFatal)
+        {
+            // The consumer can do nothing more (librdkafka says so): the role stops, and with it the process, so its
+            // supervisor starts a new one instead of this loop retrying forever.
+            LogFatal(e.Error.Code, e.Error.Reason);
+            throw;
         }
         finally
         {
@@ -108,7 +114,7 @@ public sealed partial class LateClickReconciler : BackgroundService
             LogUndecodable(e.ConsumerRecord?.TopicPartitionOffset, e.Message);
             return;
         }
-        catch (ConsumeException e)
+        catch (ConsumeException e) when (!e.Error.IsFatal)
         {
             LogConsumeFailed(e.Message);
             Thread.Sleep(TimeSpan.FromSeconds(1));
@@ -164,6 +170,9 @@ public sealed partial class LateClickReconciler : BackgroundService
 
     [LoggerMessage(EventId = 5104, Level = LogLevel.Warning, Message = "Reading clicks.late failed: {Error}; retrying")]
     private partial void LogConsumeFailed(string error);
+
+    [LoggerMessage(EventId = 5106, Level = LogLevel.Critical, Message = "Reading clicks.late failed fatally ({Code}: {Reason}); the late-click reconciler stops")]
+    private partial void LogFatal(ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 5105, Level = LogLevel.Warning, Message = "Committing clicks.late offsets failed: {Error}; retrying")]
     private partial void LogCommitFailed(string error);

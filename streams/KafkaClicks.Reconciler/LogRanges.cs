@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Logging;
 
@@ -17,9 +18,10 @@ public static class LogRanges
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
 
+    /// <param name="kafka">Builds the readers that look at single records.</param>
     /// <param name="to">Where reading ends: the first records written at or after it; null: the end of the log now.</param>
     /// <param name="logger">Where librdkafka's log lines of the readers built here go (default: librdkafka's, stderr).</param>
-    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, string bootstrapServers, string topic, DateTime from, DateTime? to,
+    public static LogRange Plan<TKey, TValue>(IConsumer<TKey, TValue> consumer, KafkaClientFactory kafka, string topic, DateTime from, DateTime? to,
         ILogger? logger = null)
     {
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
@@ -50,13 +52,13 @@ public static class LogRanges
             {
                 // "No record at or after the time": trust it only if the newest record agrees; a broker that cannot
                 // look offsets up by time gets the whole partition read (and filtered by time) instead.
-                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(bootstrapServers, partition, watermarks.High.Value - 1, logger) : null;
+                var newest = watermarks.High.Value > watermarks.Low.Value ? RecordTimestamp(kafka, partition, watermarks.High.Value - 1, logger) : null;
                 startOffset = newest is { } newestAt && newestAt >= from ? watermarks.Low.Value : watermarks.High.Value;
             }
 
             var endOffset = end.Value >= 0 ? end.Value : watermarks.High.Value;
             if (watermarks.Low.Value > 0 && startOffset == watermarks.Low.Value
-                && RecordTimestamp(bootstrapServers, partition, watermarks.Low.Value, logger) is { } firstAt && firstAt > from)
+                && RecordTimestamp(kafka, partition, watermarks.Low.Value, logger) is { } firstAt && firstAt > from)
             {
                 // Records before the log start were deleted: whatever they held before the first kept record is lost.
                 coveredFrom = coveredFrom is null || firstAt > coveredFrom ? firstAt : coveredFrom;
@@ -71,14 +73,9 @@ public static class LogRanges
         return new LogRange(plan, coveredFrom);
     }
 
-    private static DateTime? RecordTimestamp(string bootstrapServers, TopicPartition partition, long offset, ILogger? logger)
+    private static DateTime? RecordTimestamp(KafkaClientFactory kafka, TopicPartition partition, long offset, ILogger? logger)
     {
-        using var reader = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = bootstrapServers,
-            GroupId = "kafkaclicks-log-ranges",
-            EnableAutoCommit = false,
-        }).LogTo(logger).Build();
+        using var reader = kafka.Consumer<byte[], byte[]>(ConsumerGroups.LogRanges, logger).Build();
         reader.Assign(new TopicPartitionOffset(partition, offset));
         return reader.Consume(TimeSpan.FromSeconds(10))?.Message.Timestamp.UtcDateTime;
     }

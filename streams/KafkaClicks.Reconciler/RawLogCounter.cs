@@ -51,14 +51,14 @@ public sealed class RawLogCounter
     /// <summary>The aggregator's default dedupe horizon (Aggregator:DedupeHorizon), the default look-back for repeats.</summary>
     public static readonly TimeSpan DefaultDedupeLookback = SharedDefaults.DedupeHorizon;
 
-    private readonly string _bootstrapServers;
+    private readonly KafkaClientFactory _kafka;
     private readonly TimeSpan _lateness;
     private readonly TimeSpan _dedupeLookback;
     private readonly int _readers;
     private readonly string _topic;
     private readonly ILogger? _logger;
 
-    /// <param name="bootstrapServers">The cluster holding clicks.raw.</param>
+    /// <param name="kafka">The clients of the cluster holding clicks.raw.</param>
     /// <param name="lateness">How much earlier and later than the range the log is read, for clicks written late.</param>
     /// <param name="readers">Consumers reading partitions in parallel; defaults to <see cref="DefaultReaders"/>.</param>
     /// <param name="dedupeLookback">
@@ -68,13 +68,13 @@ public sealed class RawLogCounter
     /// </param>
     /// <param name="topic">The raw click log's topic (default clicks.raw; see <see cref="KafkaNames"/>).</param>
     /// <param name="logger">Where the consumers' librdkafka log lines go (default: librdkafka's, stderr).</param>
-    public RawLogCounter(string bootstrapServers, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null,
+    public RawLogCounter(KafkaClientFactory kafka, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null,
         ILogger? logger = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
         ArgumentOutOfRangeException.ThrowIfLessThan(lateness, TimeSpan.Zero, nameof(lateness));
         ArgumentOutOfRangeException.ThrowIfLessThan(dedupeLookback ?? TimeSpan.Zero, TimeSpan.Zero, nameof(dedupeLookback));
-        _bootstrapServers = bootstrapServers;
+        _kafka = kafka;
         _lateness = lateness;
         _dedupeLookback = dedupeLookback ?? DefaultDedupeLookback;
         _readers = readers ?? DefaultReaders;
@@ -94,7 +94,7 @@ public sealed class RawLogCounter
         IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
         using (var planner = CreateConsumer())
         {
-            var range = LogRanges.Plan(planner, _bootstrapServers, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback),
+            var range = LogRanges.Plan(planner, _kafka, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback),
                 toLogEnd ? null : to + _lateness, _logger);
             plan = range.Partitions;
 
@@ -232,20 +232,16 @@ public sealed class RawLogCounter
     }
 
     private IConsumer<Ignore, RawClick> CreateConsumer() =>
-        new ConsumerBuilder<Ignore, RawClick>(new ConsumerConfig
+        _kafka.Consumer<Ignore, RawClick>(ConsumerGroups.Reconciler, _logger, config =>
             {
-                BootstrapServers = _bootstrapServers,
-                GroupId = "kafkaclicks-reconciler",
-                EnableAutoCommit = false,
-                EnablePartitionEof = true,
-                AutoOffsetReset = AutoOffsetReset.Earliest,
+                // The loop ends a partition at its end offset or its EOF, whichever it sees first.
+                config.EnablePartitionEof = true;
                 // Partition and offset are all the loop needs: skip marshalling topic names, timestamps and headers.
-                ConsumeResultFields = "none",
+                config.ConsumeResultFields = "none";
                 // Bounds what each of the parallel readers prefetches (librdkafka's default is 64 MiB each).
-                QueuedMaxMessagesKbytes = 16 * 1024,
+                config.QueuedMaxMessagesKbytes = 16 * 1024;
             })
             .SetValueDeserializer(RawClickDeserializer.Instance)
-            .LogTo(_logger)
             .Build();
 
     /// <summary>

@@ -204,12 +204,13 @@ public static class ReconcilerServiceCollectionExtensions
             .ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
+        builder.Services.AddKafka();
         builder.Services.AddSingleton(sp => new RawLogCounter(
-            sp.GetRequiredService<IConfiguration>()[$"{KafkaOptions.Section}:BootstrapServers"]!,
+            sp.GetRequiredService<KafkaClientFactory>(),
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback,
-            KafkaOptions.NamesOf(sp.GetRequiredService<IConfiguration>()).ClicksRaw,
+            sp.GetRequiredService<KafkaClientFactory>().Names.ClicksRaw,
             sp.GetRequiredService<ILogger<RawLogCounter>>()));
         builder.Services.AddSingleton(sp => new ClickReconciler(
             sp.GetRequiredService<NpgsqlDataSource>(),

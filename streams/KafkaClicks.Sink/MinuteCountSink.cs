@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -19,17 +18,17 @@ namespace KafkaClicks.Sink;
 /// </summary>
 public sealed partial class MinuteCountSink : BackgroundService
 {
-    private readonly IConfiguration _configuration;
+    private readonly KafkaClientFactory _kafka;
     private readonly IDeserializer<MinuteCount> _deserializer;
     private readonly MinuteCountWriter _writer;
     private readonly SinkOptions _options;
     private readonly ILogger<MinuteCountSink> _logger;
     private readonly ResiliencePipeline _retry;
 
-    public MinuteCountSink(IConfiguration configuration, IDeserializer<MinuteCount> deserializer, MinuteCountWriter writer,
+    public MinuteCountSink(KafkaClientFactory kafka, IDeserializer<MinuteCount> deserializer, MinuteCountWriter writer,
         IOptions<SinkOptions> options, ILogger<MinuteCountSink> logger)
     {
-        _configuration = configuration;
+        _kafka = kafka;
         _deserializer = deserializer;
         _writer = writer;
         _options = options.Value;
@@ -73,12 +72,11 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        using var consumer = new ConsumerBuilder<string, byte[]>(KafkaOptions.ConsumerConfig(_configuration, _options.GroupId))
+        using var consumer = _kafka.Consumer<string, byte[]>(_kafka.Names.Of(_options.GroupId), _logger)
             .SetKeyDeserializer(Deserializers.Utf8)
             .SetValueDeserializer(Deserializers.ByteArray)
-            .LogTo(_logger)
             .Build();
-        consumer.Subscribe(KafkaOptions.NamesOf(_configuration).ClicksMinute);
+        consumer.Subscribe(_kafka.Names.ClicksMinute);
         var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);
         var offsets = new Dictionary<TopicPartition, Offset>();
         try
@@ -127,6 +125,13 @@ public sealed partial class MinuteCountSink : BackgroundService
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+        catch (KafkaException e) when (e.Error.IsFatal)
+        {
+            // The consumer can do nothing more (librdkafka says so): the role stops, and with it the process, so its
+            // supervisor starts a new one instead of this loop failing forever.
+            LogFatal(e.Error.Code, e.Error.Reason);
+            throw;
         }
         finally
         {
@@ -219,6 +224,9 @@ public sealed partial class MinuteCountSink : BackgroundService
 
     [LoggerMessage(EventId = 4006, Level = LogLevel.Warning, Message = "Offsets not committed ({Code}: {Reason}); the stored batch is re-read and rewritten unchanged by the partitions' owner")]
     private partial void LogCommitFailed(ErrorCode code, string reason);
+
+    [LoggerMessage(EventId = 4008, Level = LogLevel.Critical, Message = "Consuming clicks.minute failed fatally ({Code}: {Reason}); the sink stops")]
+    private partial void LogFatal(ErrorCode code, string reason);
 
     [LoggerMessage(EventId = 4007, Level = LogLevel.Warning, Message = "Consuming clicks.minute failed ({Code}: {Reason}); the sink rejoins its group and goes on")]
     private partial void LogConsumeFailed(ErrorCode code, string reason);

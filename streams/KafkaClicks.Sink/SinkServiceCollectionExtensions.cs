@@ -15,6 +15,7 @@ public static class SinkServiceCollectionExtensions
         builder.Services.AddOptions<SinkOptions>().BindConfiguration(SinkOptions.Section).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.AddContractSerializers();
+        builder.Services.AddKafka();
         builder.Services.AddSingleton(sp => new MinuteCountWriter(
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<IOptions<SinkOptions>>().Value.EffectiveWriterConnections));

@@ -65,12 +65,7 @@ public static class KafkaAdminCommands
     }
 
     private static IConsumer<byte[], byte[]> Consumer(IConfiguration configuration, string groupId, ILogger logger) =>
-        new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = ReconcileCommand.BootstrapServers(configuration),
-            GroupId = groupId,
-            EnableAutoCommit = false,
-        }).LogTo(logger).Build();
+        ReconcileCommand.KafkaClients(configuration).Consumer<byte[], byte[]>(groupId, logger).Build();
 
     private static int ListTopics(bool json, ILogger logger)
     {

@@ -64,10 +64,10 @@ public static class ReconcileCommand
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
+            var kafka = KafkaClients(configuration);
             using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
-                new RawLogCounter(BootstrapServers(configuration), parse.GetValue(lateness), parse.GetValue(readers), lookback,
-                    KafkaOptions.NamesOf(configuration).ClicksRaw, logging.CreateLogger<RawLogCounter>()),
+                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), lookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>()),
                 ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
             ReconcileReport report;
             try
@@ -99,12 +99,13 @@ public static class ReconcileCommand
             ? value
             : throw new KafkaClicksConfigurationException("ConnectionStrings:Postgres is not set (a Npgsql connection string).");
 
-    internal static string BootstrapServers(IConfiguration configuration) =>
-        configuration[$"{KafkaOptions.Section}:BootstrapServers"] is { Length: > 0 } value
-            ? value
-            : throw new KafkaClicksConfigurationException(
-                "Kafka:BootstrapServers is not set: name the cluster (or the address `kafkaclicks up` / `kafkaclicks broker` printed), " +
-                "e.g. KAFKACLICKS_Kafka__BootstrapServers=127.0.0.1:9092.");
+    /// <summary>The Kafka clients the configuration describes; refuses at once a configuration that names no cluster.</summary>
+    internal static KafkaClientFactory KafkaClients(IConfiguration configuration)
+    {
+        var kafka = new KafkaClientFactory(configuration);
+        _ = kafka.BootstrapServers;
+        return kafka;
+    }
 
     private static void Print(ReconcileReport report)
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Contracts;
 using KafkaClicks.Reconciler;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Logging;
@@ -47,11 +48,11 @@ public static class ReplayCommand
             }
 
             var configuration = KafkaClicksHost.LoadConfiguration();
-            var bootstrap = ReconcileCommand.BootstrapServers(configuration);
+            var kafka = ReconcileCommand.KafkaClients(configuration);
             using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var logger = logging.CreateLogger(typeof(ReplayCommand));
             var (copied, undelivered, range) = await CliProgress.RunAsync($"replaying {source} to {target}", "records", quiet: false,
-                progress => Task.Run(() => Replay(configuration, bootstrap, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), logger, progress, ct), ct));
+                progress => Task.Run(() => Replay(kafka, source, target, start, end, parse.GetValue(lateness), parse.GetValue(rate), logger, progress, ct), ct));
             Console.WriteLine($"replayed {copied:N0} records from {source} to {target}");
             if (undelivered.Count > 0)
             {
@@ -90,17 +91,12 @@ public static class ReplayCommand
         }
     }
 
-    private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(Microsoft.Extensions.Configuration.IConfiguration configuration, string bootstrap, string source, string target,
+    private static (long Copied, Undelivered Undelivered, LogRange Range) Replay(KafkaClientFactory kafka, string source, string target,
         DateTime from, DateTime to, TimeSpan lateness, int? rate, ILogger logger, IProgress<ReadProgress> progress, CancellationToken cancellationToken)
     {
-        using var consumer = new ConsumerBuilder<byte[], byte[]>(new ConsumerConfig
-        {
-            BootstrapServers = bootstrap,
-            GroupId = "kafkaclicks-replay",
-            EnableAutoCommit = false,
-            EnablePartitionEof = true,
-        }).LogTo(logger).Build();
-        using var producer = new ProducerBuilder<byte[], byte[]>(KafkaOptions.ProducerConfig(configuration)).LogTo(logger).Build();
+        // Partition EOF: the loop ends a partition at its end offset or its EOF, whichever it sees first.
+        using var consumer = kafka.Consumer<byte[], byte[]>(ConsumerGroups.Replay, logger, config => config.EnablePartitionEof = true).Build();
+        using var producer = kafka.Producer<byte[], byte[]>(logger).Build();
         using var admin = new DependentAdminClientBuilder(producer.Handle).Build();
         var targetMetadata = admin.GetMetadata(target, TimeSpan.FromSeconds(15)).Topics.Single();
         if (targetMetadata.Error.IsError || targetMetadata.Partitions.Count == 0)
@@ -110,7 +106,7 @@ public static class ReplayCommand
 
         var targetPartitions = targetMetadata.Partitions.Count;
         // Records are in write order, not timestamp order: read a margin on both sides and copy those inside the range.
-        var range = LogRanges.Plan(consumer, bootstrap, source, from - lateness, to + lateness, logger);
+        var range = LogRanges.Plan(consumer, kafka, source, from - lateness, to + lateness, logger);
         var total = range.Partitions.Sum(p => p.End - p.Start);
         var undelivered = new Undelivered();
         progress.Report(new ReadProgress(0, total));

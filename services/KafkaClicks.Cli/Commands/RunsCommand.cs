@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
 using Npgsql;
 using Spectre.Console;
 
@@ -20,7 +21,7 @@ public static class RunsCommand
         {
             var configuration = KafkaClicksHost.LoadConfiguration();
             await using var dataSource = NpgsqlDataSource.Create(ReconcileCommand.PostgresConnectionString(configuration));
-            var reports = await new ClickReconciler(dataSource, new RawLogCounter("", TimeSpan.Zero)).RecentAsync(parse.GetValue(last), ct);
+            var reports = await new ClickReconciler(dataSource, new RawLogCounter(new KafkaClientFactory(configuration), TimeSpan.Zero)).RecentAsync(parse.GetValue(last), ct);
             if (parse.GetValue(json))
             {
                 foreach (var report in reports)

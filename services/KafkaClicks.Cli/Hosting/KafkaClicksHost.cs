@@ -49,7 +49,7 @@ public static class KafkaClicksHost
         builder.Configuration.AddInMemoryCollection([new("Kafka:BootstrapServers", broker.BootstrapServers)]);
         AddConsoleLogging(builder.Logging, toStandardError: false);
         builder.AddServiceDefaults();
-        builder.Services.AddOptions<KafkaOptions>().BindConfiguration(KafkaOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        builder.Services.AddKafka();
         builder.Services.AddSingleton(broker);
         builder.Services.AddHostedService<TopicProvisioningWatch>();
         if (roles.HasFlag(Role.Ingest))
@@ -120,8 +120,7 @@ public static class KafkaClicksHost
         ILoggerFactory? loggerFactory = null, CancellationToken cancellationToken = default)
     {
         var kafka = configuration.GetSection(KafkaOptions.Section).Get<KafkaOptions>() ?? new KafkaOptions();
-        var admin = configuration.GetSection("Kafka:Client").AsEnumerable(makePathsRelative: true)
-            .Where(kv => kv.Value is not null).Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value!));
+        var admin = new KafkaClientFactory(configuration).ClientSettings();
         var exactlyOnce = roles.HasFlag(Role.Aggregator) && AggregatorGuaranteeOf(configuration) == AggregatorGuarantee.ExactlyOnce;
         try
         {

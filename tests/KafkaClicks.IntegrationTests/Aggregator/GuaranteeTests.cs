@@ -65,6 +65,8 @@ public class GuaranteeTests
 
         Assert.Equal(TimeSpan.FromSeconds(40), Resolve(("Aggregator:Guarantee", "ExactlyOnce"), ("Aggregator:CommitInterval", "00:00:40"),
             ("Kafka:Client:TransactionTimeoutMs", "120000")).EffectiveCommitInterval);
+        Assert.Equal(TimeSpan.FromSeconds(40), Resolve(("Aggregator:Guarantee", "ExactlyOnce"), ("Aggregator:CommitInterval", "00:00:40"),
+            ("Kafka:Producer:transaction.timeout.ms", "120000")).EffectiveCommitInterval);
         Assert.Equal(TimeSpan.FromSeconds(40), Resolve(("Aggregator:CommitInterval", "00:00:40")).EffectiveCommitInterval);
     }
 }

@@ -6,6 +6,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
 using static KafkaClicks.IntegrationTests.Infrastructure.RawClicks;
 
 namespace KafkaClicks.IntegrationTests.Broker;
@@ -89,7 +90,7 @@ public sealed class ClusterTopicTests
         Produce(broker.BootstrapServers, broker.Names.ClicksRaw, 1, clicks, compress: false);
         Produce(broker.BootstrapServers, control, 1, clicks, compress: false);
 
-        var counter = new RawLogCounter(broker.BootstrapServers, TimeSpan.FromMinutes(5), topic: broker.Names.ClicksRaw);
+        var counter = new RawLogCounter(KafkaClientFactory.For(broker.BootstrapServers), TimeSpan.FromMinutes(5), topic: broker.Names.ClicksRaw);
         var before = counter.Count(T0, T0.AddMinutes(10), null, null, default).Windows;
         Assert.Equal(1, before[(7, T0, 0)]);
         Assert.False(before.ContainsKey((7, T0.AddMinutes(2), 0)));

@@ -5,6 +5,7 @@ using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
 using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Microsoft.Extensions.DependencyInjection;
@@ -200,7 +201,7 @@ public class FaultTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Equal(expected.OrderBy(e => e.Key), stored.OrderBy(e => e.Key));
 
         var now = DateTime.UtcNow;
-        var report = await new ClickReconciler(database, new RawLogCounter(host.Broker.BootstrapServers, TimeSpan.FromMinutes(1), topic: host.Broker.Names.ClicksRaw))
+        var report = await new ClickReconciler(database, new RawLogCounter(KafkaClientFactory.For(host.Broker.BootstrapServers), TimeSpan.FromMinutes(1), topic: host.Broker.Names.ClicksRaw))
             .RunAsync(new ReconcileRequest(now.AddMinutes(-10), now.AddMinutes(1), null, DryRun: true), null, default);
         Assert.Empty(report.LargestDifferences);
         Assert.Equal(expected.Values.Sum(), report.RawClicks);

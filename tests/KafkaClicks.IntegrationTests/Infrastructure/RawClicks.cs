@@ -3,6 +3,7 @@ using KafkaClicks.Broker;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Reconciler;
+using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.IntegrationTests.Infrastructure;
 
@@ -88,5 +89,5 @@ public static class RawClicks
 
     /// <summary>The recount of the broker's clicks.raw.</summary>
     public static RawLogCounter Counter(BrokerHandle broker, TimeSpan lateness, int? readers = null) =>
-        new(broker.BootstrapServers, lateness, readers, topic: broker.Names.ClicksRaw);
+        new(KafkaClientFactory.For(broker.BootstrapServers), lateness, readers, topic: broker.Names.ClicksRaw);
 }
