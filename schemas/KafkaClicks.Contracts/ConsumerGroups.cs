@@ -23,6 +23,9 @@ public static class ConsumerGroups
 
     /// <summary><c>kafkaclicks replay</c> (assigned partitions, no commits).</summary>
     public const string Replay = "kafkaclicks-replay";
+
+    /// <summary><c>kafkaclicks topics</c> and <c>lag</c>: offset and watermark lookups (assigned partitions, no commits).</summary>
+    public const string Cli = "kafkaclicks-cli";
 }
 
 /// <summary>Defaults that more than one role reads and that must agree when the roles share their configuration.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
 using KafkaClicks.Topology;
@@ -70,7 +71,7 @@ public static class KafkaAdminCommands
     private static int ListTopics(bool json, ILogger logger)
     {
         var configuration = KafkaClicksHost.LoadConfiguration();
-        using var consumer = Consumer(configuration, "kafkaclicks-cli", logger);
+        using var consumer = Consumer(configuration, ConsumerGroups.Cli, logger);
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var rows = admin.GetMetadata(Timeout).Topics
             .Where(t => !t.Topic.StartsWith("__", StringComparison.Ordinal))
@@ -101,7 +102,7 @@ public static class KafkaAdminCommands
     private static int DescribeTopic(string topic, bool json, ILogger logger)
     {
         var configuration = KafkaClicksHost.LoadConfiguration();
-        using var consumer = Consumer(configuration, "kafkaclicks-cli", logger);
+        using var consumer = Consumer(configuration, ConsumerGroups.Cli, logger);
         using var admin = new DependentAdminClientBuilder(consumer.Handle).Build();
         var metadata = admin.GetMetadata(topic, Timeout).Topics.Single();
         if (metadata.Error.IsError || metadata.Partitions.Count == 0)
