@@ -24,19 +24,9 @@ public sealed class EndToEndBenchmark : IBenchmark
         var seconds = int.Parse(Environment.GetEnvironmentVariable("BENCH_DURATION_S") ?? "60", CultureInfo.InvariantCulture);
         var database = await context.CreateDatabaseAsync("kc_bench_e2e");
         await BenchmarkContext.SeedAdsAsync(database, Ads);
-        var overrides = new Dictionary<string, string?>
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["ConnectionStrings:Postgres"] = database,
-            ["ConnectionStrings:Redis"] = context.Redis,
-            ["Kafka:BootstrapServers"] = "",
-            ["Ingest:Tokens:ActiveKeyId"] = "bench",
-            ["Ingest:PublicBaseUrl"] = "https://click.bench.test",
-            ["Ingest:Tokens:Keys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
-            ["Ingest:Spool:Directory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-spool-" + Guid.NewGuid().ToString("N")),
-            ["Aggregator:StateDirectory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-e2e-" + Guid.NewGuid().ToString("N")),
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
+        var overrides = context.ProductSettings(database);
+        overrides["Ingest:Spool:Directory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-spool-" + Guid.NewGuid().ToString("N"));
+        overrides["Aggregator:StateDirectory"] = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-e2e-" + Guid.NewGuid().ToString("N"));
         using var metrics = new Listener();
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
         const Role roles = Role.Ingest | Role.Aggregator | Role.Sink | Role.Query;

@@ -23,6 +23,22 @@ public sealed class BenchmarkContext(TextWriter progress)
 
     public void Say(string line) => Progress.WriteLine($"[{DateTime.Now:HH:mm:ss}] {line}");
 
+    /// <summary>
+    /// The settings every benchmark that hosts product roles starts from: <paramref name="database"/>, the local Redis,
+    /// the embedded broker, a fresh token key and a public base URL, warnings only.
+    /// </summary>
+    public Dictionary<string, string?> ProductSettings(string database) => new()
+    {
+        ["Urls"] = "http://127.0.0.1:0",
+        ["ConnectionStrings:Postgres"] = database,
+        ["ConnectionStrings:Redis"] = Redis,
+        ["Kafka:BootstrapServers"] = "",
+        ["Ingest:Tokens:ActiveKeyId"] = "bench",
+        ["Ingest:PublicBaseUrl"] = "https://click.bench.test",
+        ["Ingest:Tokens:Keys:bench"] = Convert.ToBase64String(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        ["Logging:LogLevel:Default"] = "Warning",
+    };
+
     /// <summary>A fresh, migrated database of that name on the local server (dropped first if it exists); returns its connection string.</summary>
     public async Task<string> CreateDatabaseAsync(string name)
     {

@@ -39,18 +39,8 @@ public sealed class IngestBenchmark : IBenchmark
         await BenchmarkContext.SeedAdsAsync(database, Ads);
         context.Say($"{Ads:N0} ads seeded in {seeding.Elapsed.TotalSeconds:F0} s");
         var adDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-ad-directory-" + Guid.NewGuid().ToString("N")[..8]);
-        var overrides = new Dictionary<string, string?>
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["ConnectionStrings:Postgres"] = database,
-            ["ConnectionStrings:Redis"] = context.Redis,
-            ["Kafka:BootstrapServers"] = "",
-            ["Ingest:Tokens:ActiveKeyId"] = "bench",
-            ["Ingest:PublicBaseUrl"] = "https://click.bench.test",
-            ["Ingest:Tokens:Keys:bench"] = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32)),
-            ["Ingest:AdDirectory:Path"] = adDirectory,
-            ["Logging:LogLevel:Default"] = "Warning",
-        };
+        var overrides = context.ProductSettings(database);
+        overrides["Ingest:AdDirectory:Path"] = adDirectory;
         var configuration = KafkaClicksHost.LoadConfiguration(overrides);
         await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Ingest);
         await using var app = KafkaClicksHost.Build(Role.Ingest, broker, overrides);
