@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Confluent.Kafka;
+using KafkaClicks.Contracts;
 
 namespace KafkaClicks.Broker;
 

@@ -1,5 +1,6 @@
 using Confluent.Kafka;
 using Confluent.Kafka.Admin;
+using KafkaClicks.Contracts;
 
 namespace KafkaClicks.Broker;
 

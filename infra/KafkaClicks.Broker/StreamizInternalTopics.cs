@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 namespace KafkaClicks.Broker;
 
 /// <summary>

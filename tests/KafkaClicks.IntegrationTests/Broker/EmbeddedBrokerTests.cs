@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Broker;
@@ -74,7 +75,7 @@ public sealed class EmbeddedBrokerTests(BrokerFixture broker)
     public void Creating_an_existing_topic_again_with_the_same_partitions_is_accepted()
     {
         var topic = broker.CreateTopic("again", 3);
-        broker.Cluster.CreateTopic(new KafkaClicks.Broker.TopicSpec(topic, 3));
+        broker.Cluster.CreateTopic(new KafkaClicks.Contracts.TopicSpec(topic, 3));
         Assert.Equal(3, broker.Cluster.PartitionCount(topic, TimeSpan.FromSeconds(10)));
     }
 
@@ -82,7 +83,7 @@ public sealed class EmbeddedBrokerTests(BrokerFixture broker)
     public void Redeclaring_a_topic_with_another_partition_count_throws()
     {
         var topic = broker.CreateTopic("mismatch", 3);
-        var ex = Assert.Throws<InvalidOperationException>(() => broker.Cluster.CreateTopic(new KafkaClicks.Broker.TopicSpec(topic, 8)));
+        var ex = Assert.Throws<InvalidOperationException>(() => broker.Cluster.CreateTopic(new KafkaClicks.Contracts.TopicSpec(topic, 8)));
         Assert.Contains("3 partitions", ex.Message, StringComparison.Ordinal);
     }
 

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Confluent.Kafka;
 using KafkaClicks.Broker;
 
+using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Broker;

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Confluent.Kafka;
 using KafkaClicks.Broker;
+using KafkaClicks.Contracts;
 
 namespace KafkaClicks.IntegrationTests.Infrastructure;
 

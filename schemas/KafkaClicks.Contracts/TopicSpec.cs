@@ -1,4 +1,4 @@
-namespace KafkaClicks.Broker;
+namespace KafkaClicks.Contracts;
 
 /// <summary>
 /// Declaration of one topic. The same declaration is used for the embedded (librdkafka mock) broker
