@@ -45,7 +45,7 @@ public sealed class RawLogCounter
 
     /// <summary>
     /// Two consumers per processor: a consumer spends part of its time waiting for fetches, so on 2 cores 4 readers
-    /// recounted 1 M clicks 15% faster than 2 (benchmarks/RESULTS.md).
+    /// recounted 1 M clicks 15% faster than 2 (benchmarks/HISTORY.md, reconcile).
     /// </summary>
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
     /// <summary>The aggregator's default dedupe horizon (Aggregator:DedupeHorizon), the default look-back for repeats.</summary>
