@@ -15,7 +15,7 @@ public sealed class ClickQueries : IDisposable
 {
     private const int MaxTopLimit = 100;
     private const int MaxTopWindowMinutes = 60;
-    private const int MaxAdvertisers = 1000;
+    private const int MaxAdvertisersPage = 1000;
     private const int MaxAdsPage = 1000;
     private const int MaxRuns = 500;
     private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
@@ -149,10 +149,29 @@ public sealed class ClickQueries : IDisposable
     }
 
     /// <summary>GET /v1/advertisers: the advertisers the caller may see (an advertiser key: itself).</summary>
-    public async Task<JsonAnswer<AdvertisersResponse>> AdvertisersAsync(Caller caller, CancellationToken ct)
+    public async Task<Results<JsonAnswer<AdvertisersResponse>, BadRequestProblem, OverloadedProblem>> AdvertisersAsync(
+        Caller caller, string? after, string? limit, CancellationToken ct)
     {
-        var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, MaxAdvertisers, ct);
-        return new JsonAnswer<AdvertisersResponse>(new AdvertisersResponse(advertisers), QueryJsonContext.Default.AdvertisersResponse);
+        if (CountParameter("limit", limit, 100, MaxAdvertisersPage, out var count) is { } invalidLimit)
+        {
+            return invalidLimit;
+        }
+
+        var cursor = 0L;
+        if (after is not null && !IdRouteConstraint.TryParse(after, out cursor))
+        {
+            return new BadRequestProblem("invalid-after", "after must be an advertiser id (the next value of the previous page).");
+        }
+
+        using var slot = await DatabaseSlotAsync(ct);
+        if (!slot.IsAcquired)
+        {
+            return Overloaded(slot);
+        }
+
+        var advertisers = await _store.AdvertisersAsync(caller.IsAdmin ? null : caller.AdvertiserId, cursor, count + 1, ct);
+        var next = advertisers.Count > count ? advertisers[count - 1].AdvertiserId : (long?)null;
+        return new JsonAnswer<AdvertisersResponse>(new AdvertisersResponse(advertisers.Take(count).ToList(), next), QueryJsonContext.Default.AdvertisersResponse);
     }
 
     /// <summary>GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order.</summary>

@@ -154,18 +154,22 @@ public sealed class ClickSeriesStore : IDisposable
         return runs;
     }
 
-    /// <summary>Advertisers in id order (one, or all when <paramref name="advertiserId"/> is null), with their number of ads.</summary>
-    public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, int limit, CancellationToken cancellationToken)
+    /// <summary>
+    /// Up to <paramref name="limit"/> advertisers with ids above <paramref name="after"/> in id order (only
+    /// <paramref name="advertiserId"/>, or all when it is null), with their number of ads.
+    /// </summary>
+    public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, long after, int limit, CancellationToken cancellationToken)
     {
         await using var command = _dataSource.CreateCommand($"""
             SELECT v.advertiser_id, v.name, (SELECT count(*) FROM {Tables.Ads} a WHERE a.advertiser_id = v.advertiser_id)
             FROM {Tables.Advertisers} v
-            WHERE $1::bigint IS NULL OR v.advertiser_id = $1
+            WHERE ($1::bigint IS NULL OR v.advertiser_id = $1) AND v.advertiser_id > $3
             ORDER BY v.advertiser_id
             LIMIT $2
             """);
         command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = advertiserId, NpgsqlDbType = NpgsqlDbType.Bigint });
         command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
         var advertisers = new List<AdvertiserSummary>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))

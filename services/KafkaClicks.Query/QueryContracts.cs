@@ -46,8 +46,9 @@ public sealed record AdSeries(long AdId, long Total, IReadOnlyList<ClickPoint> P
 public sealed record TopAdsResponse(
     string Window, long? AdvertiserId, DateTimeOffset From, DateTimeOffset To, DateTimeOffset? CompleteThrough, bool Final, IReadOnlyList<TopAd> Ads);
 
-/// <summary>Answer of GET /v1/advertisers: the advertisers the caller may see.</summary>
-public sealed record AdvertisersResponse(IReadOnlyList<AdvertiserSummary> Advertisers);
+/// <summary>Answer of GET /v1/advertisers: one page of the advertisers the caller may see, in id order.</summary>
+/// <param name="Next">Pass as <c>after</c> for the next page; null on the last page.</param>
+public sealed record AdvertisersResponse(IReadOnlyList<AdvertiserSummary> Advertisers, long? Next);
 
 /// <summary>Answer of GET /v1/advertisers/{advertiserId}/ads: one page of the advertiser's ads in id order.</summary>
 /// <param name="Next">Pass as <c>after</c> for the next page; null on the last page.</param>

@@ -44,9 +44,14 @@ public static class QueryEndpoints
             .WithName("TopAds")
             .WithSummary("The most clicked ads over the last minutes");
 
-        api.MapGet("/advertisers", (ClickQueries queries, Caller caller, CancellationToken ct) => queries.AdvertisersAsync(caller, ct))
+        api.MapGet("/advertisers", (
+                    ClickQueries queries, Caller caller,
+                    [Description("Only advertisers with a larger id: the next value of the previous page.")] string? after,
+                    [Description("How many advertisers, 1 to 1000. Default 100.")] string? limit,
+                    CancellationToken ct) =>
+                queries.AdvertisersAsync(caller, after, limit, ct))
             .WithName("Advertisers")
-            .WithSummary("The advertisers the caller may see (an advertiser's key: itself)");
+            .WithSummary("The advertisers the caller may see (an advertiser's key: itself) in id order, a page at a time");
 
         api.MapGet("/advertisers/{advertiserId:id}/ads", (
                     ClickQueries queries, Caller caller,

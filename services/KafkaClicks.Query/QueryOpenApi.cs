@@ -31,7 +31,7 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
              "ads":[{"adId":1,"advertiserId":1,"clicks":412},{"adId":11,"advertiserId":2,"clicks":97}]}
             """,
         ["Advertisers"] = """
-            {"advertisers":[{"advertiserId":1,"name":"Demo advertiser 1","ads":10}]}
+            {"advertisers":[{"advertiserId":1,"name":"Demo advertiser 1","ads":10}],"next":null}
             """,
         ["AdvertiserAds"] = """
             {"advertiserId":1,"ads":[{"adId":1,"redirectUrl":"https://shop.example/winter","deleted":false},

@@ -7,6 +7,7 @@
   const REFRESH_MS = 10000;
   const ALL_ADS = 'all';
   const ADS_LISTED = 1000;
+  const ADVERTISERS_LISTED = 1000;
   const $ = (id) => document.getElementById(id);
   const state = { key: localStorage.getItem(KEY_STORAGE) || '', advertiser: null, ad: ALL_ADS, timer: null, runsRefused: false };
   const charts = {};
@@ -76,9 +77,15 @@
   }
 
   async function loadAdvertisers() {
-    const answer = await api('/v1/advertisers');
+    const answer = await api('/v1/advertisers?limit=' + ADVERTISERS_LISTED);
     const select = $('advertiser');
-    select.replaceChildren(...answer.advertisers.map((a) => new Option(a.name + ' (' + a.advertiserId + ')', String(a.advertiserId))));
+    const options = answer.advertisers.map((a) => new Option(a.name + ' (' + a.advertiserId + ')', String(a.advertiserId)));
+    if (answer.next !== null) {
+      const more = new Option('(the first ' + ADVERTISERS_LISTED + ' advertisers)', '');
+      more.disabled = true;
+      options.push(more);
+    }
+    select.replaceChildren(...options);
     if (answer.advertisers.length === 0) {
       throw new Error('this key sees no advertiser');
     }

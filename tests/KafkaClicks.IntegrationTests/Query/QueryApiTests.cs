@@ -232,6 +232,37 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task Advertisers_are_listed_a_page_at_a_time_and_an_advertisers_key_sees_only_itself()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var keys = new List<string>();
+        for (var id = 1; id <= 25; id++)
+        {
+            keys.Add(await host.AddAdvertiserAsync(id, 1000 + id));
+        }
+
+        var pages = new List<List<long>>();
+        string? after = null;
+        do
+        {
+            var page = await GetJsonAsync(host, $"/v1/advertisers?limit=10{(after is null ? "" : "&after=" + after)}", Admin);
+            pages.Add([.. page.GetProperty("advertisers").EnumerateArray().Select(a => a.GetProperty("advertiserId").GetInt64())]);
+            after = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetInt64().ToString(CultureInfo.InvariantCulture);
+        }
+        while (after is not null && pages.Count < 10);
+
+        Assert.Equal([10, 10, 5], pages.Select(p => p.Count));
+        Assert.Equal(Enumerable.Range(1, 25).Select(i => (long)i), pages.SelectMany(p => p));
+        Assert.Equal(25, (await GetJsonAsync(host, "/v1/advertisers?limit=1000", Admin)).GetProperty("advertisers").GetArrayLength());
+        var own = await GetJsonAsync(host, "/v1/advertisers", keys[6]);
+        Assert.Equal([7L], own.GetProperty("advertisers").EnumerateArray().Select(a => a.GetProperty("advertiserId").GetInt64()));
+        Assert.Equal(JsonValueKind.Null, own.GetProperty("next").ValueKind);
+
+        await AssertProblemAsync(host, "/v1/advertisers?limit=1001", Admin, HttpStatusCode.BadRequest, "invalid-limit");
+        await AssertProblemAsync(host, "/v1/advertisers?after=ten", Admin, HttpStatusCode.BadRequest, "invalid-after");
+    }
+
+    [Fact]
     public async Task A_default_range_older_than_the_minutes_kept_starts_at_the_first_bucket_kept_and_that_start_is_accepted_when_asked_for()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);
