@@ -2,6 +2,7 @@ using System.Text;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -49,13 +50,26 @@ public sealed class ClickSeriesStore : IDisposable
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
     private static readonly TimeSpan RememberedFor = TimeSpan.FromMinutes(10);
     private readonly NpgsqlDataSource _dataSource;
+    private readonly int _statementTimeoutSeconds;
 
     // An ad never changes advertiser and an advertiser is never deleted, so both are remembered (ids not found are
     // not: they may be created any time).
     private readonly MemoryCache _owners = new(new MemoryCacheOptions { SizeLimit = 250_000 });
     private readonly MemoryCache _advertisers = new(new MemoryCacheOptions { SizeLimit = 100_000 });
 
-    public ClickSeriesStore(NpgsqlDataSource dataSource) => _dataSource = dataSource;
+    public ClickSeriesStore(NpgsqlDataSource dataSource, IOptions<QueryOptions> options)
+    {
+        _dataSource = dataSource;
+        _statementTimeoutSeconds = (int)Math.Ceiling(options.Value.StatementTimeout.TotalSeconds);
+    }
+
+    /// <summary>A command on <paramref name="sql"/> (or text set later) cancelled after <see cref="QueryOptions.StatementTimeout"/>.</summary>
+    private NpgsqlCommand Command(string sql)
+    {
+        var command = _dataSource.CreateCommand(sql);
+        command.CommandTimeout = _statementTimeoutSeconds;
+        return command;
+    }
 
     /// <summary>The advertiser owning the ad, or null when there is no such ad.</summary>
     public async Task<long?> AdOwnerAsync(long adId, CancellationToken cancellationToken)
@@ -65,7 +79,7 @@ public sealed class ClickSeriesStore : IDisposable
             return cached;
         }
 
-        await using var command = _dataSource.CreateCommand($"SELECT advertiser_id FROM {Tables.Ads} WHERE ad_id = $1");
+        await using var command = Command($"SELECT advertiser_id FROM {Tables.Ads} WHERE ad_id = $1");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = adId });
         if (await command.ExecuteScalarAsync(cancellationToken) is not long owner)
         {
@@ -84,7 +98,7 @@ public sealed class ClickSeriesStore : IDisposable
             return true;
         }
 
-        await using var command = _dataSource.CreateCommand($"SELECT EXISTS (SELECT 1 FROM {Tables.Advertisers} WHERE advertiser_id = $1)");
+        await using var command = Command($"SELECT EXISTS (SELECT 1 FROM {Tables.Advertisers} WHERE advertiser_id = $1)");
         command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
         if (await command.ExecuteScalarAsync(cancellationToken) is not true)
         {
@@ -98,7 +112,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>The advertiser's ads in id order, or null when there is no such advertiser.</summary>
     public async Task<long[]?> AdvertiserAdsAsync(long advertiserId, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"""
+        await using var command = Command($"""
             SELECT array(SELECT ad_id FROM {Tables.Ads} WHERE advertiser_id = $1 ORDER BY ad_id)
             FROM {Tables.Advertisers} WHERE advertiser_id = $1
             """);
@@ -109,7 +123,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>Up to <paramref name="limit"/> of the advertiser's ads with ids above <paramref name="after"/>, in id order.</summary>
     public async Task<List<AdSummary>> AdsPageAsync(long advertiserId, long after, int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"""
+        await using var command = Command($"""
             SELECT ad_id, redirect_url, deleted_at IS NOT NULL FROM {Tables.Ads}
             WHERE advertiser_id = $1 AND ad_id > $2
             ORDER BY ad_id
@@ -131,7 +145,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>The latest <paramref name="limit"/> reconciliation runs that changed or could change the database (no dry runs), newest first.</summary>
     public async Task<List<ReconciliationRun>> ReconciliationRunsAsync(int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"""
+        await using var command = Command($"""
             SELECT run_id, range_from, range_to, ad_id, status, coalesce(raw_clicks, 0), coalesce(db_clicks, 0),
                    coalesce(windows_checked, 0), coalesce(windows_corrected, 0), started_at, finished_at
             FROM {Tables.ReconciliationRuns}
@@ -160,7 +174,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// </summary>
     public async Task<IReadOnlyList<AdvertiserSummary>> AdvertisersAsync(long? advertiserId, long after, int limit, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"""
+        await using var command = Command($"""
             SELECT v.advertiser_id, v.name, (SELECT count(*) FROM {Tables.Ads} a WHERE a.advertiser_id = v.advertiser_id)
             FROM {Tables.Advertisers} v
             WHERE ($1::bigint IS NULL OR v.advertiser_id = $1) AND v.advertiser_id > $3
@@ -229,7 +243,7 @@ public sealed class ClickSeriesStore : IDisposable
 
         // $1 the ads or the advertiser, $2 the row unit, $3 its origin; then the bounds of each segment.
         var sql = new StringBuilder(perAd ? "SELECT ad_id, t, sum(clicks)::bigint FROM (" : "SELECT 0::bigint, t, sum(clicks)::bigint FROM (");
-        await using var command = _dataSource.CreateCommand();
+        await using var command = Command(string.Empty);
         command.Parameters.Add(adIds is not null
             ? new NpgsqlParameter<long[]> { TypedValue = adIds }
             : new NpgsqlParameter<long> { TypedValue = advertiserId!.Value });
@@ -277,7 +291,7 @@ public sealed class ClickSeriesStore : IDisposable
         // Scoped: the advertiser's ads by primary key. Global: the minute index over the window. The sum is over
         // int4: PostgreSQL sums bigint in numeric, int4 in bigint, which halves the aggregate's cost; one minute of
         // one ad and salt is far below 2^31 clicks (60 million even at a million clicks per second).
-        await using var command = _dataSource.CreateCommand($"""
+        await using var command = Command($"""
             SELECT t.ad_id, a.advertiser_id, t.clicks
             FROM (
                 SELECT ad_id, sum(clicks::int4) AS clicks
@@ -383,7 +397,7 @@ public sealed class ClickSeriesStore : IDisposable
 
     private async Task<HashSet<DateTimeOffset>> DirtyHoursAsync(DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand($"SELECT hour FROM {Tables.RollupDirty} WHERE hour >= $1 AND hour < $2");
+        await using var command = Command($"SELECT hour FROM {Tables.RollupDirty} WHERE hour >= $1 AND hour < $2");
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = from, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         command.Parameters.Add(new NpgsqlParameter<DateTimeOffset> { TypedValue = to, NpgsqlDbType = NpgsqlDbType.TimestampTz });
         var hours = new HashSet<DateTimeOffset>();

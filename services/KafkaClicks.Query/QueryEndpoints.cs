@@ -15,6 +15,19 @@ public static class QueryEndpoints
         // What a route can answer is declared where it comes from: 401 and 429 by the API-key requirement, 403 by the
         // admin one, 400 for the range by its filter, and the rest by the union each handler returns.
         var api = app.MapGroup("/v1").WithTags("Query").RequireApiKey();
+
+        // A statement past Query:StatementTimeout is cancelled: a 503 the caller can retry, never a 500.
+        api.AddEndpointFilter(async (context, next) =>
+        {
+            try
+            {
+                return await next(context);
+            }
+            catch (Exception e) when (QueryTimeoutProblem.IsTimeout(e))
+            {
+                return new QueryTimeoutProblem();
+            }
+        });
         api.MapGet("/ads/{adId:id}/clicks", (
                     ClickQueries queries, Caller caller, [Description("The ad's id.")] long adId, [AsParameters] RangeParameters range, CancellationToken ct) =>
                 queries.AdClicksAsync(caller, adId, range.Range, ct))

@@ -47,6 +47,13 @@ public sealed class QueryOptions
     public TimeSpan QueueTimeout { get; set; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
+    /// How long one database statement of a query may run (whole seconds, at least one); beyond it the statement is
+    /// cancelled and the request answered 503 <c>query-timeout</c>, so a blocked or runaway query frees its slot.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ParseLimitsInInvariantCulture = true, ConvertValueInInvariantCulture = true)]
+    public TimeSpan StatementTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>
     /// How long minute counts are kept: ranges that need minute rows (buckets under an hour, or day buckets in a zone
     /// whose midnights fall inside an hour) may not start earlier. Read from the sink's <c>Sink:MinuteRetention</c>, so
     /// both roles agree when they share their configuration.

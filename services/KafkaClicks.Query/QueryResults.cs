@@ -73,6 +73,19 @@ public sealed class NotFoundProblem : StatusProblem, IEndpointMetadataProvider
     static void IEndpointMetadataProvider.PopulateMetadata(MethodInfo method, EndpointBuilder builder) => Declare(builder, StatusCodes.Status404NotFound);
 }
 
+/// <summary>
+/// 503 query-timeout: a statement of the query ran longer than <c>Query:StatementTimeout</c> (a table locked by a
+/// migration or a maintenance job, a range far larger than usual) and was cancelled. Declared with the 503 every route
+/// that queries the database answers when it is overloaded.
+/// </summary>
+public sealed class QueryTimeoutProblem()
+    : StatusProblem(StatusCodes.Status503ServiceUnavailable, "query-timeout", "The query took longer than the database allows; retry shortly or ask for less.", null)
+{
+    /// <summary>Whether <paramref name="e"/> is a statement cancelled by its timeout (client side, or the server's).</summary>
+    public static bool IsTimeout(Exception e) =>
+        e is Npgsql.NpgsqlException { InnerException: TimeoutException } or Npgsql.PostgresException { SqlState: Npgsql.PostgresErrorCodes.QueryCanceled };
+}
+
 /// <summary>503 overloaded: no database slot freed up in time (<c>Query:QueueLimit</c>, <c>Query:QueueTimeout</c>).</summary>
 public sealed class OverloadedProblem(string detail)
     : StatusProblem(StatusCodes.Status503ServiceUnavailable, "overloaded", "Too many queries are waiting for the database; retry shortly.", detail), IEndpointMetadataProvider

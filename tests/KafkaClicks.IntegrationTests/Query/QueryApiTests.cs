@@ -467,6 +467,36 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.Equal(4, (await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=1h", Admin)).GetProperty("total").GetInt64());
     }
 
+    [Fact]
+    public async Task A_query_held_past_the_statement_timeout_is_cancelled_and_answered_503_not_500_and_frees_its_slot()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?>
+        {
+            ["Query:MaxConcurrentQueries"] = "1",
+            ["Query:StatementTimeout"] = "00:00:01",
+            ["Query:CacheEnabled"] = "false",
+        });
+        await host.AddAdvertiserAsync(1, 101);
+        await InsertAsync(host.Database, 101, Base.AddMinutes(5), 4);
+        var range = $"from={Iso(Base)}&to={Iso(Base.AddHours(1))}";
+
+        await using (var connection = await host.Database.DataSource.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction))
+            {
+                await lockTable.ExecuteNonQueryAsync();
+            }
+
+            // A migration or maintenance job holds the minutes: the query waits on it for the statement timeout, no longer.
+            await AssertProblemAsync(host, $"/v1/ads/101/clicks?{range}&granularity=5m", Admin, HttpStatusCode.ServiceUnavailable, "query-timeout");
+            await transaction.RollbackAsync();
+        }
+
+        // The cancelled query gave its only slot back.
+        Assert.Equal(4, (await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=5m", Admin)).GetProperty("total").GetInt64());
+    }
+
     private static async Task AssertProblemAsync(ProductHost host, string path, string key, HttpStatusCode status, string reason)
     {
         using var response = await host.GetAsync(path, key);
