@@ -98,9 +98,10 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     }
 
     /// <summary>
-    /// Streamiz' configuration for these options: the guarantee, the commit interval, the state folder, and any
-    /// <c>Kafka:Client</c> property of its config class (bound last, so it can override the rest). The rest of Kafka:Client
-    /// (librdkafka's own names) reaches Streamiz' clients through <see cref="RebalanceSafeClientSupplier"/>.
+    /// Streamiz' configuration for these options: the guarantee, the commit interval, the state folder. <c>Kafka:Client</c>,
+    /// <c>Kafka:Producer</c> and <c>Kafka:Consumer</c> reach Streamiz' clients through <see cref="RebalanceSafeClientSupplier"/>,
+    /// never through this config: StreamConfig is also a dictionary, and binding any configuration section onto it
+    /// rewrites every entry, which it refuses for its producer settings under exactly-once (the aggregator did not start).
     /// </summary>
     public static StreamConfig<StringSerDes, StringSerDes> CreateStreamConfig(IConfiguration configuration, AggregationOptions options)
     {
@@ -126,7 +127,6 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         // Setting Guarantee resets the commit interval (Streamiz: 30 s at-least-once, 100 ms exactly-once), so this
         // comes after it.
         config.CommitIntervalMs = (long)options.EffectiveCommitInterval.TotalMilliseconds;
-        configuration.GetSection($"{KafkaOptions.Section}:Client").Bind(config);
         return config;
     }
 
