@@ -204,15 +204,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         await host.AddAdvertiserAsync(2, 21);
         await host.Database.ExecuteAsync("UPDATE ads SET deleted_at = now() WHERE ad_id = 101");
 
-        var pages = new List<List<long>>();
-        string? after = null;
-        do
-        {
-            var page = await GetJsonAsync(host, $"/v1/advertisers/1/ads?limit=10{(after is null ? "" : "&after=" + after)}", first);
-            pages.Add([.. page.GetProperty("ads").EnumerateArray().Select(a => a.GetProperty("adId").GetInt64())]);
-            after = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetInt64().ToString(CultureInfo.InvariantCulture);
-        }
-        while (after is not null && pages.Count < 10);
+        var pages = await PagesAsync(host, "/v1/advertisers/1/ads?limit=10", "ads", "adId", first);
 
         Assert.Equal([10, 10, 5], pages.Select(p => p.Count));
         Assert.Equal(Enumerable.Range(100, 25).Select(i => (long)i), pages.SelectMany(p => p));
@@ -241,15 +233,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
             keys.Add(await host.AddAdvertiserAsync(id, 1000 + id));
         }
 
-        var pages = new List<List<long>>();
-        string? after = null;
-        do
-        {
-            var page = await GetJsonAsync(host, $"/v1/advertisers?limit=10{(after is null ? "" : "&after=" + after)}", Admin);
-            pages.Add([.. page.GetProperty("advertisers").EnumerateArray().Select(a => a.GetProperty("advertiserId").GetInt64())]);
-            after = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetInt64().ToString(CultureInfo.InvariantCulture);
-        }
-        while (after is not null && pages.Count < 10);
+        var pages = await PagesAsync(host, "/v1/advertisers?limit=10", "advertisers", "advertiserId", Admin);
 
         Assert.Equal([10, 10, 5], pages.Select(p => p.Count));
         Assert.Equal(Enumerable.Range(1, 25).Select(i => (long)i), pages.SelectMany(p => p));
@@ -495,6 +479,21 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
 
         // The cancelled query gave its only slot back.
         Assert.Equal(4, (await GetJsonAsync(host, $"/v1/ads/101/clicks?{range}&granularity=5m", Admin)).GetProperty("total").GetInt64());
+    }
+
+    /// <summary>The ids on each page of a paged list, following <c>next</c> as <c>after</c> (at most 10 pages).</summary>
+    private static async Task<List<List<long>>> PagesAsync(ProductHost host, string firstPage, string list, string id, string key)
+    {
+        var pages = new List<List<long>>();
+        string? after = null;
+        do
+        {
+            var page = await GetJsonAsync(host, firstPage + (after is null ? "" : "&after=" + after), key);
+            pages.Add([.. page.GetProperty(list).EnumerateArray().Select(a => a.GetProperty(id).GetInt64())]);
+            after = page.GetProperty("next").ValueKind == JsonValueKind.Null ? null : page.GetProperty("next").GetInt64().ToString(CultureInfo.InvariantCulture);
+        }
+        while (after is not null && pages.Count < 10);
+        return pages;
     }
 
     private static async Task AssertProblemAsync(ProductHost host, string path, string key, HttpStatusCode status, string reason)
