@@ -40,6 +40,13 @@ public static class ClickRows
             ON CONFLICT (topic, partition) DO UPDATE SET final_through = EXCLUDED.final_through, updated_at = now()
             """, finalThrough);
 
+    /// <summary>Locks the minutes table in <paramref name="transaction"/> until it ends, as a migration or maintenance job would.</summary>
+    public static async Task LockMinutesAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction)
+    {
+        await using var lockMinutes = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction);
+        await lockMinutes.ExecuteNonQueryAsync();
+    }
+
     /// <summary>Until PostgreSQL shows a query of this database waiting for a lock (the held query has the slot), at most 10 s.</summary>
     public static async Task WaitForQueryBlockedOnLockAsync(TestDatabase database)
     {

@@ -423,10 +423,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         // Hold the minutes table: the first query takes the only slot and waits on PostgreSQL.
         await using var connection = await host.Database.DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction))
-        {
-            await lockTable.ExecuteNonQueryAsync();
-        }
+        await ClickRows.LockMinutesAsync(connection, transaction);
 
         var holding = host.GetAsync($"/v1/ads/101/clicks?{range}", Admin);
         await WaitForQueryBlockedOnLockAsync(host.Database);
@@ -467,10 +464,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         await using (var connection = await host.Database.DataSource.OpenConnectionAsync())
         await using (var transaction = await connection.BeginTransactionAsync())
         {
-            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction))
-            {
-                await lockTable.ExecuteNonQueryAsync();
-            }
+            await ClickRows.LockMinutesAsync(connection, transaction);
 
             // A migration or maintenance job holds the minutes: the query waits on it for the statement timeout, no longer.
             await AssertProblemAsync(host, $"/v1/ads/101/clicks?{range}&granularity=5m", Admin, HttpStatusCode.ServiceUnavailable, "query-timeout");

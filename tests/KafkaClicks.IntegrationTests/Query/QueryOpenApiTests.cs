@@ -87,10 +87,7 @@ public class QueryOpenApiTests(PostgresServer postgres) : IClassFixture<Postgres
         await using (var connection = await host.Database.DataSource.OpenConnectionAsync())
         await using (var transaction = await connection.BeginTransactionAsync())
         {
-            await using (var lockTable = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", connection, transaction))
-            {
-                await lockTable.ExecuteNonQueryAsync();
-            }
+            await ClickRows.LockMinutesAsync(connection, transaction);
 
             var holding = host.GetAsync("/v1/ads/11/clicks?granularity=5m", Admin);
             await WaitForQueryBlockedOnLockAsync(host.Database);

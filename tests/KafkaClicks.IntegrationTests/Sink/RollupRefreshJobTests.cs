@@ -122,10 +122,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
 
         await using var blocker = await db.DataSource.OpenConnectionAsync();
         await using var blocking = await blocker.BeginTransactionAsync();
-        await using (var lockMinutes = new Npgsql.NpgsqlCommand("LOCK TABLE ad_clicks_minute IN ACCESS EXCLUSIVE MODE", blocker, blocking))
-        {
-            await lockMinutes.ExecuteNonQueryAsync();
-        }
+        await ClickRows.LockMinutesAsync(blocker, blocking);
 
         var other = db.RefreshRollupsAsync(hour, hour.AddHours(2));
         using (var waiting = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
