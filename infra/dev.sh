@@ -220,6 +220,16 @@ count_results() {
   echo "$passed $failed $((total - executed))"
 }
 
+# The failed tests in the trx files of $1 ("lane: test: first line of its message"), so that the end of a long run
+# names them without a search through its output.
+failed_tests() {
+  local trx
+  for trx in "$1"/*.trx; do
+    [ -f "$trx" ] || continue
+    LANE_NAME="$(basename "$1")" perl -0ne 'while (/<UnitTestResult [^>]*?testName="([^"]*)"[^>]*?outcome="Failed".*?(?:<Message>([^\n<]*)|<\/UnitTestResult>)/sg) { my ($n, $m) = ($1, $2 // ""); for ($n, $m) { s/&quot;/"/g; s/&lt;/</g; s/&gt;/>/g; s/&apos;/\x27/g; s/&amp;/&/g; } print "FAILED $ENV{LANE_NAME}: $n: $m\n"; }' "$trx" || true
+  done
+}
+
 # Lanes: the integration and browser tests run once per lane.
 #   embedded   librdkafka's mock broker in process, plain PostgreSQL
 #   timescale  the embedded broker, PostgreSQL with TimescaleDB preloaded
@@ -271,6 +281,9 @@ run_tests() {
   done
 
   local passed=0 failed=0 skipped=0 p f s dir expected produced
+  for dir in "$results"/*/; do
+    failed_tests "${dir%/}"
+  done
   for dir in "$results"/*/; do
     read -r p f s < <(count_results "$dir")
     if [ "$s" -gt 0 ]; then echo "$(basename "$dir"): $p passed, $f failed, $s skipped"; else echo "$(basename "$dir"): $p passed, $f failed"; fi
