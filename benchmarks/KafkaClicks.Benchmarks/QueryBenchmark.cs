@@ -52,7 +52,8 @@ public sealed class QueryBenchmark : IBenchmark
         // and completeThrough two minutes before it, as a live sink would report.
         await ExecuteAsync(dataSource, "DELETE FROM stream_progress");
         await ExecuteAsync(dataSource, """
-            INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())
+            INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
+            VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
             """, anchor.AddMinutes(-2));
         var clock = new ShiftedTimeProvider(DateTimeOffset.UtcNow - anchor);
 

@@ -82,6 +82,16 @@ public sealed class AvroCodec<T>
     /// <summary>Fingerprints of every writer schema this codec reads in single-object encoding.</summary>
     public IReadOnlyCollection<long> KnownFingerprints => _byFingerprint.Keys;
 
+    /// <summary>
+    /// Whether <paramref name="data"/> is single-object encoding by a writer schema this codec reads (by its fingerprint
+    /// alone, without decoding): how a reader tells apart the record types that share a topic.
+    /// </summary>
+    public bool Reads(ReadOnlySpan<byte> data) =>
+        data.Length >= AvroWireFormat.SingleObjectHeaderLength
+        && data[0] == AvroWireFormat.SingleObjectMarker0
+        && data[1] == AvroWireFormat.SingleObjectMarker1
+        && _byFingerprint.ContainsKey(BinaryPrimitives.ReadInt64LittleEndian(data[2..AvroWireFormat.SingleObjectHeaderLength]));
+
     /// <summary>Encodes <paramref name="record"/> as Avro single-object encoding with the current schema.</summary>
     /// <exception cref="AvroContractException"><see cref="AvroContractErrorReason.InvalidRecord"/>: the record violates the schema (e.g. a null string).</exception>
     public byte[] Serialize(T record)

@@ -17,4 +17,10 @@ public static class ContractCodecs
     /// </summary>
     public static AvroCodec<MinuteCount> MinuteCount { get; } =
         new(ContractSchemas.PreviousVersions(ContractSchemas.MinuteCount.Fullname), writerSchemaById: null);
+
+    /// <summary>
+    /// Codec for <see cref="Contracts.FinalProgress"/>, the aggregator's progress markers, which share clicks.minute with
+    /// the minute counts: <see cref="AvroCodec{T}.Reads"/> tells a marker from a count by its fingerprint.
+    /// </summary>
+    public static AvroCodec<FinalProgress> FinalProgress { get; } = new([], writerSchemaById: null);
 }

@@ -22,6 +22,9 @@ public static class ContractSchemas
     /// <summary>The <c>KafkaClicks.Contracts.MinuteCount</c> schema (topic clicks.minute).</summary>
     public static RecordSchema MinuteCount { get; } = Get("KafkaClicks.Contracts.MinuteCount");
 
+    /// <summary>The <c>KafkaClicks.Contracts.FinalProgress</c> schema (the aggregator's progress markers on clicks.minute).</summary>
+    public static RecordSchema FinalProgress { get; } = Get("KafkaClicks.Contracts.FinalProgress");
+
     /// <summary>Every bundled schema, ordered by full name.</summary>
     public static IReadOnlyList<RecordSchema> All { get; } =
         [.. _byName.Values.Distinct().OrderBy(s => s.Fullname, StringComparer.Ordinal)];

@@ -67,8 +67,12 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             return ExceptionHandlerResponse.CONTINUE;
         };
 
+        var (rawPartitions, minutePartitions) = await PartitionCountsAsync(stoppingToken);
+        // KafkaStream is RUNNING only while every stream thread is, and a thread is RUNNING only once each of its tasks
+        // restored its store; a rebalance leaves RUNNING before it creates new tasks.
+        var markers = new FinalProgressMarkers(rawPartitions, minutePartitions, () => _state == KafkaStream.State.RUNNING);
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var stream = new KafkaStream(ClickAggregationTopology.Build(_options, _kafka.Names), config,
+        var stream = new KafkaStream(ClickAggregationTopology.Build(_options, markers, _kafka.Names), config,
             new RebalanceSafeClientSupplier(config, _kafka, _logger));
         _stream = stream;
         stream.StateChanged += (_, now) =>
@@ -95,6 +99,41 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         // from. A new stream rejoins the group and restores what it needs from the changelog.
         stream.Dispose();
         return true;
+    }
+
+    /// <summary>
+    /// The partition counts of clicks.raw (one task each, the number of tasks every progress marker names) and
+    /// clicks.minute (each marker goes to all), retried until the broker answers: the stream cannot run without it.
+    /// </summary>
+    private async Task<(int Raw, int Minute)> PartitionCountsAsync(CancellationToken stoppingToken)
+    {
+        var pause = TimeSpan.FromMilliseconds(500);
+        while (true)
+        {
+            try
+            {
+                using var admin = _kafka.Admin(_logger).Build();
+                return (PartitionCount(admin, _kafka.Names.ClicksRaw), PartitionCount(admin, _kafka.Names.ClicksMinute));
+            }
+            catch (KafkaException e)
+            {
+                LogPartitionCountUnknown(e.Error.Reason, pause);
+            }
+
+            await Task.Delay(pause, stoppingToken);
+            pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 10_000));
+        }
+    }
+
+    private static int PartitionCount(IAdminClient admin, string topic)
+    {
+        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single();
+        if (metadata.Error.IsError || metadata.Partitions.Count == 0)
+        {
+            throw new KafkaException(metadata.Error.IsError ? metadata.Error : new Error(ErrorCode.UnknownTopicOrPart, $"{topic} has no partitions"));
+        }
+
+        return metadata.Partitions.Count;
     }
 
     /// <summary>
@@ -147,6 +186,9 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
     [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Skipped undecodable click at {Position}: {Error}")]
     private partial void LogUndecodable(TopicPartitionOffset position, string error);
+
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "The partition counts of the click topics are not known ({Error}); asking again in {Pause}")]
+    private partial void LogPartitionCountUnknown(string error, TimeSpan pause);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Aggregator stream failed (ERROR: every stream thread died); starting a new stream in {Pause}")]
     private partial void LogRestarting(TimeSpan pause);

@@ -12,9 +12,10 @@ using Polly.Retry;
 namespace KafkaClicks.Sink;
 
 /// <summary>
-/// Consumes clicks.minute and writes it to ad_clicks_minute in batches. Offsets are committed only after the
-/// database transaction committed; while the database is unreachable the loop retries the same batch with
-/// backoff and consumes nothing more, so nothing is lost and nothing is skipped.
+/// Consumes clicks.minute and writes it to ad_clicks_minute in batches, and the aggregator's progress markers that
+/// share the topic to stream_progress with them. Offsets are committed only after the database transaction committed;
+/// while the database is unreachable the loop retries the same batch with backoff and consumes nothing more, so
+/// nothing is lost and nothing is skipped.
 /// </summary>
 public sealed partial class MinuteCountSink : BackgroundService
 {
@@ -78,21 +79,22 @@ public sealed partial class MinuteCountSink : BackgroundService
             .Build();
         consumer.Subscribe(_kafka.Names.ClicksMinute);
         var batch = new List<MinuteCountRecord>(_options.MaxBatchRecords);
+        var progress = new List<FinalProgressRecord>();
         var offsets = new Dictionary<TopicPartition, Offset>();
         try
         {
             while (!stoppingToken.IsCancellationRequested)
             {
-                Fill(consumer, batch, offsets, stoppingToken);
+                Fill(consumer, batch, progress, offsets, stoppingToken);
                 if (offsets.Count == 0)
                 {
                     continue;
                 }
 
-                if (batch.Count > 0)
+                if (batch.Count > 0 || progress.Count > 0)
                 {
                     var started = Stopwatch.GetTimestamp();
-                    var rows = await _retry.ExecuteAsync(async ct => await _writer.WriteAsync(batch, ct), stoppingToken);
+                    var rows = await _retry.ExecuteAsync(async ct => await _writer.WriteAsync(batch, ct, progress), stoppingToken);
                     SinkMetrics.BatchDuration.Record(Stopwatch.GetElapsedTime(started).TotalSeconds);
                     SinkMetrics.RowsWritten.Add(rows);
                     if (_databaseUnavailable)
@@ -120,6 +122,7 @@ public sealed partial class MinuteCountSink : BackgroundService
                 SinkMetrics.BatchRecords.Add(batch.Count);
                 SinkMetrics.ConsumerLag(Lag(consumer));
                 batch.Clear();
+                progress.Clear();
                 offsets.Clear();
             }
         }
@@ -145,7 +148,8 @@ public sealed partial class MinuteCountSink : BackgroundService
         }
     }
 
-    private void Fill(IConsumer<string, byte[]> consumer, List<MinuteCountRecord> batch, Dictionary<TopicPartition, Offset> offsets, CancellationToken stoppingToken)
+    private void Fill(IConsumer<string, byte[]> consumer, List<MinuteCountRecord> batch, List<FinalProgressRecord> progress,
+        Dictionary<TopicPartition, Offset> offsets, CancellationToken stoppingToken)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(_options.MaxBatchDelay.TotalSeconds * Stopwatch.Frequency);
         while (batch.Count < _options.MaxBatchRecords && !stoppingToken.IsCancellationRequested)
@@ -177,6 +181,12 @@ public sealed partial class MinuteCountSink : BackgroundService
             offsets[result.TopicPartition] = result.Offset;
             try
             {
+                if (ContractCodecs.FinalProgress.Reads(result.Message.Value))
+                {
+                    progress.Add(new FinalProgressRecord(ContractCodecs.FinalProgress.Deserialize(result.Message.Value), result.Partition.Value));
+                    continue;
+                }
+
                 var count = _deserializer.Deserialize(result.Message.Value, result.Message.Value is null,
                     new SerializationContext(MessageComponentType.Value, result.Topic, result.Message.Headers));
                 if (MinuteCountRules.Violation(count, DateTime.UtcNow) is { } violation)

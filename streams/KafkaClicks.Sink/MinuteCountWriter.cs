@@ -7,10 +7,13 @@ namespace KafkaClicks.Sink;
 /// <summary>A minute count read from clicks.minute, with the partition it came from.</summary>
 public readonly record struct MinuteCountRecord(MinuteCount Count, int Partition);
 
+/// <summary>An aggregator task's progress marker read from clicks.minute, with the partition it came from.</summary>
+public readonly record struct FinalProgressRecord(FinalProgress Progress, int Partition);
+
 /// <summary>
 /// Writes a batch of minute counts in one transaction: binary COPY into a temporary staging table, then one
 /// round trip with the INSERT ... ON CONFLICT that stores absolute counts (marking the changed hours dirty for
-/// the rollups) and the per-partition final watermark. An emission older than the stored one changes nothing,
+/// the rollups) and the aggregator's progress markers read with them. An emission older than the stored one changes nothing,
 /// a final flag is never taken back, a row the reconciler corrected (corrected_at) is left to the reconciler, and
 /// replaying a batch is a no-op.
 /// </summary>
@@ -24,8 +27,8 @@ public sealed class MinuteCountWriter
     /// <param name="dataSource">The database.</param>
     /// <param name="connections">
     /// Connections a batch is written over at once, each upserting the rows of a disjoint set of ads in its own
-    /// transaction (<see cref="SinkOptions.WriterConnections"/>). With more than one, the final watermark is written
-    /// after every slice committed, so it never claims a final count that is not in the database.
+    /// transaction (<see cref="SinkOptions.WriterConnections"/>). With more than one, the progress markers are written
+    /// after every slice committed, so they never claim a final count that is not in the database.
     /// </param>
     public MinuteCountWriter(NpgsqlDataSource dataSource, int connections = 1)
     {
@@ -36,10 +39,13 @@ public sealed class MinuteCountWriter
 
     /// <summary>
     /// Writes the batch; returns the number of distinct (ad, minute, salt) rows sent. In the same transaction it
-    /// marks the UTC hours the batch touched in <c>rollup_dirty</c> for <see cref="RollupRefreshJob"/>.
+    /// marks the UTC hours the batch touched in <c>rollup_dirty</c> for <see cref="RollupRefreshJob"/>, and records the
+    /// progress markers read with the batch (each read after the counts it covers), never before the rows.
     /// </summary>
-    public async Task<int> WriteAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    public async Task<int> WriteAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken,
+        IReadOnlyList<FinalProgressRecord>? progress = null)
     {
+        progress ??= [];
         var rows = Latest(batch);
         try
         {
@@ -47,12 +53,12 @@ public sealed class MinuteCountWriter
             var slices = Slices(rows);
             if (slices.Count == 1)
             {
-                await WriteRowsAsync(rows, batch, cancellationToken);
+                await WriteRowsAsync(rows, progress, cancellationToken);
             }
             else
             {
-                await Task.WhenAll(slices.Select(slice => WriteRowsAsync(slice, null, cancellationToken)));
-                await WriteProgressAsync(batch, cancellationToken);
+                await Task.WhenAll(slices.Select(slice => WriteRowsAsync(slice, [], cancellationToken)));
+                await WriteProgressAsync(progress, cancellationToken);
             }
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.CheckViolation)
@@ -92,9 +98,15 @@ public sealed class MinuteCountWriter
     /// <summary>Slices smaller than this are not worth a connection of their own.</summary>
     private const int MinSliceRows = 1_000;
 
-    /// <summary>Writes rows in one transaction; with <paramref name="batch"/>, also its final watermark in the same one.</summary>
-    private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<MinuteCountRecord>? batch, CancellationToken cancellationToken)
+    /// <summary>Writes rows and <paramref name="progress"/> in one transaction.</summary>
+    private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<FinalProgressRecord> progress, CancellationToken cancellationToken)
     {
+        if (rows.Count == 0)
+        {
+            await WriteProgressAsync(progress, cancellationToken);
+            return;
+        }
+
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using (var create = new NpgsqlCommand("""
@@ -134,19 +146,15 @@ public sealed class MinuteCountWriter
         // Marked from the batch rather than from the upsert's RETURNING, which cost about a fifth of the batch; an hour
         // marked by a stale emission only costs one extra refresh.
         statements.BatchCommands.Add(Rollups.MarkDirty(rows.Select(row => Utc(row.WindowStart))));
-        if (batch is not null)
-        {
-            AddProgress(statements, batch);
-        }
-
+        AddProgress(statements, progress);
         await statements.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
-    private async Task WriteProgressAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken)
+    private async Task WriteProgressAsync(IReadOnlyList<FinalProgressRecord> progress, CancellationToken cancellationToken)
     {
         await using var statements = new NpgsqlBatch();
-        AddProgress(statements, batch);
+        AddProgress(statements, progress);
         if (statements.BatchCommands.Count == 0)
         {
             return;
@@ -222,26 +230,34 @@ public sealed class MinuteCountWriter
         }
     }
 
-    private static void AddProgress(NpgsqlBatch statements, IReadOnlyList<MinuteCountRecord> batch)
+    /// <summary>
+    /// Upserts the latest marker per (task, partition), never moving one back. The partition is the one the marker was
+    /// read from: its position there, behind the finals it covers, is what it vouches for.
+    /// </summary>
+    private static void AddProgress(NpgsqlBatch statements, IReadOnlyList<FinalProgressRecord> progress)
     {
-        var finals = batch.Where(r => r.Count.Final)
-            .GroupBy(r => r.Partition)
-            .Select(g => (Partition: g.Key, Through: g.Max(r => Utc(r.Count.WindowStart)) + Minute))
-            .ToList();
-        if (finals.Count == 0)
+        if (progress.Count == 0)
         {
             return;
         }
 
+        var latest = progress
+            .GroupBy(p => (p.Progress.Task, p.Partition))
+            .Select(g => g.MaxBy(p => p.Progress.FinalThrough))
+            .ToList();
         var command = new NpgsqlBatchCommand($"""
-            INSERT INTO {Tables.StreamProgress} AS p (topic, partition, final_through, updated_at)
-            SELECT $1, unnest($2::int[]), unnest($3::timestamptz[]), now()
-            ON CONFLICT (topic, partition) DO UPDATE
-            SET final_through = GREATEST(p.final_through, EXCLUDED.final_through), updated_at = now()
+            INSERT INTO {Tables.StreamProgress} AS p (topic, task, partition, tasks, partitions, final_through, updated_at)
+            SELECT $1, unnest($2::int[]), unnest($3::int[]), unnest($4::int[]), unnest($5::int[]), unnest($6::timestamptz[]), now()
+            ON CONFLICT (topic, task, partition) DO UPDATE
+            SET final_through = GREATEST(p.final_through, EXCLUDED.final_through), tasks = EXCLUDED.tasks,
+                partitions = EXCLUDED.partitions, updated_at = now()
             """);
         command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = Topics.ClicksMinute });
-        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = finals.Select(f => f.Partition).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = finals.Select(f => f.Through).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = latest.Select(p => p.Progress.Task).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = latest.Select(p => p.Partition).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = latest.Select(p => p.Progress.Tasks).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<int[]> { TypedValue = latest.Select(p => p.Progress.Partitions).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = latest.Select(p => Utc(p.Progress.FinalThrough)).ToArray() });
         statements.BatchCommands.Add(command);
     }
 

@@ -30,6 +30,12 @@ namespace KafkaClicks.Topology;
 /// windows it passed close as they would have with the next click. Nothing is compared with this host's clock, and a
 /// task still reading a backlog receives records every interval, so its windows keep closing on the clicks' own times.
 /// </para>
+/// <para>
+/// Whenever the windows it has closed reach a later minute, the task sends a <see cref="FinalProgress"/> marker to every
+/// clicks.minute partition, behind the finals it covers: the sink records them per (task, partition), and the query
+/// API's completeThrough is the least over all of them, so a task that restores, stalls or dies holds it back. A task
+/// whose partition never had a click says so after a whole emit interval without one, once its state is restored.
+/// </para>
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
 {
@@ -42,6 +48,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private readonly long _horizonMs;
     private readonly TimeSpan _emitInterval;
     private readonly Dictionary<(long AdId, int Salt, long WindowStart), OpenWindow> _open = [];
+    private readonly FinalProgressMarkers _markers;
 
     // The open windows by start, oldest first, so closing the windows stream time passed looks at those only.
     private readonly SortedDictionary<long, List<(long AdId, int Salt)>> _openByStart = [];
@@ -57,14 +64,20 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private long _lastBusyPunctuation = long.MinValue;
     private long _streamTimeAtBusyPunctuation;
 
+    // The wall-clock time from which a task that has never seen a click (nothing in its store either) counts as quiet,
+    // and the window end the last markers said every final was sent through.
+    private long _emptySince = long.MinValue;
+    private long _markedThrough = long.MinValue;
+
     /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
     public ClickCounter()
-        : this(new AggregationOptions())
+        : this(new AggregationOptions(), new FinalProgressMarkers(1, 1, () => true))
     {
     }
 
-    public ClickCounter(AggregationOptions options)
+    public ClickCounter(AggregationOptions options, FinalProgressMarkers markers)
     {
+        _markers = markers;
         _graceMs = (long)options.Grace.TotalMilliseconds;
         _horizonMs = (long)options.DedupeHorizon.TotalMilliseconds;
         _emitInterval = options.EmitInterval;
@@ -76,7 +89,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         _impressions = (IWindowStore<string, SeenImpression>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
 
         // Not here: Streamiz calls Init before the store's changelog restore has finished, and a rebuild from a
-        // half-restored store would lose the clicks restored after it. The first record comes after the restore.
+        // half-restored store would lose the clicks restored after it. The first record comes after the restore; the
+        // punctuation, which Streamiz runs while tasks restore too, rebuilds only once the stream says all are restored.
         _rebuilt = false;
         context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, Emit);
     }
@@ -99,7 +113,6 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         if (!_rebuilt)
         {
             Rebuild();
-            _rebuilt = true;
         }
 
         _clickSinceEmit = true;
@@ -227,6 +240,27 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// </summary>
     private void Emit(long now)
     {
+        if (!_rebuilt)
+        {
+            // No click since the task started. Once the stream has restored every task's store, rebuild the windows the
+            // store holds, so that they close (and the task's progress moves) in a quiet period too.
+            if (!_markers.Restored)
+            {
+                return;
+            }
+
+            Rebuild();
+            if (_streamTime != long.MinValue)
+            {
+                _lastBusyPunctuation = now;
+                _streamTimeAtBusyPunctuation = _streamTime;
+            }
+            else
+            {
+                _emptySince = now;
+            }
+        }
+
         if (_clickSinceEmit)
         {
             _clickSinceEmit = false;
@@ -247,15 +281,63 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
                 Forward(key, window, final: false, emittedAt);
             }
         }
+
+        SendProgress(now, emittedAt);
     }
 
     /// <summary>
-    /// After a restart or rebalance (on the first record, once the store is restored): recount from the impression
+    /// Sends a <see cref="FinalProgress"/> marker to every clicks.minute partition when the end of the windows this task
+    /// has closed moved to a later minute: every window ending at or before it is closed, its final sent before the
+    /// marker. A task that has never seen a click, with nothing in its store, has no windows: after a whole emit interval
+    /// without a click it says so for the windows that ended a grace period before that interval began.
+    /// </summary>
+    private void SendProgress(long now, DateTime emittedAt)
+    {
+        long closedThrough;
+        if (_streamTime != long.MinValue)
+        {
+            closedThrough = TimeBuckets.MinuteStartMs(_streamTime - _graceMs);
+        }
+        else if (_emptySince != long.MinValue && now - _emptySince >= (long)_emitInterval.TotalMilliseconds)
+        {
+            closedThrough = TimeBuckets.MinuteStartMs(now - (long)_emitInterval.TotalMilliseconds - _graceMs);
+        }
+        else
+        {
+            return;
+        }
+
+        if (closedThrough <= _markedThrough)
+        {
+            return;
+        }
+
+        _markedThrough = closedThrough;
+        var task = _context.Id.Partition;
+        var partitions = _markers.MinutePartitions;
+        for (var partition = 0; partition < partitions; partition++)
+        {
+            _context.Forward(task.ToString(System.Globalization.CultureInfo.InvariantCulture), new AggregatorOutput(null, null, new FinalProgress
+            {
+                Task = task,
+                Tasks = _markers.RawPartitions,
+                Partition = partition,
+                Partitions = partitions,
+                FinalThrough = DateTime.UnixEpoch.AddMilliseconds(closedThrough),
+                EmittedAt = emittedAt,
+            }));
+        }
+    }
+
+    /// <summary>
+    /// After a restart or rebalance (on the first record, or at the first punctuation after every store of the stream
+    /// was restored, whichever comes first): recount from the impression
     /// store every window it holds completely (two horizons back from the newest impression; the store keeps
     /// three), so a window whose impressions were partly expired is never re-emitted with a smaller count.
     /// </summary>
     private void Rebuild()
     {
+        _rebuilt = true;
         Forget();
         var entries = new List<(long AdId, int Salt, long WindowStart)>();
         long newest = long.MinValue;

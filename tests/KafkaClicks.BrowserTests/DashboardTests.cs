@@ -135,8 +135,7 @@ public class DashboardTests(PostgresServer postgres) : IClassFixture<PostgresSer
             minute);
         await new RollupRefreshJob(host.Database.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance)
             .RunOnceAsync(default);
-        await host.Database.ExecuteAsync(
-            "INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())", minute.AddMinutes(-1));
+        await ClickRows.CompleteThroughAsync(host.Database, minute.AddMinutes(-1));
 
         // Three hourly reconciliation runs, as the reconciler role stores them, and a dry run, which is not shown.
         await host.Database.ExecuteAsync("""

@@ -33,12 +33,16 @@ public static class ClickRows
     public static Task<int> RefreshRollupsAsync(TestDatabase db) =>
         new RollupRefreshJob(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance).RunOnceAsync(default);
 
-    /// <summary>Sets completeThrough (one partition reporting now).</summary>
+    /// <summary>Sets completeThrough, as the sink records the marker of a one-task aggregator on a one-partition clicks.minute.</summary>
     public static Task CompleteThroughAsync(TestDatabase db, DateTimeOffset finalThrough) =>
-        db.ExecuteAsync("""
-            INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())
-            ON CONFLICT (topic, partition) DO UPDATE SET final_through = EXCLUDED.final_through, updated_at = now()
-            """, finalThrough);
+        db.ExecuteAsync(CompleteThroughSql, finalThrough);
+
+    /// <summary>The statement of <see cref="CompleteThroughAsync"/> (parameter $1: final_through), for tests without a <see cref="TestDatabase"/>.</summary>
+    public const string CompleteThroughSql = """
+        INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
+        VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
+        ON CONFLICT (topic, task, partition) DO UPDATE SET final_through = EXCLUDED.final_through, updated_at = now()
+        """;
 
     /// <summary>Locks the minutes table in <paramref name="transaction"/> until it ends, as a migration or maintenance job would.</summary>
     public static async Task LockMinutesAsync(Npgsql.NpgsqlConnection connection, Npgsql.NpgsqlTransaction transaction)

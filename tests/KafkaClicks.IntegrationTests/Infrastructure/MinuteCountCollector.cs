@@ -13,7 +13,7 @@ public readonly record struct Emission(bool Final, long Clicks, DateTime Emitted
 /// </summary>
 public sealed class MinuteCountCollector : IDisposable
 {
-    private readonly IConsumer<string, MinuteCount> _consumer;
+    private readonly IConsumer<string, MinuteCount?> _consumer;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
     private readonly Lock _gate = new();
@@ -24,14 +24,14 @@ public sealed class MinuteCountCollector : IDisposable
 
     public MinuteCountCollector(string bootstrapServers, string topic)
     {
-        _consumer = new ConsumerBuilder<string, MinuteCount>(new ConsumerConfig
+        _consumer = new ConsumerBuilder<string, MinuteCount?>(new ConsumerConfig
             {
                 BootstrapServers = bootstrapServers,
                 GroupId = "crash-test-collector-" + Guid.NewGuid().ToString("N"),
                 AutoOffsetReset = AutoOffsetReset.Earliest,
                 EnableAutoCommit = false,
             })
-            .SetValueDeserializer(new AvroKafkaDeserializer<MinuteCount>(ContractCodecs.MinuteCount))
+            .SetValueDeserializer(new MinuteCountsOnlyDeserializer())
             .Build();
         using (var admin = new DependentAdminClientBuilder(_consumer.Handle).Build())
         {

@@ -52,7 +52,7 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal((3L, 2L), (dry.LargestDifferences.Single().RawClicks, dry.LargestDifferences.Single().DbClicks));
 
         // An aggregator lagging behind the clock: closed by the wall clock, T0 + 7 is not final until the stream says so.
-        await db.ExecuteAsync("INSERT INTO stream_progress (topic, partition, final_through, updated_at) VALUES ('clicks.minute', 0, $1, now())", T0.AddMinutes(5));
+        await ClickRows.CompleteThroughAsync(db, T0.AddMinutes(5));
         Produce(broker, 4, [Click(2, T0.AddMinutes(2)), Click(2, T0.AddMinutes(2).AddSeconds(5)), Click(3, T0.AddMinutes(7)), Click(3, T0.AddMinutes(7).AddSeconds(5))]);
         await StoreAsync(db, [new((2, T0.AddMinutes(2), 0), 1), new((3, T0.AddMinutes(7), 0), 1)]);
         await Assert.ThrowsAsync<RangeNotFinalException>(() => reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default));

@@ -20,6 +20,20 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
             EmittedAt = Minute.AddMinutes(1).AddSeconds(secondsEmitted),
         }, partition);
 
+    /// <summary>A progress marker of task <paramref name="task"/> of 2, read from partition <paramref name="partition"/> of 2.</summary>
+    private static FinalProgressRecord Marker(int task, int partition, DateTime finalThrough, int tasks = 2, int partitions = 2) =>
+        new(new FinalProgress
+        {
+            Task = task,
+            Tasks = tasks,
+            Partition = partition,
+            Partitions = partitions,
+            FinalThrough = finalThrough,
+            EmittedAt = finalThrough.AddSeconds(40),
+        }, partition);
+
+    private static Task<DateTime?> CompleteThroughAsync(TestDatabase db) => ServiceDefaults.StreamProgress.CompleteThroughAsync(db.DataSource, default);
+
     private static async Task<(long Clicks, bool Final)> RowAsync(TestDatabase db, long adId, int salt = 0, DateTime? minute = null)
     {
         await using var command = db.DataSource.CreateCommand("SELECT clicks, final FROM ad_clicks_minute WHERE ad_id = $1 AND minute = $2 AND salt = $3");
@@ -89,7 +103,8 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
             .Concat(Enumerable.Range(1, 4_000).Select(ad => Count(ad, 99, final: false, 5))) // older than the stored ones: ignored
             .ToList();
 
-        await writer.WriteAsync(first, default);
+        IReadOnlyList<FinalProgressRecord> markers = [Marker(0, 0, next), Marker(0, 1, next), Marker(1, 0, next), Marker(1, 1, next)];
+        await writer.WriteAsync(first, default, markers);
         await writer.WriteAsync(second, default);
         await writer.WriteAsync(second, default); // replayed
 
@@ -98,8 +113,9 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
         Assert.Equal(second.Take(4_000).Sum(r => r.Count.Clicks), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_minute WHERE minute = $1 AND NOT final", next));
         Assert.Equal((6L, true), await RowAsync(db, 6));
 
-        // Every partition's finals are in: the watermark is the end of the final minute, for each of the 4 partitions.
-        Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM stream_progress WHERE final_through = $1", Minute.AddMinutes(1)));
+        // Written after every slice: the markers of both tasks on both partitions, and completeThrough passes the final minute.
+        Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM stream_progress WHERE final_through = $1", next));
+        Assert.Equal(next, await CompleteThroughAsync(db));
     }
 
     [Fact]
@@ -156,16 +172,38 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
     }
 
     [Fact]
-    public async Task Finals_advance_the_per_partition_watermark_and_never_move_it_back()
+    [Trait("Category", "Billing")]
+    public async Task CompleteThrough_is_the_least_marker_of_every_task_on_every_partition_and_waits_for_each()
     {
         await using var db = await postgres.CreateDatabaseAsync();
         var writer = new MinuteCountWriter(db.DataSource);
 
-        await writer.WriteAsync([Count(1, 1, true, 10, partition: 2), Count(2, 1, false, 10, minute: Minute.AddMinutes(5), partition: 2)], default);
-        Assert.Equal(Minute.AddMinutes(1), await db.ScalarAsync<DateTime>("SELECT final_through FROM stream_progress WHERE partition = 2"));
+        // Finals alone say nothing about the other tasks: no completeThrough.
+        await writer.WriteAsync([Count(1, 1, true, 10, partition: 1)], default);
+        Assert.Null(await CompleteThroughAsync(db));
 
-        await writer.WriteAsync([Count(3, 1, true, 10, minute: Minute.AddMinutes(-10), partition: 2)], default);
-        Assert.Equal(Minute.AddMinutes(1), await db.ScalarAsync<DateTime>("SELECT final_through FROM stream_progress WHERE partition = 2"));
+        // Task 0 on both partitions, task 1 on one: a pair has not reported, so completeThrough is still unknown.
+        await writer.WriteAsync([], default, [Marker(0, 0, Minute.AddMinutes(5)), Marker(0, 1, Minute.AddMinutes(5)), Marker(1, 0, Minute.AddMinutes(3))]);
+        Assert.Null(await CompleteThroughAsync(db));
+
+        // Every pair has: the least of them. Task 1 then stalls while task 0 runs on: completeThrough stays with task 1.
+        await writer.WriteAsync([], default, [Marker(1, 1, Minute.AddMinutes(2))]);
+        Assert.Equal(Minute.AddMinutes(2), await CompleteThroughAsync(db));
+        await writer.WriteAsync([], default, [Marker(0, 0, Minute.AddMinutes(9)), Marker(0, 1, Minute.AddMinutes(9))]);
+        Assert.Equal(Minute.AddMinutes(2), await CompleteThroughAsync(db));
+
+        // A marker replayed from before never moves a pair back; task 1 catching up moves completeThrough on.
+        await writer.WriteAsync([], default, [Marker(1, 1, Minute.AddMinutes(1)), Marker(1, 1, Minute.AddMinutes(8)), Marker(1, 0, Minute.AddMinutes(8))]);
+        Assert.Equal(Minute.AddMinutes(8), await CompleteThroughAsync(db));
+        await writer.WriteAsync([], default, [Marker(1, 1, Minute.AddMinutes(4))]);
+        Assert.Equal(Minute.AddMinutes(8), await CompleteThroughAsync(db));
+
+        // A third clicks.minute partition added: the new layout (2 x 3) is complete only when every pair of it reported.
+        await writer.WriteAsync([], default, [Marker(0, 2, Minute.AddMinutes(10), partitions: 3)]);
+        Assert.Null(await CompleteThroughAsync(db));
+        await writer.WriteAsync([], default,
+            [.. Enumerable.Range(0, 2).SelectMany(task => Enumerable.Range(0, 3).Select(partition => Marker(task, partition, Minute.AddMinutes(10 + task), partitions: 3)))]);
+        Assert.Equal(Minute.AddMinutes(10), await CompleteThroughAsync(db));
     }
 
     [Fact]

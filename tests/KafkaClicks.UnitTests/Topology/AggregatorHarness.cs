@@ -13,12 +13,15 @@ internal sealed class AggregatorHarness : IDisposable
     public static readonly DateTime Noon = new(2025, 1, 15, 12, 0, 0, DateTimeKind.Utc);
 
     private readonly string _stateDir;
+    private readonly StreamConfig _config;
     private readonly TopologyTestDriver _driver;
     private readonly TestInputTopic<string, ClickEvent> _raw;
-    private readonly TestOutputTopic<string, MinuteCount> _minute;
+    private readonly TestOutputTopic<string, byte[]> _minute;
     private readonly TestOutputTopic<string, ClickEvent> _late;
 
-    public AggregatorHarness(AggregationOptions? options = null)
+    /// <param name="options">The aggregator's options (defaults otherwise).</param>
+    /// <param name="minutePartitions">The clicks.minute partition count the stream starts with (each marker goes to all).</param>
+    public AggregatorHarness(AggregationOptions? options = null, int minutePartitions = 1)
     {
         var id = Guid.NewGuid().ToString("N");
         _stateDir = Path.Combine(Path.GetTempPath(), "kafkaclicks-topology-tests", id);
@@ -26,20 +29,27 @@ internal sealed class AggregatorHarness : IDisposable
         Options.ApplicationId = $"topology-test-{id}";
         Options.StateDirectory = _stateDir;
 
-        var config = new StreamConfig
+        _config = new StreamConfig
         {
             ApplicationId = Options.ApplicationId,
             StateDir = _stateDir,
             BootstrapServers = "mock:9092",
         };
 
-        _driver = new TopologyTestDriver(ClickAggregationTopology.Build(Options), config, TopologyTestDriver.Mode.SYNC_TASK);
+        Markers = new FinalProgressMarkers(rawPartitions: 1, minutePartitions, () => Restored);
+        _driver = new TopologyTestDriver(ClickAggregationTopology.Build(Options, Markers), _config, TopologyTestDriver.Mode.SYNC_TASK);
         _raw = _driver.CreateInputTopic(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
-        _minute = _driver.CreateOutputTopic(Topics.ClicksMinute, TimeSpan.FromMilliseconds(20), new StringSerDes(), new AvroSerDes<MinuteCount>(ContractCodecs.MinuteCount));
+        _minute = _driver.CreateOutputTopic(Topics.ClicksMinute, TimeSpan.FromMilliseconds(20), new StringSerDes(), new ByteArraySerDes());
         _late = _driver.CreateOutputTopic(Topics.ClicksLate, TimeSpan.FromMilliseconds(20), new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
     }
 
     public AggregationOptions Options { get; }
+
+    /// <summary>What the stream tells its tasks about progress markers.</summary>
+    public FinalProgressMarkers Markers { get; }
+
+    /// <summary>Whether the stream says every task has restored its store (true unless a test says otherwise).</summary>
+    public bool Restored { get; set; } = true;
 
     public static ClickEvent NewClick(string impressionId, long adId, DateTime clickedAt, int salt = 0) => new()
     {
@@ -64,8 +74,15 @@ internal sealed class AggregatorHarness : IDisposable
     /// <summary>Advances wall-clock time by one emit interval, firing the emit punctuation once.</summary>
     public void Tick() => _driver.AdvanceWallClockTime(Options.EmitInterval);
 
+    /// <summary>The minute counts on clicks.minute since the last read, without the progress markers between them.</summary>
     public List<(string Key, MinuteCount Value)> ReadMinute() =>
-        _minute.ReadKeyValueList().Select(r => (r.Message.Key, r.Message.Value)).ToList();
+        ReadMinuteTopic().Where(r => r.Count is not null).Select(r => (r.Key, r.Count!)).ToList();
+
+    /// <summary>Everything on clicks.minute since the last read, in order: minute counts and progress markers.</summary>
+    public List<(string Key, MinuteCount? Count, FinalProgress? Progress)> ReadMinuteTopic() =>
+        _minute.ReadKeyValueList().Select(r => ContractCodecs.FinalProgress.Reads(r.Message.Value)
+            ? (r.Message.Key, (MinuteCount?)null, ContractCodecs.FinalProgress.Deserialize(r.Message.Value))
+            : (r.Message.Key, ContractCodecs.MinuteCount.Deserialize(r.Message.Value), (FinalProgress?)null)).ToList();
 
     public List<(string Key, ClickEvent Value)> ReadLate() =>
         _late.ReadKeyValueList().Select(r => (r.Message.Key, r.Message.Value)).ToList();
