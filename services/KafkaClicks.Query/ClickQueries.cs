@@ -18,6 +18,7 @@ public sealed class ClickQueries : IDisposable
     private const int MaxAdvertisersPage = 1000;
     private const int MaxAdsPage = 1000;
     private const int MaxRuns = 500;
+    private const int MaxSearchLength = 256;
     private static readonly TimeSpan CompleteThroughTtl = TimeSpan.FromSeconds(1);
     private readonly ClickSeriesStore _store;
     private readonly ResponseCache _cache;
@@ -174,9 +175,12 @@ public sealed class ClickQueries : IDisposable
         return new JsonAnswer<AdvertisersResponse>(new AdvertisersResponse(advertisers.Take(count).ToList(), next), QueryJsonContext.Default.AdvertisersResponse);
     }
 
-    /// <summary>GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order.</summary>
+    /// <summary>
+    /// GET /v1/advertisers/{advertiserId}/ads: a page of the advertiser's ads, in id order; with <paramref name="q"/> only
+    /// the ads whose id is q or whose URL contains it, found among at most <c>Query:SearchScanAds</c> ads per page.
+    /// </summary>
     public async Task<Results<JsonAnswer<AdsResponse>, BadRequestProblem, NotFoundProblem, OverloadedProblem>> AdsAsync(
-        Caller caller, long advertiserId, string? after, string? limit, CancellationToken ct)
+        Caller caller, long advertiserId, string? after, string? limit, string? q, CancellationToken ct)
     {
         if (!caller.MaySee(advertiserId) || !await _store.AdvertiserExistsAsync(advertiserId, ct))
         {
@@ -194,14 +198,35 @@ public sealed class ClickQueries : IDisposable
             return new BadRequestProblem("invalid-after", "after must be an ad id (the next value of the previous page).");
         }
 
+        var text = q?.Trim();
+        if (text is not null && (text.Length is 0 or > MaxSearchLength || text.Any(char.IsControl)))
+        {
+            return new BadRequestProblem("invalid-query", $"q must be an ad id or part of an ad's URL: 1 to {MaxSearchLength} characters, none of them control characters.");
+        }
+
         using var slot = await DatabaseSlotAsync(ct);
         if (!slot.IsAcquired)
         {
             return Overloaded(slot);
         }
 
-        var ads = await _store.AdsPageAsync(advertiserId, cursor, count + 1, ct);
-        var next = ads.Count > count ? ads[count - 1].AdId : (long?)null;
+        List<AdSummary> ads;
+        long? next;
+        if (text is null)
+        {
+            ads = await _store.AdsPageAsync(advertiserId, cursor, count + 1, ct);
+            next = ads.Count > count ? ads[count - 1].AdId : null;
+        }
+        else
+        {
+            // A page ends at its limit of matches or after SearchScanAds ads, whichever comes first: a search of an
+            // advertiser with many ads costs the same per request and goes on from next.
+            var (matches, more, lastScanned) = await _store.SearchAdsPageAsync(
+                advertiserId, cursor, _options.SearchScanAds, IdRouteConstraint.TryParse(text, out var id) ? id : null, text, count + 1, ct);
+            ads = matches;
+            next = matches.Count > count ? matches[count - 1].AdId : more ? lastScanned : null;
+        }
+
         return new JsonAnswer<AdsResponse>(new AdsResponse(advertiserId, ads.Take(count).ToList(), next), QueryJsonContext.Default.AdsResponse);
     }
 

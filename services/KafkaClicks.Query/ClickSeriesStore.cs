@@ -142,6 +142,54 @@ public sealed class ClickSeriesStore : IDisposable
         return ads;
     }
 
+    /// <summary>
+    /// Looks at the advertiser's next <paramref name="scan"/> ads after <paramref name="after"/> in id order (one range of
+    /// the (advertiser_id, ad_id) index, so the cost is bounded whatever the advertiser's size) and returns, in id order,
+    /// at most <paramref name="limit"/> of them whose id is <paramref name="adId"/> or whose URL contains
+    /// <paramref name="text"/> (case-insensitive); with whether more ads follow those looked at, and the last one's id.
+    /// </summary>
+    public async Task<(List<AdSummary> Matches, bool More, long LastScanned)> SearchAdsPageAsync(
+        long advertiserId, long after, int scan, long? adId, string text, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = Command($"""
+            WITH ahead AS MATERIALIZED (
+                SELECT ad_id, redirect_url, deleted_at FROM {Tables.Ads}
+                WHERE advertiser_id = $1 AND ad_id > $2
+                ORDER BY ad_id
+                LIMIT $3 + 1),
+            scanned AS MATERIALIZED (SELECT * FROM ahead ORDER BY ad_id LIMIT $3)
+            SELECT (SELECT count(*) FROM ahead) > $3, (SELECT max(ad_id) FROM scanned), m.ad_id, m.redirect_url, m.deleted
+            FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (
+                SELECT ad_id, redirect_url, deleted_at IS NOT NULL AS deleted FROM scanned
+                WHERE ad_id = $4 OR strpos(lower(redirect_url), lower($5)) > 0
+                ORDER BY ad_id
+                LIMIT $6) AS m ON true
+            ORDER BY m.ad_id
+            """);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = advertiserId });
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = after });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = scan });
+        command.Parameters.Add(new NpgsqlParameter<long?> { TypedValue = adId, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = text });
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = limit });
+        var matches = new List<AdSummary>();
+        var more = false;
+        var last = after;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            more = reader.GetBoolean(0);
+            last = reader.IsDBNull(1) ? after : reader.GetInt64(1);
+            if (!reader.IsDBNull(2))
+            {
+                matches.Add(new AdSummary(reader.GetInt64(2), reader.GetString(3), reader.GetBoolean(4)));
+            }
+        }
+
+        return (matches, more, last);
+    }
+
     /// <summary>The latest <paramref name="limit"/> reconciliation runs that changed or could change the database (no dry runs), newest first.</summary>
     public async Task<List<ReconciliationRun>> ReconciliationRunsAsync(int limit, CancellationToken cancellationToken)
     {

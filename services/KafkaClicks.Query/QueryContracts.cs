@@ -50,8 +50,8 @@ public sealed record TopAdsResponse(
 /// <param name="Next">Pass as <c>after</c> for the next page; null on the last page.</param>
 public sealed record AdvertisersResponse(IReadOnlyList<AdvertiserSummary> Advertisers, long? Next);
 
-/// <summary>Answer of GET /v1/advertisers/{advertiserId}/ads: one page of the advertiser's ads in id order.</summary>
-/// <param name="Next">Pass as <c>after</c> for the next page; null on the last page.</param>
+/// <summary>Answer of GET /v1/advertisers/{advertiserId}/ads: one page of the advertiser's ads (with q: those matching) in id order.</summary>
+/// <param name="Next">Pass as <c>after</c> for the next page; null on the last page. With q a page may hold fewer ads than its limit, even none, while next is set.</param>
 public sealed record AdsResponse(long AdvertiserId, IReadOnlyList<AdSummary> Ads, long? Next);
 
 /// <summary>One ad of an advertiser.</summary>

@@ -71,10 +71,12 @@ public static class QueryEndpoints
                     [Description("The advertiser's id.")] long advertiserId,
                     [Description("Only ads with a larger id: the next value of the previous page.")] string? after,
                     [Description("How many ads, 1 to 1000. Default 100.")] string? limit,
+                    [Description("Only the ads whose id is q or whose URL contains q (case-insensitive), 1 to 256 characters. "
+                        + "Each page looks at no more than Query:SearchScanAds (default 10,000) ads, so it may hold fewer than limit, even none, while next is set.")] string? q,
                     CancellationToken ct) =>
-                queries.AdsAsync(caller, advertiserId, after, limit, ct))
+                queries.AdsAsync(caller, advertiserId, after, limit, q, ct))
             .WithName("AdvertiserAds")
-            .WithSummary("The advertiser's ads in id order, a page at a time");
+            .WithSummary("The advertiser's ads in id order, a page at a time, optionally only those matching a search");
 
         api.MapGet("/reconciliation/runs", (
                     ClickQueries queries, [Description("How many runs, newest first, 1 to 500. Default 50.")] string? last, CancellationToken ct) =>

@@ -55,6 +55,7 @@ internal sealed class QueryOpenApi : IOpenApiDocumentTransformer, IOpenApiOperat
         ["limit"] = "10",
         ["after"] = "2",
         ["last"] = "50",
+        ["q"] = "shop.example/winter",
     };
 
     public Task TransformAsync(OpenApiDocument document, OpenApiDocumentTransformerContext context, CancellationToken cancellationToken)

@@ -20,6 +20,14 @@ public sealed class QueryOptions
     [Range(1, 10_000_000)]
     public int MaxBreakdownPoints { get; set; } = 200_000;
 
+    /// <summary>
+    /// Most of an advertiser's ads one page of an ad search (<c>GET /v1/advertisers/{id}/ads?q=</c>) looks at, in id
+    /// order: the bound on what one search request costs whatever the advertiser's size. A page may so hold fewer
+    /// matches than its limit, even none, and still have a next page.
+    /// </summary>
+    [Range(100, 1_000_000)]
+    public int SearchScanAds { get; set; } = 10_000;
+
     /// <summary>Whether answers whose range is entirely final are cached in Redis (needs ConnectionStrings:Redis).</summary>
     public bool CacheEnabled { get; set; } = true;
 

@@ -224,6 +224,70 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task Ads_are_searched_by_id_or_url_among_at_most_the_scan_bound_per_page_and_only_among_the_callers_own()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?> { ["Query:SearchScanAds"] = "100" });
+        var first = await host.AddAdvertiserAsync(1);
+        await host.AddAdvertiserAsync(2, 2000, 2001);
+        await host.Database.ExecuteAsync(
+            "INSERT INTO ads (ad_id, advertiser_id, redirect_url) SELECT id, 1, 'https://advertiser.example/landing/' || id || '?utm=kc' FROM generate_series(1000, 1249) AS id");
+        await host.Database.ExecuteAsync("UPDATE ads SET redirect_url = 'https://shoes.example/Winter-Sale' WHERE ad_id IN (1005, 2000)");
+        await host.Database.ExecuteAsync("UPDATE ads SET redirect_url = 'https://shoes.example/winter-sale/boots', deleted_at = now() WHERE ad_id = 1230");
+
+        // A URL substring, whatever its case; each page looks at 100 ads at most, so the one between matches is empty
+        // and says where to go on.
+        var sale = await PagesAsync(host, "/v1/advertisers/1/ads?q=WINTER-sale&limit=10", "ads", "adId", first);
+        Assert.Equal([[1005L], [], [1230L]], sale);
+        var last = await GetJsonAsync(host, "/v1/advertisers/1/ads?q=winter-sale&after=1199", first);
+        var boots = Assert.Single(last.GetProperty("ads").EnumerateArray());
+        Assert.Equal("https://shoes.example/winter-sale/boots", boots.GetProperty("redirectUrl").GetString());
+        Assert.True(boots.GetProperty("deleted").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, last.GetProperty("next").ValueKind);
+
+        // An id matches exactly (1230's URL no longer holds it); digits also match inside URLs.
+        Assert.Equal([1230L], (await PagesAsync(host, "/v1/advertisers/1/ads?q=1230", "ads", "adId", first)).SelectMany(p => p));
+        Assert.Equal([1123L, .. Enumerable.Range(1231, 9).Select(i => (long)i)], (await PagesAsync(host, "/v1/advertisers/1/ads?q=123", "ads", "adId", first)).SelectMany(p => p));
+
+        // A page also ends at its limit of matches: every match once, in id order.
+        var landing = await PagesAsync(host, "/v1/advertisers/1/ads?q=/landing/&limit=50", "ads", "adId", first);
+        Assert.Equal([50, 50, 50, 50, 48], landing.Select(p => p.Count));
+        Assert.Equal(Enumerable.Range(1000, 250).Where(i => i is not 1005 and not 1230).Select(i => (long)i), landing.SelectMany(p => p));
+
+        // Another advertiser's ads are never found with this key, by URL or by id, and its list answers 404 as ever.
+        Assert.Empty((await PagesAsync(host, "/v1/advertisers/1/ads?q=2000", "ads", "adId", first)).SelectMany(p => p));
+        await AssertProblemAsync(host, "/v1/advertisers/2/ads?q=winter-sale", first, HttpStatusCode.NotFound, "unknown-advertiser");
+        await AssertProblemAsync(host, "/v1/advertisers/2/ads?q=2000", first, HttpStatusCode.NotFound, "unknown-advertiser");
+        Assert.Equal([2000L], (await PagesAsync(host, "/v1/advertisers/2/ads?q=winter-sale", "ads", "adId", Admin)).SelectMany(p => p));
+        Assert.Equal([1005L, 1230L], (await PagesAsync(host, "/v1/advertisers/1/ads?q=winter-sale", "ads", "adId", Admin)).SelectMany(p => p));
+
+        // 256 characters are a query; nothing, blanks, 257 characters or a control character are not.
+        Assert.Empty((await GetJsonAsync(host, $"/v1/advertisers/1/ads?q={new string('x', 256)}", first)).GetProperty("ads").EnumerateArray());
+        foreach (var q in new[] { "", "%20%20", new string('x', 257), "landing%00", "landing%0A1" })
+        {
+            await AssertProblemAsync(host, $"/v1/advertisers/1/ads?q={q}", first, HttpStatusCode.BadRequest, "invalid-query");
+        }
+
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads?q=landing&limit=0", first, HttpStatusCode.BadRequest, "invalid-limit");
+        await AssertProblemAsync(host, "/v1/advertisers/1/ads?q=landing&after=x", first, HttpStatusCode.BadRequest, "invalid-after");
+    }
+
+    [Fact]
+    public async Task An_ad_of_an_advertiser_with_100000_ads_is_found_by_id_and_by_url_ten_thousand_ads_a_page()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query);
+        var key = await host.AddAdvertiserAsync(1);
+        await host.Database.ExecuteAsync(
+            "INSERT INTO ads (ad_id, advertiser_id, redirect_url) SELECT id, 1, 'https://advertiser.example/landing/' || id || '?utm=kc' FROM generate_series(1, 100000) AS id");
+        await host.Database.ExecuteAsync("UPDATE ads SET redirect_url = 'https://shoes.example/winter-sale' WHERE ad_id = 99999");
+
+        var byId = await PagesAsync(host, "/v1/advertisers/1/ads?q=99999", "ads", "adId", key);
+        Assert.Equal(10, byId.Count);
+        Assert.Equal([99999L], byId.SelectMany(p => p));
+        Assert.Equal(JsonValueKind.Null, (await GetJsonAsync(host, "/v1/advertisers/1/ads?q=99999&after=90000", key)).GetProperty("next").ValueKind);
+        Assert.Equal([99999L], (await PagesAsync(host, "/v1/advertisers/1/ads?q=shoes.example", "ads", "adId", key)).SelectMany(p => p));
+    }
+
+    [Fact]
     public async Task Advertisers_are_listed_a_page_at_a_time_and_an_advertisers_key_sees_only_itself()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query);

@@ -65,6 +65,8 @@ public class QueryOpenApiTests(PostgresServer postgres) : IClassFixture<Postgres
             (Advertisers, "/v1/advertisers?limit=0", other, 400),
             (AdvertiserAds, "/v1/advertisers/1/ads?limit=1", own, 200),
             (AdvertiserAds, "/v1/advertisers/1/ads?after=ten", own, 400),
+            (AdvertiserAds, "/v1/advertisers/1/ads?q=11", own, 200),
+            (AdvertiserAds, "/v1/advertisers/1/ads?q=", own, 400),
             (AdvertiserAds, "/v1/advertisers/2/ads", own, 404),
             (AdvertiserAds, "/v1/advertisers/first/ads", Admin, 404),
             (Runs, "/v1/reconciliation/runs", Admin, 200),
