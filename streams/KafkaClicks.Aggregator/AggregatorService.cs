@@ -68,9 +68,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         };
 
         var (rawPartitions, minutePartitions) = await PartitionCountsAsync(stoppingToken);
-        // KafkaStream is RUNNING only while every stream thread is, and a thread is RUNNING only once each of its tasks
-        // restored its store; a rebalance leaves RUNNING before it creates new tasks.
-        var markers = new FinalProgressMarkers(rawPartitions, minutePartitions, () => _state == KafkaStream.State.RUNNING);
+        var markers = new FinalProgressMarkers(rawPartitions, minutePartitions);
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stream = new KafkaStream(ClickAggregationTopology.Build(_options, markers, _kafka.Names), config,
             new RebalanceSafeClientSupplier(config, _kafka, _logger));

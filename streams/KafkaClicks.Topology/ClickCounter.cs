@@ -34,7 +34,7 @@ namespace KafkaClicks.Topology;
 /// Whenever the windows it has closed reach a later minute, the task sends a <see cref="FinalProgress"/> marker to every
 /// clicks.minute partition, behind the finals it covers: the sink records them per (task, partition), and the query
 /// API's completeThrough is the least over all of them, so a task that restores, stalls or dies holds it back. A task
-/// whose partition never had a click says so after a whole emit interval without one, once its state is restored.
+/// whose partition never had a click says so after a whole emit interval without one, once its store is restored.
 /// </para>
 /// </summary>
 internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, AggregatorOutput>
@@ -71,7 +71,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     /// <summary>Satisfies Streamiz' <c>new()</c> constraint; Streamiz calls the constructor that takes the options passed to <c>Transformer&lt;T&gt;(options)</c>.</summary>
     public ClickCounter()
-        : this(new AggregationOptions(), new FinalProgressMarkers(1, 1, () => true))
+        : this(new AggregationOptions(), new FinalProgressMarkers(1, 1))
     {
     }
 
@@ -90,7 +90,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
         // Not here: Streamiz calls Init before the store's changelog restore has finished, and a rebuild from a
         // half-restored store would lose the clicks restored after it. The first record comes after the restore; the
-        // punctuation, which Streamiz runs while tasks restore too, rebuilds only once the stream says all are restored.
+        // punctuation, which Streamiz runs while the task restores too, rebuilds only once the task is RUNNING.
         _rebuilt = false;
         context.Schedule(_emitInterval, PunctuationType.PROCESSING_TIME, Emit);
     }
@@ -242,9 +242,10 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     {
         if (!_rebuilt)
         {
-            // No click since the task started. Once the stream has restored every task's store, rebuild the windows the
-            // store holds, so that they close (and the task's progress moves) in a quiet period too.
-            if (!_markers.Restored)
+            // No click since the task started. Once the task has restored its store, rebuild the windows the store
+            // holds, so that they close (and the task's progress moves) in a quiet period too. Never before: a rebuild
+            // from a half-restored store would finalize windows without the clicks restored after it.
+            if (StreamTaskState.IsRunning(_context) != true)
             {
                 return;
             }
@@ -330,8 +331,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     }
 
     /// <summary>
-    /// After a restart or rebalance (on the first record, or at the first punctuation after every store of the stream
-    /// was restored, whichever comes first): recount from the impression
+    /// After a restart or rebalance (on the first record, or at the first punctuation after the task restored its store,
+    /// whichever comes first): recount from the impression
     /// store every window it holds completely (two horizons back from the newest impression; the store keeps
     /// three), so a window whose impressions were partly expired is never re-emitted with a smaller count.
     /// </summary>

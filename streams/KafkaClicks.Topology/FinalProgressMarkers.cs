@@ -7,25 +7,21 @@ namespace KafkaClicks.Topology;
 
 /// <summary>
 /// What the aggregator's tasks need to send <see cref="FinalProgress"/> markers: how many clicks.raw partitions (tasks)
-/// there are, how many clicks.minute partitions to send each marker to, and whether every task of this process has
-/// restored its state (Streamiz runs punctuations of tasks that are still restoring). One instance is shared by every
-/// task of a stream and by its marker partitioner, which keeps the clicks.minute partition count current.
+/// there are, and how many clicks.minute partitions to send each marker to. One instance is shared by every task of a
+/// stream and by its marker partitioner, which keeps the clicks.minute partition count current.
 /// </summary>
 public sealed class FinalProgressMarkers
 {
-    private readonly Func<bool> _restored;
     private int _minutePartitions;
 
     /// <param name="rawPartitions">The number of clicks.raw partitions, one aggregator task each.</param>
     /// <param name="minutePartitions">The number of clicks.minute partitions when the stream starts.</param>
-    /// <param name="restored">True while every task of the stream has its state restored (the stream is RUNNING).</param>
-    public FinalProgressMarkers(int rawPartitions, int minutePartitions, Func<bool> restored)
+    public FinalProgressMarkers(int rawPartitions, int minutePartitions)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(rawPartitions, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(minutePartitions, 1);
         RawPartitions = rawPartitions;
         _minutePartitions = minutePartitions;
-        _restored = restored;
     }
 
     /// <summary>The number of clicks.raw partitions (aggregator tasks), carried in every marker.</summary>
@@ -33,9 +29,6 @@ public sealed class FinalProgressMarkers
 
     /// <summary>The number of clicks.minute partitions: each marker goes to every one of them.</summary>
     public int MinutePartitions => Volatile.Read(ref _minutePartitions);
-
-    /// <summary>Whether every task of the stream has restored its state, so a task's store holds all it will hold.</summary>
-    public bool Restored => _restored();
 
     /// <summary>Sends each marker to the clicks.minute partition it names, and learns the topic's current partition count.</summary>
     internal sealed class Partitioner(FinalProgressMarkers markers) : IStreamPartitioner<string, FinalProgress>

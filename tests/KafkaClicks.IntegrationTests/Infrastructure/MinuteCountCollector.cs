@@ -102,9 +102,20 @@ public sealed class MinuteCountCollector : IDisposable
             while (!_stop.IsCancellationRequested)
             {
                 var result = _consumer.Consume(TimeSpan.FromMilliseconds(200));
-                if (result?.Message?.Value is not { } count)
+                if (result is null)
                 {
                     continue;
+                }
+
+                lock (_gate)
+                {
+                    // The first record read of a partition, count or progress marker: where the topic began for this reader.
+                    _firstOffsets.TryAdd(result.Partition.Value, result.Offset.Value);
+                }
+
+                if (result.Message.Value is not { } count)
+                {
+                    continue; // a progress marker
                 }
 
                 Interlocked.Increment(ref _records);
@@ -112,7 +123,6 @@ public sealed class MinuteCountCollector : IDisposable
                 var emission = new Emission(count.Final, count.Clicks, count.EmittedAt, result.Partition.Value, result.Offset.Value);
                 lock (_gate)
                 {
-                    _firstOffsets.TryAdd(result.Partition.Value, result.Offset.Value);
                     if (!_windows.TryGetValue(key, out var list))
                     {
                         list = [];

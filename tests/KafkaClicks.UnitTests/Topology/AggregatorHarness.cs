@@ -36,7 +36,7 @@ internal sealed class AggregatorHarness : IDisposable
             BootstrapServers = "mock:9092",
         };
 
-        Markers = new FinalProgressMarkers(rawPartitions: 1, minutePartitions, () => Restored);
+        Markers = new FinalProgressMarkers(rawPartitions: 1, minutePartitions);
         _driver = new TopologyTestDriver(ClickAggregationTopology.Build(Options, Markers), _config, TopologyTestDriver.Mode.SYNC_TASK);
         _raw = _driver.CreateInputTopic(Topics.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent));
         _minute = _driver.CreateOutputTopic(Topics.ClicksMinute, TimeSpan.FromMilliseconds(20), new StringSerDes(), new ByteArraySerDes());
@@ -47,9 +47,6 @@ internal sealed class AggregatorHarness : IDisposable
 
     /// <summary>What the stream tells its tasks about progress markers.</summary>
     public FinalProgressMarkers Markers { get; }
-
-    /// <summary>Whether the stream says every task has restored its store (true unless a test says otherwise).</summary>
-    public bool Restored { get; set; } = true;
 
     public static ClickEvent NewClick(string impressionId, long adId, DateTime clickedAt, int salt = 0) => new()
     {

@@ -70,20 +70,15 @@ public sealed class FinalProgressTests
 
     [Fact]
     [Trait("Category", "Billing")]
-    public void A_task_that_never_had_a_click_says_so_only_after_its_store_is_restored_and_a_whole_interval_passed()
+    public void A_task_that_never_had_a_click_says_so_only_once_restored_and_after_a_whole_interval_without_one()
     {
         var started = DateTime.UtcNow; // the stream's wall clock starts at this host's clock when the harness starts
         using var h = new AggregatorHarness();
-        h.Restored = false;
-        for (var i = 0; i < 5; i++)
-        {
-            h.Tick();
-        }
 
-        Assert.Empty(h.ReadMinuteTopic());
-
-        // Restored: it starts counting the quiet interval now, and says nothing before the interval has passed.
-        h.Restored = true;
+        // The first punctuation of the restored (RUNNING) task finds nothing to rebuild and starts counting the quiet
+        // interval; it says nothing before the interval has passed. (No marker at all would mean the task's state could
+        // not be read from Streamiz, which StreamTaskState does by reflection: then no task that is not sure its store
+        // is restored may rebuild or report, and this test fails.)
         h.Tick();
         Assert.Empty(h.ReadMinuteTopic());
         h.Tick();
@@ -91,8 +86,8 @@ public sealed class FinalProgressTests
         var marker = Assert.Single(h.ReadMinuteTopic()).Progress!;
 
         // Through the windows that ended a grace period (30 s) before the quiet interval (10 s) began, on the
-        // stream's wall clock (which the harness has moved 70 s ahead of this host's).
-        var ahead = TimeSpan.FromSeconds(70);
+        // stream's wall clock (which the harness has moved 20 s ahead of this host's).
+        var ahead = TimeSpan.FromSeconds(20);
         Assert.InRange(marker.FinalThrough.ToUniversalTime(), Minute(started + ahead - TimeSpan.FromSeconds(40)), Minute(after + ahead - TimeSpan.FromSeconds(40)));
     }
 
