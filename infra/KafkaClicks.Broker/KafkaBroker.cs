@@ -37,7 +37,8 @@ public static class KafkaBroker
     /// <summary>
     /// No <paramref name="bootstrapServers"/> (null/empty/whitespace): starts the embedded cluster and creates
     /// every topic on it. Otherwise creates the topics on that cluster (existing ones are accepted if their
-    /// partition count matches). Blocks until the topics exist.
+    /// partition count matches; one with another count is left as it is and named in
+    /// <see cref="BrokerHandle.PartitionCountsDiffer"/>). Blocks until the topics exist.
     /// </summary>
     public static BrokerHandle Start(string? bootstrapServers, IEnumerable<TopicSpec> topics, KafkaBrokerOptions? options = null) =>
         StartAsync(bootstrapServers, topics, options).GetAwaiter().GetResult();
@@ -80,6 +81,12 @@ public static class KafkaBroker
         try
         {
             await provisioner.EnsureTopicsAsync(specs, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TopicPartitionCountException e)
+        {
+            // Not changed, and not fatal: the process starts, so an ingest instance restarted meanwhile answers clicks (from
+            // its spool), and the roles that depend on clicks.raw's count refuse to use another themselves.
+            handle.PartitionCountsDiffer = e.Message;
         }
         catch (Exception e) when (KafkaTopicProvisioner.IsUnreachable(e))
         {
@@ -135,6 +142,12 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
     /// <summary>Why the topics could not be declared at start (the cluster did not answer), or null.</summary>
     public string? UnreachableAtStart { get; private set; }
 
+    /// <summary>
+    /// Which declared topics exist with another partition count than declared (left as they are), or null. Set at start,
+    /// or once <see cref="Provisioned"/> completes when the cluster did not answer at start.
+    /// </summary>
+    public string? PartitionCountsDiffer { get; internal set; }
+
     internal void ProvisionWhenReachable(IReadOnlyList<TopicSpec> specs, Exception failure)
     {
         UnreachableAtStart = failure.Message;
@@ -146,6 +159,11 @@ public sealed class BrokerHandle : IDisposable, IAsyncDisposable
                 try
                 {
                     await _provisioner!.EnsureTopicsAsync(specs, _stopping.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (TopicPartitionCountException e)
+                {
+                    PartitionCountsDiffer = e.Message;
                     return;
                 }
                 catch (Exception e) when (KafkaTopicProvisioner.IsUnreachable(e))

@@ -39,8 +39,9 @@ public sealed class KafkaTopicProvisioner
 
     /// <summary>
     /// Creates every topic with its partitions, replication factor and configs. Topics that already exist
-    /// are left as they are (their configs are not altered) but must have the declared partition count;
-    /// any other failure throws <see cref="InvalidOperationException"/> naming the topic and the reason.
+    /// are left as they are: their configs are not altered and their partition count is never changed; one whose count
+    /// differs from the declaration throws <see cref="TopicPartitionCountException"/> after every other topic was created.
+    /// Any other failure throws <see cref="TopicProvisioningException"/> naming the topic and the reason.
     /// </summary>
     public async Task EnsureTopicsAsync(IEnumerable<TopicSpec> topics, CancellationToken cancellationToken = default)
     {
@@ -112,7 +113,8 @@ public sealed class KafkaTopicProvisioner
 
     private void CheckPartitionCounts(IAdminClient admin, List<TopicSpec> existing)
     {
-        var mismatches = new List<string>();
+        var missing = new List<string>();
+        var differing = new List<string>();
         foreach (var spec in existing)
         {
             var md = admin.GetMetadata(spec.Name, Timeout);
@@ -120,29 +122,48 @@ public sealed class KafkaTopicProvisioner
             var count = t is null || t.Error.IsError ? 0 : t.Partitions.Count;
             if (count == 0)
             {
-                mismatches.Add($"'{spec.Name}' does not exist (declared with {spec.Partitions} partitions)");
+                missing.Add($"'{spec.Name}' does not exist (declared with {spec.Partitions} partitions)");
             }
             else if (count != spec.Partitions)
             {
-                mismatches.Add($"'{spec.Name}' has {count} partitions, declared {spec.Partitions}");
+                differing.Add($"'{spec.Name}' has {count} partitions, declared {spec.Partitions}");
             }
         }
 
-        if (mismatches.Count > 0)
+        if (missing.Count > 0)
         {
             throw new TopicProvisioningException(
-                $"Kafka topics on {_config.BootstrapServers} do not match their declaration: {string.Join("; ", mismatches)}. " +
-                "Change the declaration or the topic (kafka-topics --alter) on purpose.");
+                $"Kafka topics on {_config.BootstrapServers} do not match their declaration: {string.Join("; ", missing.Concat(differing))}.");
+        }
+
+        if (differing.Count > 0)
+        {
+            throw new TopicPartitionCountException(
+                $"Kafka topics on {_config.BootstrapServers} do not have their declared partition count: {string.Join("; ", differing)}. " +
+                "The provisioner never changes a topic's partition count. clicks.raw's decides which aggregator task counts each ad, " +
+                "so ingest and the aggregator use only the declared one (Kafka:ClicksRawPartitions) and stop producing and counting " +
+                "while the topic has another; to change it on purpose follow README.md, \"Changing clicks.raw's partition count\". " +
+                "For the other topics set Kafka:ClicksMinutePartitions or Kafka:ClicksLatePartitions to their count.");
         }
     }
 }
 
 /// <summary>The declared topics could not be created or do not match their declaration; the message says which and why.</summary>
-public sealed class TopicProvisioningException : InvalidOperationException
+public class TopicProvisioningException : InvalidOperationException
 {
     public TopicProvisioningException(string message) : base(message) { }
 
     public TopicProvisioningException(string message, Exception inner) : base(message, inner) { }
 
     public TopicProvisioningException() { }
+}
+
+/// <summary>Every declared topic exists, but some have another partition count than declared (never changed by the provisioner).</summary>
+public sealed class TopicPartitionCountException : TopicProvisioningException
+{
+    public TopicPartitionCountException(string message) : base(message) { }
+
+    public TopicPartitionCountException(string message, Exception inner) : base(message, inner) { }
+
+    public TopicPartitionCountException() { }
 }

@@ -33,6 +33,8 @@ public static class IngestServiceCollectionExtensions
         services.AddHostedService(sp => sp.GetRequiredService<AdDirectorySync>());
         services.AddSingleton<ImpressionDeduplicator>();
         services.AddSingleton<ClickEventProducer>();
+        services.AddHealthChecks().Add(new HealthCheckRegistration(
+            "clicks-raw-partitions", sp => sp.GetRequiredService<ClickEventProducer>(), HealthStatus.Degraded, [ServiceDefaultsExtensions.ReadyTag]));
         services.AddSingleton<HotAdDetector>();
         services.AddSingleton<ImpressionMinter>();
         services.AddSingleton<FrontendAuthenticator>();

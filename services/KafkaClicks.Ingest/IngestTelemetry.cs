@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using KafkaClicks.ServiceDefaults;
@@ -39,10 +40,23 @@ public static class IngestTelemetry
         "kafkaclicks.ingest.produce.duration", "s", "Time from produce to broker acknowledgement.",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
 
+    private static readonly ConcurrentDictionary<ClickEventProducer, byte> Producers = new();
+
+    // Kept for the process's lifetime: the meter reads it on every scrape.
+    private static readonly ObservableGauge<int> PartitionCountMismatch = Meter.CreateObservableGauge(
+        "kafkaclicks.ingest.partition_count_mismatch",
+        () => new Measurement<int>(Producers.Keys.Any(p => p.Refusal is not null) ? 1 : 0, new KeyValuePair<string, object?>("topic", "clicks.raw")),
+        description: "1 while clicks.raw's partition count differs from the recorded one (Kafka:ClicksRawPartitions), so clicks are spooled, not produced.");
+
     private static readonly string[] OutcomeTags = Enum.GetValues<ClickOutcome>().Select(ToTag).ToArray();
 
     public static void Click(ClickOutcome outcome) =>
         Clicks.Add(1, new KeyValuePair<string, object?>("outcome", OutcomeTags[(int)outcome]));
+
+    /// <summary>Reports <paramref name="producer"/>'s refusals in <c>kafkaclicks_ingest_partition_count_mismatch</c> until <see cref="Unwatch"/>.</summary>
+    public static void Watch(ClickEventProducer producer) => Producers.TryAdd(producer, 0);
+
+    public static void Unwatch(ClickEventProducer producer) => Producers.TryRemove(producer, out _);
 
     public static void Impression() => Impressions.Add(1);
 

@@ -169,14 +169,25 @@ public static class ServiceDefaultsExtensions
         return services;
     }
 
-    /// <summary>/healthz (alive), /readyz (dependencies reachable), /metrics (Prometheus).</summary>
+    /// <summary>
+    /// /healthz (alive), /readyz (dependencies reachable: the status, then a line per check that is not healthy saying
+    /// why), /metrics (Prometheus).
+    /// </summary>
     public static WebApplication MapServiceDefaults(this WebApplication app)
     {
         app.MapHealthChecks("/healthz", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = r => r.Tags.Contains(ReadyTag) });
+        app.MapHealthChecks("/readyz", new HealthCheckOptions { Predicate = r => r.Tags.Contains(ReadyTag), ResponseWriter = WriteReadiness });
         app.MapPrometheusScrapingEndpoint("/metrics");
         app.MapOpenApi("/openapi/{documentName}.json");
         return app;
+    }
+
+    private static Task WriteReadiness(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "text/plain; charset=utf-8";
+        var lines = report.Entries.Where(e => e.Value.Status != HealthStatus.Healthy)
+            .Select(e => $"\n{e.Key}: {e.Value.Status}: {e.Value.Description ?? e.Value.Exception?.Message}");
+        return context.Response.WriteAsync(report.Status + string.Concat(lines), context.RequestAborted);
     }
 
     /// <summary>Creates the component's meter with the shared prefix.</summary>

@@ -15,22 +15,31 @@ namespace KafkaClicks.Aggregator;
 /// Hosts the aggregation topology with RocksDB state under <see cref="AggregationOptions.StateDirectoryFor"/>.
 /// At-least-once by default: the topology's impression store makes reprocessing after a crash idempotent; exactly-once
 /// (Kafka transactions) where <see cref="AggregationOptions.Guarantee"/> asks for it, on a real Kafka cluster.
+/// It counts only while clicks.raw has the partition count the deployment records (<see cref="ClicksRawPartitionCount"/>):
+/// with another count, one ad's clicks would be counted by two tasks. It checks before each stream starts and every
+/// few seconds while it runs, and otherwise stops the stream and reports why in its health check until they agree.
 /// </summary>
 public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 {
+    private static readonly TimeSpan PartitionCheckInterval = TimeSpan.FromSeconds(5);
+    private static readonly TimeSpan PartitionCheckTimeout = TimeSpan.FromSeconds(10);
     private readonly IConfiguration _configuration;
     private readonly KafkaClientFactory _kafka;
     private readonly AggregationOptions _options;
+    private readonly int _recordedPartitions;
     private readonly ILoggerFactory _loggerFactory;
     private readonly ILogger<AggregatorService> _logger;
     private volatile KafkaStream? _stream;
     private volatile KafkaStream.State _state = KafkaStream.State.CREATED;
+    private volatile string? _refusal;
 
-    public AggregatorService(IConfiguration configuration, KafkaClientFactory kafka, IOptions<AggregationOptions> options, ILoggerFactory loggerFactory)
+    public AggregatorService(IConfiguration configuration, KafkaClientFactory kafka, IOptions<AggregationOptions> options,
+        IOptions<KafkaOptions> kafkaOptions, ILoggerFactory loggerFactory)
     {
         _configuration = configuration;
         _kafka = kafka;
         _options = options.Value;
+        _recordedPartitions = kafkaOptions.Value.ClicksRawPartitions;
         _loggerFactory = loggerFactory;
         _logger = loggerFactory.CreateLogger<AggregatorService>();
     }
@@ -42,8 +51,18 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     {
         StreamizLogging.Instance.Use(_loggerFactory);
         var restarts = new StreamRestarts(TimeProvider.System);
-        while (await RunStreamAsync(stoppingToken))
+        using var admin = _kafka.Admin(_logger).Build();
+        while (true)
         {
+            await WaitForRecordedPartitionCountAsync(admin, stoppingToken);
+            switch (await RunStreamAsync(admin, stoppingToken))
+            {
+                case StreamEnd.Stopped:
+                    return;
+                case StreamEnd.PartitionCountChanged:
+                    continue;
+            }
+
             if (restarts.Next() is not { } pause)
             {
                 throw new AggregatorStreamFailedException(
@@ -55,8 +74,69 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         }
     }
 
-    /// <summary>Runs one Streamiz stream until the process stops (false) or the stream ends in ERROR (true).</summary>
-    private async Task<bool> RunStreamAsync(CancellationToken stoppingToken)
+    private enum StreamEnd
+    {
+        Stopped,
+        Failed,
+        PartitionCountChanged,
+    }
+
+    /// <summary>Returns once clicks.raw has the recorded partition count; until then the aggregator is not ready and says why.</summary>
+    private async Task WaitForRecordedPartitionCountAsync(IAdminClient admin, CancellationToken stoppingToken)
+    {
+        while (await PartitionCountMismatchAsync(admin, stoppingToken) is { } mismatch)
+        {
+            if (_refusal != mismatch)
+            {
+                _refusal = mismatch;
+                LogPartitionCountRefused(mismatch);
+            }
+
+            await Task.Delay(PartitionCheckInterval, stoppingToken);
+        }
+
+        if (_refusal is not null)
+        {
+            _refusal = null;
+            LogPartitionCountAccepted(_kafka.Names.ClicksRaw, _recordedPartitions);
+        }
+    }
+
+    /// <summary>
+    /// What differs between clicks.raw's partition count and the recorded one, or null when they agree or the count cannot
+    /// be read now (the cluster does not answer, the topic is not declared yet: the stream waits for the brokers anyway).
+    /// </summary>
+    private async Task<string?> PartitionCountMismatchAsync(IAdminClient admin, CancellationToken stoppingToken)
+    {
+        var topic = _kafka.Names.ClicksRaw;
+        try
+        {
+            var partitions = await Task.Run(() => ClicksRawPartitionCount.Read(admin, topic, PartitionCheckTimeout), stoppingToken);
+            return partitions == _recordedPartitions ? null : ClicksRawPartitionCount.Mismatch(topic, partitions, _recordedPartitions);
+        }
+        catch (KafkaException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Completes when clicks.raw's partition count stops agreeing with the recorded one.</summary>
+    private async Task WatchPartitionCountAsync(IAdminClient admin, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            await Task.Delay(PartitionCheckInterval, cancellationToken);
+            if (await PartitionCountMismatchAsync(admin, cancellationToken) is { } mismatch)
+            {
+                _refusal = mismatch;
+                LogPartitionCountRefused(mismatch);
+                return;
+            }
+        }
+    }
+
+    /// <summary>Runs one Streamiz stream until the process stops, the stream ends in ERROR, or clicks.raw's partition count changes.</summary>
+    private async Task<StreamEnd> RunStreamAsync(IAdminClient admin, CancellationToken stoppingToken)
     {
         var config = CreateStreamConfig(_configuration, _options);
         config.Logger = StreamizLogging.Instance;
@@ -67,8 +147,8 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             return ExceptionHandlerResponse.CONTINUE;
         };
 
-        var (rawPartitions, minutePartitions) = await PartitionCountsAsync(stoppingToken);
-        var markers = new FinalProgressMarkers(rawPartitions, minutePartitions);
+        // One task per recorded clicks.raw partition (the topic has that many: the stream runs only then).
+        var markers = new FinalProgressMarkers(_recordedPartitions, await MinutePartitionCountAsync(admin, stoppingToken));
         var failed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var stream = new KafkaStream(ClickAggregationTopology.Build(_options, markers, _kafka.Names), config,
             new RebalanceSafeClientSupplier(config, _kafka, _logger));
@@ -82,56 +162,58 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
                 failed.TrySetResult();
             }
         };
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         try
         {
             await stream.StartAsync(stoppingToken);
-            await failed.Task.WaitAsync(stoppingToken);
+            var changed = WatchPartitionCountAsync(admin, watching.Token);
+            if (await Task.WhenAny(failed.Task, changed).WaitAsync(stoppingToken) == changed)
+            {
+                await changed;
+                // Stopped before it counts a click placed by another count; its open windows are restored from the
+                // changelog when it starts again.
+                stream.Dispose();
+                return StreamEnd.PartitionCountChanged;
+            }
         }
         catch (Exception e) when (stoppingToken.IsCancellationRequested && e is OperationCanceledException or ObjectDisposedException)
         {
             // Stopped while starting or running: nothing to report.
-            return false;
+            return StreamEnd.Stopped;
+        }
+        finally
+        {
+            await watching.CancelAsync();
         }
 
         // Every stream thread died: a broker stall can end in TaskMigrated and metadata timeouts Streamiz does not recover
         // from. A new stream rejoins the group and restores what it needs from the changelog.
         stream.Dispose();
-        return true;
+        return StreamEnd.Failed;
     }
 
     /// <summary>
-    /// The partition counts of clicks.raw (one task each, the number of tasks every progress marker names) and
-    /// clicks.minute (each marker goes to all), retried until the broker answers: the stream cannot run without it.
+    /// clicks.minute's partition count (every progress marker goes to each partition), retried until the cluster answers:
+    /// the stream cannot run without it either.
     /// </summary>
-    private async Task<(int Raw, int Minute)> PartitionCountsAsync(CancellationToken stoppingToken)
+    private async Task<int> MinutePartitionCountAsync(IAdminClient admin, CancellationToken stoppingToken)
     {
+        var topic = _kafka.Names.ClicksMinute;
         var pause = TimeSpan.FromMilliseconds(500);
         while (true)
         {
             try
             {
-                using var admin = _kafka.Admin(_logger).Build();
-                return (PartitionCount(admin, _kafka.Names.ClicksRaw), PartitionCount(admin, _kafka.Names.ClicksMinute));
+                return await Task.Run(() => ClicksRawPartitionCount.Read(admin, topic, PartitionCheckTimeout), stoppingToken);
             }
             catch (KafkaException e)
             {
-                LogPartitionCountUnknown(e.Error.Reason, pause);
+                LogPartitionCountUnknown(topic, e.Error.Reason, pause);
             }
 
             await Task.Delay(pause, stoppingToken);
             pause = TimeSpan.FromMilliseconds(Math.Min(pause.TotalMilliseconds * 2, 10_000));
         }
-    }
-
-    private static int PartitionCount(IAdminClient admin, string topic)
-    {
-        var metadata = admin.GetMetadata(topic, TimeSpan.FromSeconds(10)).Topics.Single();
-        if (metadata.Error.IsError || metadata.Partitions.Count == 0)
-        {
-            throw new KafkaException(metadata.Error.IsError ? metadata.Error : new Error(ErrorCode.UnknownTopicOrPart, $"{topic} has no partitions"));
-        }
-
-        return metadata.Partitions.Count;
     }
 
     /// <summary>
@@ -175,9 +257,11 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     }
 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(_state == KafkaStream.State.RUNNING
-            ? HealthCheckResult.Healthy()
-            : HealthCheckResult.Unhealthy($"aggregator stream is {_state}"));
+        Task.FromResult(_refusal is { } refusal
+            ? HealthCheckResult.Unhealthy($"not counting: {refusal}")
+            : _state == KafkaStream.State.RUNNING
+                ? HealthCheckResult.Healthy()
+                : HealthCheckResult.Unhealthy($"aggregator stream is {_state}"));
 
     [LoggerMessage(EventId = 3001, Level = LogLevel.Information, Message = "Aggregator stream is {State}")]
     private partial void LogState(KafkaStream.State state);
@@ -185,8 +269,14 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     [LoggerMessage(EventId = 3002, Level = LogLevel.Error, Message = "Skipped undecodable click at {Position}: {Error}")]
     private partial void LogUndecodable(TopicPartitionOffset position, string error);
 
-    [LoggerMessage(EventId = 3005, Level = LogLevel.Warning, Message = "The partition counts of the click topics are not known ({Error}); asking again in {Pause}")]
-    private partial void LogPartitionCountUnknown(string error, TimeSpan pause);
+    [LoggerMessage(EventId = 3005, Level = LogLevel.Error, Message = "Aggregator stopped counting: {Reason}")]
+    private partial void LogPartitionCountRefused(string reason);
+
+    [LoggerMessage(EventId = 3006, Level = LogLevel.Information, Message = "{Topic} has the recorded {Partitions} partitions: the aggregator counts")]
+    private partial void LogPartitionCountAccepted(string topic, int partitions);
+
+    [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "The partition count of {Topic} is not known ({Error}); asking again in {Pause}")]
+    private partial void LogPartitionCountUnknown(string topic, string error, TimeSpan pause);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Aggregator stream failed (ERROR: every stream thread died); starting a new stream in {Pause}")]
     private partial void LogRestarting(TimeSpan pause);
