@@ -88,10 +88,10 @@ public sealed class BenchmarkContext(TextWriter progress)
         await command.ExecuteNonQueryAsync();
     }
 
-    /// <summary>Resident set size of this process in MiB.</summary>
-    public static double RssMb()
+    /// <summary>Resident set size of this process, or of process <paramref name="pid"/>, in MiB.</summary>
+    public static double RssMb(int? pid = null)
     {
-        foreach (var line in File.ReadLines("/proc/self/status"))
+        foreach (var line in File.ReadLines(pid is null ? "/proc/self/status" : $"/proc/{pid}/status"))
         {
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
             {
@@ -109,7 +109,6 @@ public sealed class BenchmarkContext(TextWriter progress)
     /// </summary>
     public static (double Process, double Threads) CpuSeconds(string threadNamePrefix)
     {
-        const double ClockTicksPerSecond = 100; // sysconf(_SC_CLK_TCK), 100 on every Linux this runs on
         var process = System.Diagnostics.Process.GetCurrentProcess().TotalProcessorTime.TotalSeconds;
         var prefix = threadNamePrefix[..Math.Min(threadNamePrefix.Length, 15)];
         long ticks = 0;
@@ -121,19 +120,15 @@ public sealed class BenchmarkContext(TextWriter progress)
                 {
                     continue;
                 }
-
-                // Fields after the parenthesised name: state is field 3, utime 14 and stime 15 (in clock ticks).
-                var stat = File.ReadAllText(Path.Combine(task, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                ticks += long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture)
-                    + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
             }
             catch (IOException)
             {
-                // The thread ended between listing and reading.
+                continue; // the thread ended between listing and reading
             }
+
+            ticks += ProcessCpu.Read(Path.Combine(task, "stat"))?.Own ?? 0;
         }
 
-        return (process, ticks / ClockTicksPerSecond);
+        return (process, ticks / ProcessCpu.TicksPerSecond);
     }
 }
