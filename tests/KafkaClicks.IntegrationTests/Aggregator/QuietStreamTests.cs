@@ -1,5 +1,7 @@
+using System.Globalization;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.ServiceDefaults;
 using static KafkaClicks.IntegrationTests.Infrastructure.ClickRows;
 
 namespace KafkaClicks.IntegrationTests.Aggregator;
@@ -36,5 +38,87 @@ public sealed class QuietStreamTests(PostgresServer postgres) : IClassFixture<Po
         Assert.True(answer.GetProperty("completeThrough").GetDateTimeOffset() >= minute.AddMinutes(1),
             $"completeThrough {answer.GetProperty("completeThrough")} does not pass the final minute {minute:O}");
         Assert.Equal(3, answer.GetProperty("total").GetInt64());
+    }
+
+    [Fact]
+    public async Task An_aggregator_killed_and_restarted_while_its_partitions_are_quiet_finalizes_the_windows_it_held_without_another_click()
+    {
+        const int RawPartitions = 8;
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Aggregator__ApplicationId"] = "quiet-" + Guid.NewGuid().ToString("N")[..12],
+            ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = RawPartitions.ToString(CultureInfo.InvariantCulture),
+            ["KAFKACLICKS_Kafka__ClicksMinutePartitions"] = "4",
+        });
+        var state = Path.Combine(Path.GetTempPath(), "kafkaclicks-quiet-" + Guid.NewGuid().ToString("N"));
+        var environment = new Dictionary<string, string>(broker.Environment)
+        {
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_Aggregator__EmitInterval"] = "00:00:01",
+            ["KAFKACLICKS_Aggregator__Grace"] = "00:00:02",
+            ["KAFKACLICKS_Aggregator__StateDirectory"] = state,
+            ["KAFKACLICKS_Sink__MaxBatchDelay"] = "00:00:00.100",
+            ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
+        };
+        var sink = KafkaClicksProcess.Start("sink", environment, "run", "--roles", "sink");
+        var aggregator = KafkaClicksProcess.Start("aggregator #1", environment, "run", "--roles", "aggregator");
+        try
+        {
+            await sink.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
+            await aggregator.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
+
+            // Three clicks early in the current minute, then nothing more. The window would close on the wall clock's
+            // pace about a minute later; the aggregator is killed as soon as its partial count is stored.
+            var now = DateTime.UtcNow;
+            var minute = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
+            RawClicks.Produce(broker.BootstrapServers, broker.Names.ClicksRaw, RawPartitions, Enumerable.Range(1, 3).Select(s => RawClicks.Click(90, minute.AddSeconds(s))));
+            const string Stored = "SELECT coalesce(sum(clicks), 0)::bigint, bool_and(final) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1";
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (await db.ScalarAsync<long>(Stored, minute) < 3 && DateTime.UtcNow < deadline)
+            {
+                aggregator.EnsureRunning();
+                await Task.Delay(100);
+            }
+
+            Assert.Equal(3L, await db.ScalarAsync<long>(Stored, minute));
+            Assert.False(await db.ScalarAsync<bool>("SELECT bool_and(final) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1", minute),
+                "the window was already final before the kill: the test would prove nothing");
+            aggregator.Kill();
+            await aggregator.DisposeAsync();
+
+            // Back with the same state and no click to come: the window it held turns final (the restored store's count,
+            // nothing lost), and completeThrough passes it, every one of the 8 tasks having reported.
+            aggregator = KafkaClicksProcess.Start("aggregator #2", environment, "run", "--roles", "aggregator");
+            deadline = DateTime.UtcNow.AddSeconds(150);
+            while (!await db.ScalarAsync<bool>("SELECT coalesce(bool_and(final), false) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1", minute)
+                && DateTime.UtcNow < deadline)
+            {
+                aggregator.EnsureRunning();
+                sink.EnsureRunning();
+                await Task.Delay(500);
+            }
+
+            Assert.True(await db.ScalarAsync<bool>("SELECT coalesce(bool_and(final), false) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1", minute),
+                "the window the killed aggregator held never turned final without a new click\n" + aggregator.Output());
+            Assert.Equal(3L, await db.ScalarAsync<long>(Stored, minute));
+            deadline = DateTime.UtcNow.AddSeconds(30);
+            DateTime? through;
+            while (((through = await StreamProgress.CompleteThroughAsync(db.DataSource, default)) is null || through < minute.AddMinutes(1)) && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(500);
+            }
+
+            Assert.True(through >= minute.AddMinutes(1), $"completeThrough {through:O} does not pass the final minute {minute:O}");
+        }
+        finally
+        {
+            await aggregator.DisposeAsync();
+            await sink.DisposeAsync();
+            if (Directory.Exists(state))
+            {
+                Directory.Delete(state, recursive: true);
+            }
+        }
     }
 }
