@@ -45,9 +45,10 @@ public sealed class QuietStreamTests(PostgresServer postgres) : IClassFixture<Po
     {
         const int RawPartitions = 8;
         await using var db = await postgres.CreateDatabaseAsync();
+        var applicationId = "quiet-" + Guid.NewGuid().ToString("N")[..12];
         await using var broker = await ProcessBroker.StartAsync(new Dictionary<string, string>
         {
-            ["KAFKACLICKS_Aggregator__ApplicationId"] = "quiet-" + Guid.NewGuid().ToString("N")[..12],
+            ["KAFKACLICKS_Aggregator__ApplicationId"] = applicationId,
             ["KAFKACLICKS_Kafka__ClicksRawPartitions"] = RawPartitions.ToString(CultureInfo.InvariantCulture),
             ["KAFKACLICKS_Kafka__ClicksMinutePartitions"] = "4",
         });
@@ -57,10 +58,12 @@ public sealed class QuietStreamTests(PostgresServer postgres) : IClassFixture<Po
             ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
             ["KAFKACLICKS_Aggregator__EmitInterval"] = "00:00:01",
             ["KAFKACLICKS_Aggregator__Grace"] = "00:00:02",
+            ["KAFKACLICKS_Aggregator__CommitInterval"] = "00:00:01",
             ["KAFKACLICKS_Aggregator__StateDirectory"] = state,
             ["KAFKACLICKS_Sink__MaxBatchDelay"] = "00:00:00.100",
             ["KAFKACLICKS_Urls"] = "http://127.0.0.1:0",
         };
+        using var probe = new BrokerProbe(broker.BootstrapServers);
         var sink = KafkaClicksProcess.Start("sink", environment, "run", "--roles", "sink");
         var aggregator = KafkaClicksProcess.Start("aggregator #1", environment, "run", "--roles", "aggregator");
         try
@@ -69,19 +72,22 @@ public sealed class QuietStreamTests(PostgresServer postgres) : IClassFixture<Po
             await aggregator.WaitForLineAsync("Now listening on", TimeSpan.FromSeconds(60));
 
             // Three clicks early in the current minute, then nothing more. The window would close on the wall clock's
-            // pace about a minute later; the aggregator is killed as soon as its partial count is stored.
+            // pace about a minute later; the aggregator is killed as soon as its partial count is stored and its offsets
+            // committed, so that no click comes back to it after the restart.
             var now = DateTime.UtcNow;
             var minute = new DateTime(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
             RawClicks.Produce(broker.BootstrapServers, broker.Names.ClicksRaw, RawPartitions, Enumerable.Range(1, 3).Select(s => RawClicks.Click(90, minute.AddSeconds(s))));
             const string Stored = "SELECT coalesce(sum(clicks), 0)::bigint, bool_and(final) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1";
             var deadline = DateTime.UtcNow.AddSeconds(60);
-            while (await db.ScalarAsync<long>(Stored, minute) < 3 && DateTime.UtcNow < deadline)
+            while ((await db.ScalarAsync<long>(Stored, minute) < 3 || probe.CommittedSum(broker.Names.Of(applicationId), broker.Names.ClicksRaw, RawPartitions) < 3)
+                && DateTime.UtcNow < deadline)
             {
                 aggregator.EnsureRunning();
                 await Task.Delay(100);
             }
 
             Assert.Equal(3L, await db.ScalarAsync<long>(Stored, minute));
+            Assert.Equal(3L, probe.CommittedSum(broker.Names.Of(applicationId), broker.Names.ClicksRaw, RawPartitions));
             Assert.False(await db.ScalarAsync<bool>("SELECT bool_and(final) FROM ad_clicks_minute WHERE ad_id = 90 AND minute = $1", minute),
                 "the window was already final before the kill: the test would prove nothing");
             aggregator.Kill();
