@@ -68,7 +68,7 @@ public sealed class QueryBenchmark : IBenchmark
     /// </summary>
     internal static async Task<(string ConnectionString, DateTimeOffset Anchor, bool Reused, double Seconds)> PrepareSeedAsync(BenchmarkContext context)
     {
-        await EnsureDatabaseAsync(context.PostgresAdmin);
+        await EnsureDatabaseAsync(context.PostgresAdmin, Database);
         var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = Database, MaxPoolSize = 64 }.ConnectionString;
         // Seeding and the week-long rollup refresh run longer than a command's default 30 s.
         await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
@@ -78,12 +78,18 @@ public sealed class QueryBenchmark : IBenchmark
         var seedSeconds = Math.Round(seedWatch.Elapsed.TotalSeconds, 1);
 
         // The seed is a week up to its anchor: the product sees "now" as the anchor (plus the time since the run began).
+        await SetCompleteThroughAsync(dataSource, anchor.AddMinutes(-2));
+        return (connectionString, anchor, reused, seedSeconds);
+    }
+
+    /// <summary>Records one aggregator task's progress marker at <paramref name="through"/>, so that completeThrough is that instant.</summary>
+    internal static async Task SetCompleteThroughAsync(NpgsqlDataSource dataSource, DateTimeOffset through)
+    {
         await ExecuteAsync(dataSource, "DELETE FROM stream_progress");
         await ExecuteAsync(dataSource, """
             INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
             VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
-            """, anchor.AddMinutes(-2));
-        return (connectionString, anchor, reused, seedSeconds);
+            """, through);
     }
 
     private static async Task<(Dictionary<string, object> Figures, Dictionary<string, object> HitRate, Dictionary<string, object>? Baseline, Dictionary<string, object>? OneClient)> RunPassAsync(
@@ -292,19 +298,20 @@ public sealed class QueryBenchmark : IBenchmark
         }
     }
 
-    private static async Task EnsureDatabaseAsync(string adminConnectionString)
+    /// <summary>Creates the database <paramref name="name"/> on the local server unless it exists (seeds live there across runs).</summary>
+    internal static async Task EnsureDatabaseAsync(string adminConnectionString, string name)
     {
         await using var admin = new NpgsqlConnection(adminConnectionString);
         await admin.OpenAsync();
-        await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", admin);
+        await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{name}'", admin);
         if (await exists.ExecuteScalarAsync() is null)
         {
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", admin);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
             await create.ExecuteNonQueryAsync();
         }
     }
 
-    private static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, params object[] parameters)
+    internal static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, params object[] parameters)
     {
         await using var command = dataSource.CreateCommand(sql);
         foreach (var parameter in parameters)

@@ -93,8 +93,8 @@ public sealed class ScaleBenchmark : IBenchmark
     {
         await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
         // A previous run's live rows (after the anchor) would make this run's inserts into updates: remove them.
-        await ExecuteAsync(dataSource, "DELETE FROM ad_clicks_minute WHERE minute >= $1", anchor);
-        await ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '2 days')", anchor);
+        await QueryBenchmark.ExecuteAsync(dataSource, "DELETE FROM ad_clicks_minute WHERE minute >= $1", anchor);
+        await QueryBenchmark.ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '2 days')", anchor);
         var clock = new QueryBenchmark.ShiftedTimeProvider(DateTimeOffset.UtcNow - anchor);
 
         await using var host = await BenchQueryHost.StartAsync(context, connectionString, clock, cacheEnabled: false);
@@ -270,23 +270,13 @@ public sealed class ScaleBenchmark : IBenchmark
     /// <summary>Creates and migrates kc_bench_scale, seeds it unless a complete seed of the same parameters is there, and measures its size.</summary>
     private static async Task<Seed> PrepareSeedAsync(BenchmarkContext context, long ads, int hours, int rollupDays)
     {
-        await using (var admin = new NpgsqlConnection(context.PostgresAdmin))
-        {
-            await admin.OpenAsync();
-            await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", admin);
-            if (await exists.ExecuteScalarAsync() is null)
-            {
-                await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", admin);
-                await create.ExecuteNonQueryAsync();
-            }
-        }
-
+        await QueryBenchmark.EnsureDatabaseAsync(context.PostgresAdmin, Database);
         var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = Database, MaxPoolSize = 64 }.ConnectionString;
         // Seeding statements run for minutes and group millions of clicks each: no command timeout, room to hash in memory.
         await using var dataSource = NpgsqlDataSource.Create(
             new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0, Options = "-c work_mem=256MB" }.ConnectionString);
         await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
-        await ExecuteAsync(dataSource, """
+        await QueryBenchmark.ExecuteAsync(dataSource, """
             CREATE TABLE IF NOT EXISTS bench_scale_seed (
                 ads bigint NOT NULL, hours integer NOT NULL, rollup_days integer NOT NULL, anchor timestamptz NOT NULL,
                 seconds jsonb NOT NULL)
@@ -320,11 +310,7 @@ public sealed class ScaleBenchmark : IBenchmark
         }
 
         // completeThrough two minutes before the anchor, as a live sink would report.
-        await ExecuteAsync(dataSource, "DELETE FROM stream_progress");
-        await ExecuteAsync(dataSource, """
-            INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
-            VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
-            """, anchor.AddMinutes(-2));
+        await QueryBenchmark.SetCompleteThroughAsync(dataSource, anchor.AddMinutes(-2));
 
         var sizes = new Dictionary<string, object>(StringComparer.Ordinal);
         long totalRows = 0, totalBytes = 0;
@@ -390,13 +376,13 @@ public sealed class ScaleBenchmark : IBenchmark
         var seconds = new Dictionary<string, double>(StringComparer.Ordinal);
         var watch = Stopwatch.StartNew();
         context.Say($"seeding {Database}: {advertisers:N0} advertisers, {ads:N0} ads, {hours} hours of minutes up to {anchor:u}, {rollupDays} days of rollups before");
-        await ExecuteAsync(dataSource, """
+        await QueryBenchmark.ExecuteAsync(dataSource, """
             TRUNCATE bench_scale_seed, ad_clicks_minute, ad_clicks_hourly, ad_clicks_daily, advertiser_clicks_hourly, rollup_dirty, stream_progress,
                 ads, ad_tombstones, advertisers;
             """);
-        await ExecuteAsync(dataSource, "INSERT INTO advertisers (advertiser_id, name) SELECT g, 'Bench advertiser ' || g FROM generate_series(1, $1) g", advertisers);
+        await QueryBenchmark.ExecuteAsync(dataSource, "INSERT INTO advertisers (advertiser_id, name) SELECT g, 'Bench advertiser ' || g FROM generate_series(1, $1) g", advertisers);
         // Advertiser 1 owns ads 1..100,000; the others share the rest, about 100 each.
-        await ExecuteAsync(dataSource, """
+        await QueryBenchmark.ExecuteAsync(dataSource, """
             INSERT INTO ads (ad_id, advertiser_id, redirect_url)
             SELECT g, CASE WHEN g <= $2 THEN 1 ELSE 2 + (g - $2 - 1) % ($3 - 1) END, 'https://bench.example/ad/' || g
             FROM generate_series(1, $1) g
@@ -407,11 +393,11 @@ public sealed class ScaleBenchmark : IBenchmark
         // Minute rows: each click draws its ad's popularity rank log-uniformly on [1, ads + 1) (Zipf with exponent 1, so
         // rank r is drawn about twice as often as rank 2r), then clicks are counted per (ad, minute), as the aggregator
         // does. Ten minutes per statement, oldest first, each ordered by minute and ad, as the sink writes them.
-        await ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $2 + interval '2 days')", first.AddDays(-1), anchor);
+        await QueryBenchmark.ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $2 + interval '2 days')", first.AddDays(-1), anchor);
         var peak = anchor.AddHours(-1);
         for (var from = first; from < anchor; from = from.AddMinutes(10))
         {
-            await ExecuteAsync(dataSource, """
+            await QueryBenchmark.ExecuteAsync(dataSource, """
                 INSERT INTO ad_clicks_minute (ad_id, minute, salt, clicks, final, emitted_at)
                 SELECT (c.rank - 1) * ($2 % $1) % $1 + 1, c.m, 0, count(*), c.m < $5 - interval '2 minutes', c.m + interval '90 seconds'
                 FROM (
@@ -422,7 +408,7 @@ public sealed class ScaleBenchmark : IBenchmark
                 GROUP BY c.m, c.rank
                 ORDER BY 2, 1
                 """, ads, Spread, from, Min(from.AddMinutes(10), anchor), anchor, peak, PeakClicksPerSecond * 60, OffPeakClicksPerMinute);
-            if (from.Minute == 0)
+            if ((from - first).Ticks % TimeSpan.TicksPerHour == 0)
             {
                 context.Say($"minutes through {from:u} ({watch.Elapsed.TotalSeconds:0} s)");
             }
@@ -431,7 +417,7 @@ public sealed class ScaleBenchmark : IBenchmark
         seconds["minute_rows"] = Lap(watch);
 
         // Their rollups through the sink's own refresh: every seeded hour marked dirty, then one cycle of the job.
-        await ExecuteAsync(dataSource, """
+        await QueryBenchmark.ExecuteAsync(dataSource, """
             INSERT INTO rollup_dirty (hour)
             SELECT generate_series(date_bin('1 hour', $1, timestamptz '2000-01-01'), $2, interval '1 hour')
             ON CONFLICT DO NOTHING
@@ -449,14 +435,14 @@ public sealed class ScaleBenchmark : IBenchmark
         for (var d = 1; d <= rollupDays; d++)
         {
             var day = firstMinuteDay.AddDays(-d);
-            await ExecuteAsync(dataSource, """
+            await QueryBenchmark.ExecuteAsync(dataSource, """
                 INSERT INTO ad_clicks_daily (ad_id, day, clicks)
                 SELECT ad, $3, c FROM (
                     SELECT ad, floor($4 * ln(1 + 1.0 / ((ad - 1) * $2 % $1 + 1)) / ln($1 + 1) + random())::bigint AS c
                     FROM generate_series(1, $1) AS ad) x
                 WHERE c > 0
                 """, ads, inverse, day, AverageClicksPerSecond * 86_400);
-            await ExecuteAsync(dataSource, """
+            await QueryBenchmark.ExecuteAsync(dataSource, """
                 INSERT INTO advertiser_clicks_hourly (advertiser_id, hour, clicks)
                 SELECT s.advertiser_id, $1 + make_interval(hours => h), s.clicks / 24 + CASE WHEN h < s.clicks % 24 THEN 1 ELSE 0 END
                 FROM (SELECT a.advertiser_id, sum(d.clicks) AS clicks FROM ad_clicks_daily d JOIN ads a ON a.ad_id = d.ad_id WHERE d.day = $1 GROUP BY 1) s,
@@ -467,10 +453,10 @@ public sealed class ScaleBenchmark : IBenchmark
 
         seconds["older_rollups"] = Lap(watch);
         context.Say("vacuum analyze");
-        await ExecuteAsync(dataSource, "VACUUM ANALYZE");
+        await QueryBenchmark.ExecuteAsync(dataSource, "VACUUM ANALYZE");
         seconds["vacuum_analyze"] = Lap(watch);
         seconds["total"] = seconds.Values.Sum();
-        await ExecuteAsync(dataSource, "INSERT INTO bench_scale_seed (ads, hours, rollup_days, anchor, seconds) VALUES ($1, $2, $3, $4, $5::jsonb)",
+        await QueryBenchmark.ExecuteAsync(dataSource, "INSERT INTO bench_scale_seed (ads, hours, rollup_days, anchor, seconds) VALUES ($1, $2, $3, $4, $5::jsonb)",
             ads, hours, rollupDays, anchor, System.Text.Json.JsonSerializer.Serialize(seconds));
         return (anchor, seconds);
     }
@@ -496,17 +482,6 @@ public sealed class ScaleBenchmark : IBenchmark
         }
 
         return (long)(t < 0 ? t + m : t);
-    }
-
-    private static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, params object[] parameters)
-    {
-        await using var command = dataSource.CreateCommand(sql);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.Add(new NpgsqlParameter { Value = parameter });
-        }
-
-        await command.ExecuteNonQueryAsync();
     }
 
     /// <summary>Popularity ranks 1..n drawn log-uniformly (Zipf with exponent 1), as the seed draws them.</summary>
