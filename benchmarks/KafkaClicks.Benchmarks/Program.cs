@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, IBenchmark>(StringComparer.Ordinal)
     ["reconcile"] = new ReconcileBenchmark(),
     ["sink"] = new SinkBenchmark(),
     ["query"] = new QueryBenchmark(),
+    ["scale"] = new ScaleBenchmark(),
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))

@@ -1,13 +1,9 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Globalization;
-using System.Net.Http.Headers;
 using HdrHistogram;
-using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Migrations;
 using KafkaClicks.Sink;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -27,7 +23,6 @@ namespace KafkaClicks.Benchmarks;
 public sealed class QueryBenchmark : IBenchmark
 {
     private const string Database = "kc_bench_query";
-    private const string AdminKey = "bench-admin-key";
     private const int Ads = 100_000;
     private const int Advertisers = 1_000;
     private const int RowsPerAd = 100;
@@ -39,22 +34,7 @@ public sealed class QueryBenchmark : IBenchmark
 
     public async Task<IReadOnlyDictionary<string, object>> RunAsync(BenchmarkContext context)
     {
-        await EnsureDatabaseAsync(context.PostgresAdmin);
-        var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = Database, MaxPoolSize = 64 }.ConnectionString;
-        // Seeding and the week-long rollup refresh run longer than a command's default 30 s.
-        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
-        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
-        var seedWatch = Stopwatch.StartNew();
-        var (anchor, reused) = await SeedAsync(context, dataSource);
-        var seedSeconds = Math.Round(seedWatch.Elapsed.TotalSeconds, 1);
-
-        // The seed is a week up to its anchor: the product sees "now" as the anchor (plus the time since the run began),
-        // and completeThrough two minutes before it, as a live sink would report.
-        await ExecuteAsync(dataSource, "DELETE FROM stream_progress");
-        await ExecuteAsync(dataSource, """
-            INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
-            VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
-            """, anchor.AddMinutes(-2));
+        var (connectionString, anchor, reused, seedSeconds) = await PrepareSeedAsync(context);
         var clock = new ShiftedTimeProvider(DateTimeOffset.UtcNow - anchor);
 
         context.Say($"pass 1: {Clients} clients, {Duration.TotalSeconds:0} s of mixed queries, cache off");
@@ -81,30 +61,42 @@ public sealed class QueryBenchmark : IBenchmark
         };
     }
 
+    /// <summary>
+    /// Creates, migrates and seeds kc_bench_query unless a complete seed is there (the scale benchmark's baseline uses it
+    /// too), and records completeThrough two minutes before the seed's anchor, as a live sink would report. Returns its
+    /// connection string, its anchor (the seed's "now"), whether it was reused and the seconds the seeding took.
+    /// </summary>
+    internal static async Task<(string ConnectionString, DateTimeOffset Anchor, bool Reused, double Seconds)> PrepareSeedAsync(BenchmarkContext context)
+    {
+        await EnsureDatabaseAsync(context.PostgresAdmin, Database);
+        var connectionString = new NpgsqlConnectionStringBuilder(context.PostgresAdmin) { Database = Database, MaxPoolSize = 64 }.ConnectionString;
+        // Seeding and the week-long rollup refresh run longer than a command's default 30 s.
+        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
+        await new DatabaseMigrator(dataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+        var seedWatch = Stopwatch.StartNew();
+        var (anchor, reused) = await SeedAsync(context, dataSource);
+        var seedSeconds = Math.Round(seedWatch.Elapsed.TotalSeconds, 1);
+
+        // The seed is a week up to its anchor: the product sees "now" as the anchor (plus the time since the run began).
+        await SetCompleteThroughAsync(dataSource, anchor.AddMinutes(-2));
+        return (connectionString, anchor, reused, seedSeconds);
+    }
+
+    /// <summary>Records one aggregator task's progress marker at <paramref name="through"/>, so that completeThrough is that instant.</summary>
+    internal static async Task SetCompleteThroughAsync(NpgsqlDataSource dataSource, DateTimeOffset through)
+    {
+        await ExecuteAsync(dataSource, "DELETE FROM stream_progress");
+        await ExecuteAsync(dataSource, """
+            INSERT INTO stream_progress (topic, task, partition, tasks, partitions, final_through, updated_at)
+            VALUES ('clicks.minute', 0, 0, 1, 1, $1, now())
+            """, through);
+    }
+
     private static async Task<(Dictionary<string, object> Figures, Dictionary<string, object> HitRate, Dictionary<string, object>? Baseline, Dictionary<string, object>? OneClient)> RunPassAsync(
         BenchmarkContext context, string connectionString, ShiftedTimeProvider clock, bool cacheEnabled)
     {
-        var overrides = new Dictionary<string, string?>
-        {
-            ["Urls"] = "http://127.0.0.1:0",
-            ["ConnectionStrings:Postgres"] = connectionString,
-            ["ConnectionStrings:Redis"] = context.Redis,
-            ["Kafka:BootstrapServers"] = "",
-            ["Query:AdminApiKeys:0"] = AdminKey,
-            // 32 clients share one key here: the benchmark measures the database path, not the per-key limit.
-            ["Query:RateLimits:PerKeyPerSecond"] = "1000000",
-            ["Query:RateLimits:PerKeyBurst"] = "1000000",
-            ["Query:CacheEnabled"] = cacheEnabled ? "true" : "false",
-            ["Logging:LogLevel:Default"] = "Warning",
-            ["Logging:LogLevel:Microsoft.Hosting.Lifetime"] = "Warning",
-            ["Logging:Console:LogToStandardErrorThreshold"] = "Trace",
-        };
-        var configuration = KafkaClicksHost.LoadConfiguration(overrides);
-        await using var broker = await KafkaClicksHost.StartBrokerAsync(configuration, Role.Query);
-        await using var app = KafkaClicksHost.Build(Role.Query, broker, overrides, b => b.Services.AddSingleton<TimeProvider>(clock));
-        await app.StartAsync();
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = Clients }) { BaseAddress = new Uri(app.Urls.First()) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminKey);
+        await using var host = await BenchQueryHost.StartAsync(context, connectionString, clock, cacheEnabled);
+        using var http = host.CreateClient(Clients);
 
         Dictionary<string, object>? baseline = null, oneClient = null;
         var anchor = clock.GetUtcNow();
@@ -137,7 +129,6 @@ public sealed class QueryBenchmark : IBenchmark
             ["of_all_requests"] = lookups == 0 ? 0 : Math.Round((double)cache.Hits / lookups, 3),
             ["of_final_ranges"] = cache.Hits + cache.Misses == 0 ? 0 : Math.Round((double)cache.Hits / (cache.Hits + cache.Misses), 3),
         };
-        await app.StopAsync();
         return (figures, hitRate, baseline, oneClient);
     }
 
@@ -159,9 +150,9 @@ public sealed class QueryBenchmark : IBenchmark
         }
     }
 
-    private static string Iso(DateTimeOffset t) => Uri.EscapeDataString(t.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
+    internal static string Iso(DateTimeOffset t) => Uri.EscapeDataString(t.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture));
 
-    private static async Task<Dictionary<string, LongHistogram>> LoadAsync(
+    internal static async Task<Dictionary<string, LongHistogram>> LoadAsync(
         HttpClient http, int clientCount, TimeSpan duration, Func<int, Random, (string Type, string Path)> draw)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(duration.TotalSeconds * Stopwatch.Frequency);
@@ -240,7 +231,7 @@ public sealed class QueryBenchmark : IBenchmark
         return figures;
     }
 
-    private static double Millis(long ticks) => Math.Round(ticks * 1000.0 / Stopwatch.Frequency, 2);
+    internal static double Millis(long ticks) => Math.Round(ticks * 1000.0 / Stopwatch.Frequency, 2);
 
     /// <summary>Seeds the database unless a complete seed is there; returns the seed's anchor (its "now").</summary>
     private static async Task<(DateTimeOffset Anchor, bool Reused)> SeedAsync(BenchmarkContext context, NpgsqlDataSource dataSource)
@@ -307,19 +298,20 @@ public sealed class QueryBenchmark : IBenchmark
         }
     }
 
-    private static async Task EnsureDatabaseAsync(string adminConnectionString)
+    /// <summary>Creates the database <paramref name="name"/> on the local server unless it exists (seeds live there across runs).</summary>
+    internal static async Task EnsureDatabaseAsync(string adminConnectionString, string name)
     {
         await using var admin = new NpgsqlConnection(adminConnectionString);
         await admin.OpenAsync();
-        await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{Database}'", admin);
+        await using var exists = new NpgsqlCommand($"SELECT 1 FROM pg_database WHERE datname = '{name}'", admin);
         if (await exists.ExecuteScalarAsync() is null)
         {
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {Database}", admin);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
             await create.ExecuteNonQueryAsync();
         }
     }
 
-    private static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, params object[] parameters)
+    internal static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql, params object[] parameters)
     {
         await using var command = dataSource.CreateCommand(sql);
         foreach (var parameter in parameters)
@@ -331,7 +323,7 @@ public sealed class QueryBenchmark : IBenchmark
     }
 
     /// <summary>The system clock moved back by a fixed offset, so a seed made earlier looks live.</summary>
-    private sealed class ShiftedTimeProvider(TimeSpan shift) : TimeProvider
+    internal sealed class ShiftedTimeProvider(TimeSpan shift) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => base.GetUtcNow() - shift;
     }
