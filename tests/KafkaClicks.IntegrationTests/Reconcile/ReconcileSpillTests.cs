@@ -35,11 +35,12 @@ public class ReconcileSpillTests
 
         Produce(broker, 8, clicks.OrderBy(c => c.ClickedAt));
 
-        var inMemory = Counter(broker, TimeSpan.FromMinutes(5), readers: 3).Count(T0, T0.AddMinutes(10), null, null, default);
-        var spilled = Counter(broker, TimeSpan.FromMinutes(5), readers: 3, impressionsInMemory: 100).Count(T0, T0.AddMinutes(10), null, null, default);
+        var inMemory = Counter(broker, TimeSpan.FromMinutes(5), readers: 3).Count(T0, T0.AddMinutes(10), null, null, default, toLogEnd: true);
+        var spilled = Counter(broker, TimeSpan.FromMinutes(5), readers: 3, impressionsInMemory: 100).Count(T0, T0.AddMinutes(10), null, null, default, toLogEnd: true);
 
         var counted = firsts.Where(c => c.ClickedAt >= T0 && c.ClickedAt < T0.AddMinutes(10)).ToList();
         Assert.Equal(clicks.Count, spilled.EventsRead);
+        Assert.Equal(clicks.Count, inMemory.EventsRead);
         Assert.Equal(counted.Count, spilled.Clicks);
         Assert.Equal(ReconcileTests.Truth(counted).OrderBy(w => w.Key), spilled.Windows.OrderBy(w => w.Key));
         Assert.Equal(inMemory.Windows.OrderBy(w => w.Key), spilled.Windows.OrderBy(w => w.Key));
