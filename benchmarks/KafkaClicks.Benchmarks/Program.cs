@@ -14,6 +14,11 @@ var benchmarks = new Dictionary<string, IBenchmark>(StringComparer.Ordinal)
     ["scale"] = new ScaleBenchmark(),
 };
 
+if (args is [ReconcileBenchmark.ChildCommand])
+{
+    return await ReconcileBenchmark.RunChildAsync();
+}
+
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))
 {
     Console.Error.WriteLine($"usage: kafkaclicks-bench NAME [--json]; benchmarks: {string.Join(", ", benchmarks.Keys.Order())}");

@@ -50,6 +50,15 @@ public sealed class ReconcilerOptions
     /// <summary>How far back missed scheduled runs are made up (Kafka:RawRetention's default: older clicks are gone from the log).</summary>
     public TimeSpan MakeUpWithin { get; set; } = TimeSpan.FromDays(7);
 
+    /// <summary>
+    /// The most impressions a recount holds in memory at once; a recount reading more records spills them to bucket files
+    /// in <see cref="SpillDirectory"/> and counts bucket by bucket, so its memory does not grow with the range.
+    /// </summary>
+    public int ImpressionsInMemory { get; set; } = RawLogCounter.DefaultImpressionsInMemory;
+
+    /// <summary>Where a large recount's bucket files go (36 bytes per record read); empty: the system's temporary folder.</summary>
+    public string SpillDirectory { get; set; } = "";
+
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
     public long AlertThreshold { get; set; } = 10;
 }

@@ -199,6 +199,8 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far before a range the log is read.")
             .Validate(o => o.DedupeLookback >= TimeSpan.Zero, ReconcilerOptions.NegativeDedupeLookback)
+            .Validate(o => o.ImpressionsInMemory > 0, "Reconciler:ImpressionsInMemory must be positive.")
+            .Validate(o => o.SpillDirectory.Length == 0 || Directory.Exists(o.SpillDirectory), "Reconciler:SpillDirectory must name an existing folder.")
             .Validate(o => o.RetryDelay > TimeSpan.Zero, "Reconciler:RetryDelay must be positive.")
             .Validate(o => o.MakeUpWithin >= TimeSpan.Zero, "Reconciler:MakeUpWithin must be zero or positive: how far back missed scheduled runs are made up.")
             .ValidateOnStart();
@@ -211,7 +213,9 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback,
             sp.GetRequiredService<KafkaClientFactory>().Names.ClicksRaw,
-            sp.GetRequiredService<ILogger<RawLogCounter>>()));
+            sp.GetRequiredService<ILogger<RawLogCounter>>(),
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.ImpressionsInMemory,
+            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.SpillDirectory));
         builder.Services.AddSingleton(sp => new ClickReconciler(
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<RawLogCounter>(),

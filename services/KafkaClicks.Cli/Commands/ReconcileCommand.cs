@@ -64,10 +64,17 @@ public static class ReconcileCommand
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
+            var memory = configuration.GetSection(ReconcilerOptions.Section).Get<ReconcilerOptions>() ?? new ReconcilerOptions();
+            if (memory.ImpressionsInMemory <= 0)
+            {
+                throw new KafkaClicksConfigurationException("Reconciler:ImpressionsInMemory must be positive.");
+            }
+
             var kafka = KafkaClients(configuration);
             using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
-                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), lookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>()),
+                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), lookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
+                    memory.ImpressionsInMemory, memory.SpillDirectory),
                 ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
             ReconcileReport report;
             try

@@ -88,6 +88,6 @@ public static class RawClicks
         }), Role.Reconciler);
 
     /// <summary>The recount of the broker's clicks.raw.</summary>
-    public static RawLogCounter Counter(BrokerHandle broker, TimeSpan lateness, int? readers = null) =>
-        new(KafkaClientFactory.For(broker.BootstrapServers), lateness, readers, topic: broker.Names.ClicksRaw);
+    public static RawLogCounter Counter(BrokerHandle broker, TimeSpan lateness, int? readers = null, int? impressionsInMemory = null) =>
+        new(KafkaClientFactory.For(broker.BootstrapServers), lateness, readers, topic: broker.Names.ClicksRaw, impressionsInMemory: impressionsInMemory);
 }
