@@ -94,7 +94,7 @@ public sealed partial class ClickEventProducer : IDisposable, IHealthCheck
         {
             var before = _topicPartitions;
             using var admin = new DependentAdminClientBuilder(_producer.Handle).Build();
-            var now = ClicksRawPartitionCount.Read(admin, _topic, timeout);
+            var now = admin.PartitionCount(_topic, timeout);
             _topicPartitions = now;
             if (now != before && now != _recordedPartitions)
             {

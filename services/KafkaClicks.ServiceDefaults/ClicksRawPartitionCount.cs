@@ -1,5 +1,3 @@
-using Confluent.Kafka;
-
 namespace KafkaClicks.ServiceDefaults;
 
 /// <summary>
@@ -13,22 +11,6 @@ public static class ClicksRawPartitionCount
 {
     /// <summary>Where the procedure for changing the count on purpose is described.</summary>
     public const string Procedure = "README.md, \"Changing clicks.raw's partition count\"";
-
-    /// <summary>
-    /// The topic's partition count in the cluster's metadata. Throws <see cref="KafkaException"/> when the cluster does not
-    /// answer within <paramref name="timeout"/> or the topic does not exist (yet).
-    /// </summary>
-    public static int Read(IAdminClient admin, string topic, TimeSpan timeout)
-    {
-        ArgumentNullException.ThrowIfNull(admin);
-        var metadata = admin.GetMetadata(topic, timeout).Topics.Single();
-        if (metadata.Error.IsError || metadata.Partitions.Count == 0)
-        {
-            throw new KafkaException(metadata.Error.IsError ? metadata.Error : new Error(ErrorCode.UnknownTopicOrPart));
-        }
-
-        return metadata.Partitions.Count;
-    }
 
     /// <summary>What a role reports while the topic's count differs from the recorded one.</summary>
     public static string Mismatch(string topic, int actual, int recorded) =>

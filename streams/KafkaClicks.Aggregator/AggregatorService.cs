@@ -111,7 +111,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         var topic = _kafka.Names.ClicksRaw;
         try
         {
-            var partitions = await Task.Run(() => ClicksRawPartitionCount.Read(admin, topic, PartitionCheckTimeout), stoppingToken);
+            var partitions = await Task.Run(() => admin.PartitionCount(topic, PartitionCheckTimeout), stoppingToken);
             return partitions == _recordedPartitions ? null : ClicksRawPartitionCount.Mismatch(topic, partitions, _recordedPartitions);
         }
         catch (KafkaException)
@@ -204,7 +204,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         {
             try
             {
-                return await Task.Run(() => ClicksRawPartitionCount.Read(admin, topic, PartitionCheckTimeout), stoppingToken);
+                return await Task.Run(() => admin.PartitionCount(topic, PartitionCheckTimeout), stoppingToken);
             }
             catch (KafkaException e)
             {

@@ -56,6 +56,9 @@ public sealed class ReconcilerOptions
     /// </summary>
     public int ImpressionsInMemory { get; set; } = RawLogCounter.DefaultImpressionsInMemory;
 
+    /// <summary>Why a <see cref="ImpressionsInMemory"/> below 1 is refused (the role's validation and the CLI say it alike).</summary>
+    public const string NonPositiveImpressionsInMemory = "Reconciler:ImpressionsInMemory must be positive.";
+
     /// <summary>Where a large recount's bucket files go (36 bytes per record read); empty: the system's temporary folder.</summary>
     public string SpillDirectory { get; set; } = "";
 

@@ -199,7 +199,7 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far before a range the log is read.")
             .Validate(o => o.DedupeLookback >= TimeSpan.Zero, ReconcilerOptions.NegativeDedupeLookback)
-            .Validate(o => o.ImpressionsInMemory > 0, "Reconciler:ImpressionsInMemory must be positive.")
+            .Validate(o => o.ImpressionsInMemory > 0, ReconcilerOptions.NonPositiveImpressionsInMemory)
             .Validate(o => o.SpillDirectory.Length == 0 || Directory.Exists(o.SpillDirectory), "Reconciler:SpillDirectory must name an existing folder.")
             .Validate(o => o.RetryDelay > TimeSpan.Zero, "Reconciler:RetryDelay must be positive.")
             .Validate(o => o.MakeUpWithin >= TimeSpan.Zero, "Reconciler:MakeUpWithin must be zero or positive: how far back missed scheduled runs are made up.")

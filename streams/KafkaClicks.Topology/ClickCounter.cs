@@ -315,10 +315,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
         _markedThrough = closedThrough;
         var task = _context.Id.Partition;
+        var key = task.ToString(System.Globalization.CultureInfo.InvariantCulture);
         var partitions = _markers.MinutePartitions;
         for (var partition = 0; partition < partitions; partition++)
         {
-            _context.Forward(task.ToString(System.Globalization.CultureInfo.InvariantCulture), new AggregatorOutput(null, null, new FinalProgress
+            _context.Forward(key, new AggregatorOutput(null, null, new FinalProgress
             {
                 Task = task,
                 Tasks = _markers.RawPartitions,

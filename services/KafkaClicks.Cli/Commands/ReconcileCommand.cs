@@ -58,23 +58,22 @@ public static class ReconcileCommand
 
             var configuration = KafkaClicksHost.LoadConfiguration();
             await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
-            var lookback = configuration.GetValue($"{ReconcilerOptions.Section}:{nameof(ReconcilerOptions.DedupeLookback)}", RawLogCounter.DefaultDedupeLookback);
-            if (lookback < TimeSpan.Zero)
+            var options = configuration.GetSection(ReconcilerOptions.Section).Get<ReconcilerOptions>() ?? new ReconcilerOptions();
+            if (options.DedupeLookback < TimeSpan.Zero)
             {
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
             }
 
-            var memory = configuration.GetSection(ReconcilerOptions.Section).Get<ReconcilerOptions>() ?? new ReconcilerOptions();
-            if (memory.ImpressionsInMemory <= 0)
+            if (options.ImpressionsInMemory <= 0)
             {
-                throw new KafkaClicksConfigurationException("Reconciler:ImpressionsInMemory must be positive.");
+                throw new KafkaClicksConfigurationException(ReconcilerOptions.NonPositiveImpressionsInMemory);
             }
 
             var kafka = KafkaClients(configuration);
             using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
-                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), lookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
-                    memory.ImpressionsInMemory, memory.SpillDirectory),
+                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), options.DedupeLookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
+                    options.ImpressionsInMemory, options.SpillDirectory),
                 ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
             ReconcileReport report;
             try
