@@ -230,6 +230,11 @@ failed_tests() {
   done
 }
 
+# "(a)&(b)" for two dotnet test filters, either of which may be empty.
+and_filter() {
+  if [ -n "$1" ] && [ -n "$2" ]; then echo "($1)&($2)"; else echo "$1$2"; fi
+}
+
 # Lanes: the integration and browser tests run once per lane.
 #   embedded   librdkafka's mock broker in process, plain PostgreSQL
 #   timescale  the embedded broker, PostgreSQL with TimescaleDB preloaded
@@ -257,7 +262,7 @@ run_lane() {
   KAFKACLICKS_TEST_POSTGRES="${KAFKACLICKS_TEST_POSTGRES_OVERRIDE:-Host=127.0.0.1;Port=$postgres_port;Username=postgres;Database=postgres;Maximum Pool Size=50}" \
   KAFKACLICKS_TEST_PG_OPTIONS="$([ "$lane" = embedded ] || echo "-c shared_preload_libraries=timescaledb -c timescaledb.telemetry_level=off")" \
   KAFKACLICKS_TEST_KAFKA="$kafka" \
-    test_projects 'KafkaClicks.[IB]*Tests' "$results" "$filter" || rc=1
+    test_projects 'KafkaClicks.[IB]*Tests' "$results" "$(and_filter "$filter" "${KAFKACLICKS_TEST_FILTER:-}")" || rc=1
   return $rc
 }
 
@@ -275,7 +280,7 @@ run_tests() {
   local results="$ROOT/artifacts/test-results" rc=0
   rm -rf "$results"; mkdir -p "$results"
   export KAFKACLICKS_TEST_REDIS="127.0.0.1:$REDIS_PORT"
-  test_projects 'KafkaClicks.UnitTests' "$results/unit" || rc=1
+  test_projects 'KafkaClicks.UnitTests' "$results/unit" "${KAFKACLICKS_TEST_FILTER:-}" || rc=1
   for lane in "${lanes[@]}"; do
     run_lane "$lane" "$results/$lane" || rc=1
   done
