@@ -69,6 +69,13 @@ public sealed class AggregateBenchmark : IBenchmark
         var cpuAfter = BenchmarkContext.CpuSeconds(streamThreads); // before the stop ends the stream threads
         var rss = BenchmarkContext.RssMb();
         await app.StopAsync();
+
+        // The impression store on disk once the stream has stopped (memtables flushed): what each counted impression
+        // costs, and so what Impressions:Lifetime costs at the brief's peak, whose store holds ImpressionRetention of it.
+        var stateBytes = new DirectoryInfo(stateDirectory).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
+        var bytesPerImpression = (double)stateBytes / expected.DistinctImpressions;
+        var options = AggregatorTopics.Read(configuration);
+        var retention = ClickAggregationTopology.ImpressionRetention(options);
         Directory.Delete(stateDirectory, recursive: true);
 
         var eventsPerS = clicks / timer.Elapsed.TotalSeconds;
@@ -92,6 +99,11 @@ public sealed class AggregateBenchmark : IBenchmark
             ["emit_interval_s"] = emitInterval.TotalSeconds,
             ["final_records"] = finals.Finals,
             ["rss_mb"] = Math.Round(rss),
+            ["state_bytes"] = stateBytes,
+            ["state_bytes_per_impression"] = Math.Round(bytesPerImpression, 1),
+            ["impression_lifetime_h"] = options.ImpressionLifetime.TotalHours,
+            ["state_retention_h"] = Math.Round(retention.TotalHours, 2),
+            ["state_gb_at_10000_per_s"] = Math.Round(bytesPerImpression * 10_000 * retention.TotalSeconds / 1e9, 1),
             ["completed"] = done,
             ["events_in_topic"] = read,
             ["correct"] = done && read == clicks + Partitions && finals.SumOfFinals == expected.DistinctImpressions && finals.Finals == expected.Windows,
@@ -110,7 +122,7 @@ public sealed class AggregateBenchmark : IBenchmark
     {
         var stateDirectory = Path.Combine(Path.GetTempPath(), "kafkaclicks-bench-floor-" + Guid.NewGuid().ToString("N"));
         // The aggregator's options as configured (threads, commit interval, guarantee), under an id and folder of its own.
-        var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
+        var options = AggregatorTopics.Read(configuration);
         options.ApplicationId = "bench-streamiz-floor-" + Guid.NewGuid().ToString("N")[..8];
         options.StateDirectory = stateDirectory;
         var config = AggregatorService.CreateStreamConfig(configuration, options);

@@ -31,8 +31,8 @@ public static class ConsumerGroups
 /// <summary>Defaults that more than one role reads and that must agree when the roles share their configuration.</summary>
 public static class SharedDefaults
 {
-    /// <summary>How long the aggregator remembers an impression (<c>Aggregator:DedupeHorizon</c>), and how far back a recount looks for its first click.</summary>
-    public static readonly TimeSpan DedupeHorizon = TimeSpan.FromMinutes(10);
+    /// <summary>How long an impression can be clicked and counted (<c>Impressions:Lifetime</c>, see <see cref="ImpressionOptions"/>).</summary>
+    public static readonly TimeSpan ImpressionLifetime = TimeSpan.FromHours(1);
 
     /// <summary>How long minute counts are kept (<c>Sink:MinuteRetention</c>; the query API refuses ranges needing older minutes).</summary>
     public static readonly TimeSpan MinuteRetention = TimeSpan.FromDays(30);

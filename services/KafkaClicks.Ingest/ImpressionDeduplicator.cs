@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using KafkaClicks.Contracts;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using StackExchange.Redis;
@@ -81,15 +82,16 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     private long _published = -1;
     private long _publishedAt;
 
-    public ImpressionDeduplicator(IConnectionMultiplexer redis, IOptions<IngestOptions> options, ILogger<ImpressionDeduplicator> logger)
+    public ImpressionDeduplicator(IConnectionMultiplexer redis, IOptions<IngestOptions> options, IOptions<ImpressionOptions> impressions,
+        ILogger<ImpressionDeduplicator> logger)
     {
         _redis = redis;
         _timeout = options.Value.DedupeTimeout;
         _settleDeadline = options.Value.ProduceTimeout + TimeSpan.FromSeconds(5);
         _pendingWait = _settleDeadline + TimeSpan.FromSeconds(1);
 
-        // The settled mark outlives every claim of this instance (a claim lives at most a token lifetime and a minute).
-        _settledLifetime = options.Value.Tokens.Lifetime + TimeSpan.FromHours(1);
+        // The settled mark outlives every claim of this instance (a claim lives at most an impression lifetime and a minute).
+        _settledLifetime = impressions.Value.Lifetime + TimeSpan.FromHours(1);
         _logger = logger;
         _settledKey = SettledPrefix + _instance;
         _aliveKey = AlivePrefix + _instance;

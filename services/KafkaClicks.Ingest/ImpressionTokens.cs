@@ -56,13 +56,13 @@ public sealed class ImpressionTokens
     private readonly TimeSpan _lifetime;
     private readonly TimeProvider _time;
 
-    public ImpressionTokens(IOptions<IngestOptions> options, TimeProvider time)
+    public ImpressionTokens(IOptions<IngestOptions> options, IOptions<ImpressionOptions> impressions, TimeProvider time)
     {
         var tokens = options.Value.Tokens;
         _keys = tokens.Keys.ToDictionary(k => k.Key, k => Convert.FromBase64String(k.Value), StringComparer.Ordinal);
         _activeKeyId = tokens.ActiveKeyId;
         _activeKeyIdBytes = Encoding.ASCII.GetBytes(_activeKeyId);
-        _lifetime = tokens.Lifetime;
+        _lifetime = impressions.Value.Lifetime;
         _time = time;
     }
 
@@ -139,11 +139,15 @@ public sealed class ImpressionTokens
         }
 
         var body = bytes[(2 + idLength)..];
+        var issuedAt = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..]));
+        var expiresAt = DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[32..]));
         claims = new ImpressionClaims(
             new Guid(body[..16], bigEndian: true),
             BinaryPrimitives.ReadInt64BigEndian(body[16..]),
-            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[24..])),
-            DateTimeOffset.FromUnixTimeMilliseconds(BinaryPrimitives.ReadInt64BigEndian(body[32..])),
+            issuedAt,
+            // A token minted under a longer lifetime (before Impressions:Lifetime was lowered) is counted only within
+            // the current one: the aggregator and reconciliation remember its impression no longer than that.
+            expiresAt - issuedAt > _lifetime ? issuedAt + _lifetime : expiresAt,
             keyId,
             fixedLength == FixedLength ? body[40] : 0);
         return TokenStatus.Authentic;

@@ -66,7 +66,4 @@ public sealed class TokenOptions
 
     /// <summary>Key id to base64 key (at least 32 bytes). Ids are 1 to 16 characters of [A-Za-z0-9_-].</summary>
     public Dictionary<string, string> Keys { get; set; } = [];
-
-    /// <summary>How long a token may be clicked; a later click is redirected but not counted.</summary>
-    public TimeSpan Lifetime { get; set; } = TimeSpan.FromDays(1);
 }

@@ -39,11 +39,6 @@ public sealed partial class IngestOptionsValidator(bool requirePublicBaseUrl = f
             failures.Add($"Ingest:Tokens:ActiveKeyId '{tokens.ActiveKeyId}' is not one of Ingest:Tokens:Keys.");
         }
 
-        if (tokens.Lifetime <= TimeSpan.Zero)
-        {
-            failures.Add("Ingest:Tokens:Lifetime must be positive.");
-        }
-
         if (options.PublicBaseUrl is { Length: > 0 } url)
         {
             if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))

@@ -15,6 +15,7 @@ public static class IngestServiceCollectionExtensions
     {
         var services = builder.Services;
         services.AddOptions<IngestOptions>().BindConfiguration(IngestOptions.Section).ValidateDataAnnotations().ValidateOnStart();
+        services.AddImpressionOptions();
         services.AddSingleton<IValidateOptions<IngestOptions>>(sp =>
             new IngestOptionsValidator(requirePublicBaseUrl: !sp.GetRequiredService<IHostEnvironment>().IsDevelopment()));
         services.TryAddSingleton(TimeProvider.System);

@@ -1,9 +1,11 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Topology;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.Aggregator;
 
@@ -21,6 +23,9 @@ public static class AggregatorServiceCollectionExtensions
                 "Aggregator:CommitInterval must be under half the producer's transaction timeout (Kafka:Client:TransactionTimeoutMs or transaction.timeout.ms, "
                 + "60 s by default) with ExactlyOnce: each commit ends a transaction, and the broker aborts one that runs longer.")
             .ValidateOnStart();
+        builder.Services.AddImpressionOptions();
+        builder.Services.AddOptions<AggregationOptions>().PostConfigure<IOptions<ImpressionOptions>>(
+            (o, impressions) => o.ImpressionLifetime = impressions.Value.Lifetime);
         builder.Services.AddKafka();
         builder.Services.AddSingleton<AggregatorService>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<AggregatorService>());
@@ -43,7 +48,15 @@ public static class AggregatorTopics
 {
     public static IReadOnlyList<InternalTopic> Internal(IConfiguration configuration, int rawPartitions)
     {
-        var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
+        var options = Read(configuration);
         return ClickAggregationTopology.InternalTopics(KafkaOptions.NamesOf(configuration).Of(options.ApplicationId), options, rawPartitions);
+    }
+
+    /// <summary>The aggregator's options as the role binds them: section <c>Aggregator</c> and the shared <c>Impressions:Lifetime</c>.</summary>
+    public static AggregationOptions Read(IConfiguration configuration)
+    {
+        var options = configuration.GetSection(AggregationOptions.Section).Get<AggregationOptions>() ?? new AggregationOptions();
+        options.ImpressionLifetime = ImpressionLifetimeConfiguration.Read(configuration).Lifetime;
+        return options;
     }
 }

@@ -47,8 +47,11 @@ public sealed class RawLogCounter
     /// recounted 1 M clicks 15% faster than 2 (benchmarks/HISTORY.md, reconcile).
     /// </summary>
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
-    /// <summary>The aggregator's default dedupe horizon (Aggregator:DedupeHorizon), the default look-back for repeats.</summary>
-    public static readonly TimeSpan DefaultDedupeLookback = SharedDefaults.DedupeHorizon;
+    /// <summary>
+    /// How much earlier than its impression's issue time a click may be stamped (the minting and the clicking ingest
+    /// hosts' clocks differ), and so how much further back than a lifetime the first click of an impression can be.
+    /// </summary>
+    private static readonly TimeSpan ClockTolerance = TimeSpan.FromMinutes(1);
     /// <summary>
     /// The most impressions a count holds in memory at once (about 28 bytes each, 28 MB); a read of more records spills
     /// them to bucket files (36 bytes a record) and counts bucket by bucket.
@@ -57,7 +60,7 @@ public sealed class RawLogCounter
 
     private readonly KafkaClientFactory _kafka;
     private readonly TimeSpan _lateness;
-    private readonly TimeSpan _dedupeLookback;
+    private readonly TimeSpan _impressionLifetime;
     private readonly int _readers;
     private readonly string _topic;
     private readonly ILogger? _logger;
@@ -67,10 +70,10 @@ public sealed class RawLogCounter
     /// <param name="kafka">The clients of the cluster holding clicks.raw.</param>
     /// <param name="lateness">How much earlier and later than the range the log is read, for clicks written late.</param>
     /// <param name="readers">Consumers reading partitions in parallel; defaults to <see cref="DefaultReaders"/>.</param>
-    /// <param name="dedupeLookback">
-    /// How far before the range the log is also read only to learn impressions already clicked (default
-    /// <see cref="DefaultDedupeLookback"/>): a repeat in the range of a click made just before it is not counted, as the
-    /// aggregator does not count it.
+    /// <param name="impressionLifetime">
+    /// <c>Impressions:Lifetime</c> (default <see cref="SharedDefaults.ImpressionLifetime"/>): the log is also read that
+    /// far before the range (and a minute more for clocks), only to learn impressions already clicked, so a repeat in
+    /// the range of a click made before it is not counted, as the aggregator does not count it.
     /// </param>
     /// <param name="topic">The raw click log's topic (default clicks.raw; see <see cref="KafkaNames"/>).</param>
     /// <param name="logger">Where the consumers' librdkafka log lines go (default: librdkafka's, stderr).</param>
@@ -79,16 +82,16 @@ public sealed class RawLogCounter
     /// records counts through bucket files in <paramref name="spillDirectory"/> (default the system's temporary folder).
     /// </param>
     /// <param name="spillDirectory">Where a large read's bucket files go (unlinked at once: nothing is left behind).</param>
-    public RawLogCounter(KafkaClientFactory kafka, TimeSpan lateness, int? readers = null, TimeSpan? dedupeLookback = null, string? topic = null,
+    public RawLogCounter(KafkaClientFactory kafka, TimeSpan lateness, int? readers = null, TimeSpan? impressionLifetime = null, string? topic = null,
         ILogger? logger = null, int? impressionsInMemory = null, string? spillDirectory = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(impressionsInMemory ?? 1, 1, nameof(impressionsInMemory));
         ArgumentOutOfRangeException.ThrowIfLessThan(readers ?? 1, 1, nameof(readers));
         ArgumentOutOfRangeException.ThrowIfLessThan(lateness, TimeSpan.Zero, nameof(lateness));
-        ArgumentOutOfRangeException.ThrowIfLessThan(dedupeLookback ?? TimeSpan.Zero, TimeSpan.Zero, nameof(dedupeLookback));
+        ArgumentOutOfRangeException.ThrowIfLessThan(impressionLifetime ?? TimeSpan.Zero, TimeSpan.Zero, nameof(impressionLifetime));
         _kafka = kafka;
         _lateness = lateness;
-        _dedupeLookback = dedupeLookback ?? DefaultDedupeLookback;
+        _impressionLifetime = impressionLifetime ?? SharedDefaults.ImpressionLifetime;
         _readers = readers ?? DefaultReaders;
         _topic = topic ?? Topics.ClicksRaw;
         _logger = logger;
@@ -108,7 +111,8 @@ public sealed class RawLogCounter
         IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
         using (var planner = CreateConsumer())
         {
-            var range = LogRanges.Plan(planner, _kafka, _topic, from - (_lateness > _dedupeLookback ? _lateness : _dedupeLookback),
+            var lookBack = _impressionLifetime + ClockTolerance;
+            var range = LogRanges.Plan(planner, _kafka, _topic, from - (_lateness > lookBack ? _lateness : lookBack),
                 toLogEnd ? null : to + _lateness, _logger);
             plan = range.Partitions;
 

@@ -18,16 +18,6 @@ public sealed class ReconcilerOptions
     /// </summary>
     public TimeSpan Lateness { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>
-    /// How far before a range the log is read to learn impressions clicked just before it, whose repeats in the range
-    /// are then not counted; keep it equal to Aggregator:DedupeHorizon, within which the aggregator drops repeats.
-    /// </summary>
-    public TimeSpan DedupeLookback { get; set; } = RawLogCounter.DefaultDedupeLookback;
-
-    /// <summary>Why a negative <see cref="DedupeLookback"/> is refused (the role's validation and the CLI say it alike).</summary>
-    public const string NegativeDedupeLookback =
-        "Reconciler:DedupeLookback must be zero or positive: it is how far before a range the log is read for earlier clicks.";
-
     /// <summary>Consumers reading clicks.raw's partitions in parallel; 0 means two per processor.</summary>
     public int Readers { get; set; }
 

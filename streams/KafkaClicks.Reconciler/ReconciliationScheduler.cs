@@ -198,12 +198,12 @@ public static class ReconcilerServiceCollectionExtensions
             .Validate(o => o.Readers >= 0, "Reconciler:Readers must be 0 (two per processor) or a positive number of consumers.")
             .Validate(o => o.LateClickDelay > TimeSpan.Zero, "Reconciler:LateClickDelay must be positive.")
             .Validate(o => o.Lateness >= TimeSpan.Zero, "Reconciler:Lateness must be zero or positive: it is how far before a range the log is read.")
-            .Validate(o => o.DedupeLookback >= TimeSpan.Zero, ReconcilerOptions.NegativeDedupeLookback)
             .Validate(o => o.ImpressionsInMemory > 0, ReconcilerOptions.NonPositiveImpressionsInMemory)
             .Validate(o => o.SpillDirectory.Length == 0 || Directory.Exists(o.SpillDirectory), "Reconciler:SpillDirectory must name an existing folder.")
             .Validate(o => o.RetryDelay > TimeSpan.Zero, "Reconciler:RetryDelay must be positive.")
             .Validate(o => o.MakeUpWithin >= TimeSpan.Zero, "Reconciler:MakeUpWithin must be zero or positive: how far back missed scheduled runs are made up.")
             .ValidateOnStart();
+        builder.Services.AddImpressionOptions();
         builder.Services.AddPostgres(builder.Configuration);
         builder.Services.TryAddSingleton(TimeProvider.System);
         builder.Services.AddKafka();
@@ -211,7 +211,7 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<KafkaClientFactory>(),
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.Lateness,
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.EffectiveReaders,
-            sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.DedupeLookback,
+            sp.GetRequiredService<IOptions<ImpressionOptions>>().Value.Lifetime,
             sp.GetRequiredService<KafkaClientFactory>().Names.ClicksRaw,
             sp.GetRequiredService<ILogger<RawLogCounter>>(),
             sp.GetRequiredService<IOptions<ReconcilerOptions>>().Value.ImpressionsInMemory,

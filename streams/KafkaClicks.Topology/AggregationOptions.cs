@@ -18,8 +18,11 @@ public sealed class AggregationOptions
     /// <summary>How long after a window's end clicks for it are still counted; later ones go to clicks.late.</summary>
     public TimeSpan Grace { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>How long an impressionId is remembered to drop repeated clicks of it.</summary>
-    public TimeSpan DedupeHorizon { get; set; } = SharedDefaults.DedupeHorizon;
+    /// <summary>
+    /// How long after its issue an impression's clicks are dropped as repeats: <c>Impressions:Lifetime</c>, the lifetime
+    /// every role shares (set from there, not from this section). The impression store keeps about this long of clicks.
+    /// </summary>
+    public TimeSpan ImpressionLifetime { get; set; } = SharedDefaults.ImpressionLifetime;
 
     /// <summary>
     /// Folder for the RocksDB state stores (a volume in production). Default: a folder per cluster under the temp

@@ -21,6 +21,16 @@ public static class ClickAggregationTopology
     public const string ImpressionStore = "impressions";
 
     /// <summary>
+    /// Impressions are filed under 10-minute buckets of their issue time, each a segment of the store. Fixed, whatever
+    /// the impression lifetime: the segments on disk are named by it, and a store reopened with another bucket size
+    /// would not find the impressions it holds.
+    /// </summary>
+    public const long ImpressionBucketMs = 10 * TimeBuckets.MinuteMs;
+
+    /// <summary>How far back from the newest window a restarted task reopens windows from the store (see ClickCounter.Rebuild).</summary>
+    public const long RebuildSpanMs = 20 * TimeBuckets.MinuteMs;
+
+    /// <summary>
     /// The topology reading and writing the topics <paramref name="names"/> gives (default: no prefix), its tasks sending
     /// progress markers as <paramref name="markers"/> says.
     /// </summary>
@@ -30,8 +40,7 @@ public static class ClickAggregationTopology
         var builder = new StreamBuilder();
         var retention = ImpressionRetention(options);
         var store = Stores.WindowStoreBuilder(
-                Stores.PersistentWindowStore(ImpressionStore, retention, options.DedupeHorizon,
-                    (long)options.DedupeHorizon.TotalMilliseconds, false),
+                Stores.PersistentWindowStore(ImpressionStore, retention, TimeSpan.FromMilliseconds(ImpressionBucketMs), ImpressionBucketMs, false),
                 new StringSerDes(), new SeenImpressionSerDes())
             .WithCachingDisabled()
             .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
@@ -77,9 +86,12 @@ public static class ClickAggregationTopology
     ];
 
     /// <summary>
-    /// Impressions are filed under horizon-sized buckets and looked up in three of them, so the store keeps three
-    /// horizons, plus a window and its grace so the counts of every open window can be rebuilt from it.
+    /// How long the store keeps a bucket of impressions past the store's time (the newest bucket written, at most a bucket
+    /// past the clock): the impression lifetime, within which its clicks come, plus a window and its grace within which
+    /// they are processed, plus the rebuild span so every window a restart reopens is whole, plus a bucket for the
+    /// bucket's own width and one for the store's time being up to a bucket ahead, plus a minute for clocks.
     /// </summary>
-    private static TimeSpan ImpressionRetention(AggregationOptions options) =>
-        (3 * options.DedupeHorizon) + AggregationOptions.WindowSize + options.Grace + TimeSpan.FromMinutes(1);
+    public static TimeSpan ImpressionRetention(AggregationOptions options) =>
+        options.ImpressionLifetime + AggregationOptions.WindowSize + options.Grace
+        + TimeSpan.FromMilliseconds(RebuildSpanMs + (2 * ImpressionBucketMs)) + TimeSpan.FromMinutes(1);
 }

@@ -10,10 +10,12 @@ namespace KafkaClicks.Topology;
 /// Counts distinct impressions per (adId, salt, 1-minute window of clickedAt) for one partition of clicks.raw.
 /// <para>
 /// The only durable state is the impression store: impressionId to (adId, salt, window start), filed under the
-/// dedupe-horizon bucket of its click so a repeat is found with point lookups (this bucket and its neighbours),
-/// never a range scan; an impression is remembered for at least the horizon. Counting is idempotent because a replayed or repeated impression is already in the store
-/// and is dropped; the counts of open windows live in memory and are rebuilt from the store after a restart, so a
-/// crash between a store write and an offset commit can neither lose nor double a click.
+/// <see cref="ClickAggregationTopology.ImpressionBucket"/> of the impression's issue time, which every click of the
+/// impression carries (from its signed token), so a repeat is found with one point lookup however long after the first
+/// click it comes; an impression is remembered for its whole lifetime (<see cref="AggregationOptions.ImpressionLifetime"/>,
+/// within which ingest counts its clicks). Counting is idempotent because a replayed or repeated impression is already
+/// in the store and is dropped; the counts of open windows live in memory and are rebuilt from the store after a
+/// restart, so a crash between a store write and an offset commit can neither lose nor double a click.
 /// </para>
 /// <para>
 /// Every <see cref="AggregationOptions.EmitInterval"/> (wall clock) the windows that changed are forwarded as
@@ -44,8 +46,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// <summary>How far past this process's clock a click may move stream time: small clock differences between hosts.</summary>
     private const long FutureToleranceMs = 5_000;
 
+    private const long BucketMs = ClickAggregationTopology.ImpressionBucketMs;
+    private const long RebuildSpanMs = ClickAggregationTopology.RebuildSpanMs;
+
     private readonly long _graceMs;
-    private readonly long _horizonMs;
+    private readonly long _lifetimeMs;
     private readonly TimeSpan _emitInterval;
     private readonly Dictionary<(long AdId, int Salt, long WindowStart), OpenWindow> _open = [];
     private readonly FinalProgressMarkers _markers;
@@ -79,7 +84,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     {
         _markers = markers;
         _graceMs = (long)options.Grace.TotalMilliseconds;
-        _horizonMs = (long)options.DedupeHorizon.TotalMilliseconds;
+        _lifetimeMs = (long)options.ImpressionLifetime.TotalMilliseconds;
         _emitInterval = options.EmitInterval;
     }
 
@@ -131,10 +136,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
         var windowStart = TimeBuckets.MinuteStartMs(clickedAt);
 
-        var bucket = windowStart - Mod(windowStart, _horizonMs);
-        if (_impressions.Fetch(click.ImpressionId, bucket) is not null
-            || _impressions.Fetch(click.ImpressionId, bucket - _horizonMs) is not null
-            || ((IsClosed(windowStart) || MayBeInNextBucket(windowStart, bucket)) && _impressions.Fetch(click.ImpressionId, bucket + _horizonMs) is not null))
+        var bucket = ImpressionBucket(click, clickedAt);
+        if (_impressions.Fetch(click.ImpressionId, bucket) is not null)
         {
             AggregatorTelemetry.Duplicate();
             return null!;
@@ -225,12 +228,28 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     }
 
     /// <summary>
-    /// Whether a copy of this click already counted can be filed under the next bucket. Only a copy with a later click
-    /// time can, and it was counted while this click's window was still open (else this click would be late): its
-    /// window starts before this one's end plus grace. Most clicks are further than that from the next bucket, and
-    /// skip its lookup. (A late click always looks, so that a late repeat still counts as a duplicate.)
+    /// The bucket <paramref name="click"/>'s impression is filed under: that of its issue time, the same for every click
+    /// of the impression. An issue time more than a bucket past this host's clock (a minting host whose clock is far
+    /// ahead) is filed a bucket ahead at most, so that it cannot move the store's time on and expire impressions still
+    /// alive. A click made longer than the impression lifetime after its issue is counted (ingest answered it) but said
+    /// so: ingest configured with a longer lifetime than this aggregator, its repeats may be counted again.
     /// </summary>
-    private bool MayBeInNextBucket(long windowStart, long bucket) => windowStart + WindowMs + _graceMs > bucket + _horizonMs;
+    private long ImpressionBucket(ClickEvent click, long clickedAt)
+    {
+        var issuedAt = ToUnixMs(click.ImpressionAt);
+        if (clickedAt - issuedAt > _lifetimeMs + FutureToleranceMs)
+        {
+            AggregatorTelemetry.BeyondLifetime();
+        }
+
+        var ceiling = ToUnixMs(DateTime.UtcNow) + BucketMs;
+        if (issuedAt > ceiling)
+        {
+            issuedAt = ceiling;
+        }
+
+        return issuedAt - Mod(issuedAt, BucketMs);
+    }
 
     private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
 
@@ -333,9 +352,10 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     /// <summary>
     /// After a restart or rebalance (on the first record, or at the first punctuation after the task restored its store,
-    /// whichever comes first): recount from the impression
-    /// store every window it holds completely (two horizons back from the newest impression; the store keeps
-    /// three), so a window whose impressions were partly expired is never re-emitted with a smaller count.
+    /// whichever comes first): recount from the impression store every window of the last
+    /// <see cref="ClickAggregationTopology.RebuildSpan"/> before the newest, which the store holds completely (it keeps
+    /// impressions a lifetime past their issue, and every click of a window came within a lifetime of its impression's),
+    /// so a window whose impressions were partly expired is never re-emitted with a smaller count.
     /// </summary>
     private void Rebuild()
     {
@@ -371,7 +391,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             // store still holds completely is reopened and finalized again (at the next punctuation, or sooner when a
             // click moves stream time); a final emitted twice carries the same absolute count. Older windows may be
             // partly expired: left alone.
-            if (key.WindowStart < newest - (2 * _horizonMs))
+            if (key.WindowStart < newest - RebuildSpanMs)
             {
                 continue;
             }
@@ -445,6 +465,12 @@ public static class AggregatorTelemetry
         "Clicks stamped later than this process's clock allows (an ingest host's clock runs fast): counted, without moving stream time past now.");
 
     internal static void FromTheFuture() => Future.Add(1);
+
+    private static readonly Counter<long> Beyond = Meter.CreateCounter<long>("kafkaclicks.aggregator.clicks_beyond_lifetime", "{click}",
+        "Clicks made longer than Impressions:Lifetime after their impression was issued: counted, but their repeats may be counted again. "
+        + "Ingest counts clicks only within its lifetime: give every role the same Impressions:Lifetime.");
+
+    internal static void BeyondLifetime() => Beyond.Add(1);
 
     private static long _openWindows;
 

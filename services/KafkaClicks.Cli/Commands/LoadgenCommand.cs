@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Text.Json;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Ingest;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 
@@ -58,7 +59,8 @@ public static class LoadgenCommand
             }
 
             using var hotAds = new HotAdDetector(Options.Create(ingest), TimeProvider.System);
-            var minter = new ImpressionMinter(new ImpressionTokens(Options.Create(ingest), TimeProvider.System), hotAds);
+            var minter = new ImpressionMinter(
+                new ImpressionTokens(Options.Create(ingest), Options.Create(ImpressionLifetimeConfiguration.Read(configuration)), TimeProvider.System), hotAds);
             var result = await CliProgress.RunAsync("sending clicks", "clicks", parse.GetValue(json), progress =>
                 ClickLoad.RunAsync(parse.GetValue(url)!, minter, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
                     parse.GetValue(hotShare), parse.GetValue(duplicates), progress, ct));

@@ -59,11 +59,7 @@ public static class ReconcileCommand
             var configuration = KafkaClicksHost.LoadConfiguration();
             await using var dataSource = NpgsqlDataSource.Create(PostgresConnectionString(configuration));
             var options = configuration.GetSection(ReconcilerOptions.Section).Get<ReconcilerOptions>() ?? new ReconcilerOptions();
-            if (options.DedupeLookback < TimeSpan.Zero)
-            {
-                throw new KafkaClicksConfigurationException(ReconcilerOptions.NegativeDedupeLookback);
-            }
-
+            var impressions = ImpressionLifetimeConfiguration.Read(configuration);
             if (options.ImpressionsInMemory <= 0)
             {
                 throw new KafkaClicksConfigurationException(ReconcilerOptions.NonPositiveImpressionsInMemory);
@@ -72,7 +68,7 @@ public static class ReconcileCommand
             var kafka = KafkaClients(configuration);
             using var logging = KafkaClicksHost.CreateLoggerFactory(toStandardError: true);
             var reconciler = new ClickReconciler(dataSource,
-                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), options.DedupeLookback, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
+                new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), impressions.Lifetime, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
                     options.ImpressionsInMemory, options.SpillDirectory),
                 ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
             ReconcileReport report;

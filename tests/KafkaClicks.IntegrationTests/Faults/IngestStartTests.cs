@@ -73,7 +73,7 @@ public sealed class IngestStartTests(PostgresServer postgres) : IClassFixture<Po
             while (!clicked.All(inLog.Contains) && DateTime.UtcNow < deadline);
 
             Assert.True(clicked.All(inLog.Contains),
-                $"{clicked.Count(id => !inLog.Contains(id))} of {clicked.Count} clicks answered 302 are not in clicks.raw\n{ingest.Output()}");
+                $"{clicked.Count(id => !inLog.Contains(id))} of {clicked.Count} clicks answered 302 are not in clicks.raw\n{ingest.Output()}\n{broker.Output()}");
         }
         finally
         {

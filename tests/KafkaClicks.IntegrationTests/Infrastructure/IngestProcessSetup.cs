@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Security.Cryptography;
+using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
 using Microsoft.Extensions.Options;
 
@@ -47,7 +48,7 @@ public sealed class IngestProcessSetup
         var tokens = new ImpressionTokens(Options.Create(new IngestOptions
         {
             Tokens = new TokenOptions { ActiveKeyId = "process", Keys = new() { ["process"] = key } },
-        }), TimeProvider.System);
+        }), Options.Create(new ImpressionOptions()), TimeProvider.System);
         return new IngestProcessSetup(environment, tokens, port, spool);
     }
 

@@ -60,6 +60,9 @@ public sealed class ProcessBroker : IAsyncDisposable
     /// </summary>
     public void SetReachable(bool reachable) => TestKafka.Signal(_process?.Id ?? TestKafka.ClusterPid(), reachable);
 
+    /// <summary>What the `kafkaclicks broker` process printed (its last lines), for a failure's message; empty on the cluster.</summary>
+    public string Output() => _process?.Output() ?? "";
+
     public async ValueTask DisposeAsync()
     {
         if (_process is not null)

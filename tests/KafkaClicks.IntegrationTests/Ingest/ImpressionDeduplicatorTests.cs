@@ -1,3 +1,4 @@
+using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -29,7 +30,7 @@ public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
     {
         var instance = new ImpressionDeduplicator(_redis,
             Options.Create(new IngestOptions { DedupeTimeout = TimeSpan.FromSeconds(2), ProduceTimeout = TimeSpan.FromSeconds(1) }),
-            NullLogger<ImpressionDeduplicator>.Instance);
+            Options.Create(new ImpressionOptions()), NullLogger<ImpressionDeduplicator>.Instance);
         _instances.Add(instance);
         return instance;
     }

@@ -20,7 +20,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
     [Fact]
     public async Task Every_outcome_has_its_answer_its_metric_and_only_counted_clicks_reach_the_topic()
     {
-        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?> { ["Ingest:Tokens:Lifetime"] = "00:00:02" });
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?> { ["Impressions:Lifetime"] = "00:00:02" });
         await host.AddAdvertiserAsync(1, 10);
         var before = new Dictionary<string, double>();
         foreach (var outcome in new[] { "counted", "duplicate", "expired", "malformed", "forged", "unknown_ad", "oversized" })

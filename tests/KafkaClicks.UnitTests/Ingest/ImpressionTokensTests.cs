@@ -11,15 +11,33 @@ public class ImpressionTokensTests
     private static readonly string KeyB = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
 
     private static ImpressionTokens Tokens(string active, TimeProvider? time = null, params (string Id, string Key)[] keys) =>
+        Tokens(active, TimeSpan.FromHours(1), time, keys);
+
+    private static ImpressionTokens Tokens(string active, TimeSpan lifetime, TimeProvider? time, params (string Id, string Key)[] keys) =>
         new(Options.Create(new IngestOptions
         {
             Tokens = new TokenOptions
             {
                 ActiveKeyId = active,
                 Keys = keys.ToDictionary(k => k.Id, k => k.Key),
-                Lifetime = TimeSpan.FromHours(1),
             },
-        }), time ?? TimeProvider.System);
+        }), Options.Create(new ImpressionOptions { Lifetime = lifetime }), time ?? TimeProvider.System);
+
+    [Fact]
+    [Trait("Category", "Billing")]
+    public void A_token_minted_under_a_longer_lifetime_counts_only_within_the_current_one()
+    {
+        // Minted while Impressions:Lifetime was a day; verified after it was lowered to an hour: the aggregator and
+        // reconciliation remember the impression an hour, so a click later than that must not be counted.
+        var minted = Tokens("a", TimeSpan.FromDays(1), null, ("a", KeyA)).Mint(42);
+        Assert.Equal(TokenStatus.Authentic, Tokens("a", TimeSpan.FromHours(1), null, ("a", KeyA)).Verify(minted.Token, out var claims));
+        Assert.Equal(TimeSpan.FromHours(1), claims.ExpiresAt - claims.IssuedAt);
+
+        // A token minted under a shorter lifetime keeps its own expiry.
+        var brief = Tokens("a", TimeSpan.FromMinutes(5), null, ("a", KeyA)).Mint(42);
+        Assert.Equal(TokenStatus.Authentic, Tokens("a", TimeSpan.FromHours(1), null, ("a", KeyA)).Verify(brief.Token, out var briefClaims));
+        Assert.Equal(TimeSpan.FromMinutes(5), briefClaims.ExpiresAt - briefClaims.IssuedAt);
+    }
 
     [Fact]
     public void A_minted_token_verifies_with_its_claims()

@@ -18,6 +18,7 @@ internal sealed class AggregatorHarness : IDisposable
     private readonly TestInputTopic<string, ClickEvent> _raw;
     private readonly TestOutputTopic<string, byte[]> _minute;
     private readonly TestOutputTopic<string, ClickEvent> _late;
+    private readonly Dictionary<string, DateTime> _issuedAt = [];
 
     /// <param name="options">The aggregator's options (defaults otherwise).</param>
     /// <param name="minutePartitions">The clicks.minute partition count the stream starts with (each marker goes to all).</param>
@@ -48,22 +49,32 @@ internal sealed class AggregatorHarness : IDisposable
     /// <summary>What the stream tells its tasks about progress markers.</summary>
     public FinalProgressMarkers Markers { get; }
 
-    public static ClickEvent NewClick(string impressionId, long adId, DateTime clickedAt, int salt = 0) => new()
+    /// <summary>A click of <paramref name="impressionId"/> issued at <paramref name="impressionAt"/> (default: 5 s before the click).</summary>
+    public static ClickEvent NewClick(string impressionId, long adId, DateTime clickedAt, int salt = 0, DateTime? impressionAt = null) => new()
     {
         ImpressionId = impressionId,
         AdId = adId,
         AdvertiserId = 1000 + adId,
         Salt = salt,
         ClickedAt = clickedAt,
-        ImpressionAt = clickedAt.AddSeconds(-5),
+        ImpressionAt = impressionAt ?? clickedAt.AddSeconds(-5),
         DedupeChecked = true,
         IngestInstance = "ingest-test",
     };
 
-    /// <summary>Pipes a click keyed by its impressionId; the record timestamp is deliberately unrelated to clickedAt unless given.</summary>
-    public ClickEvent Click(string impressionId, long adId, DateTime clickedAt, int salt = 0, DateTime? recordTimestamp = null)
+    /// <summary>
+    /// Pipes a click keyed by its impressionId; the record timestamp is deliberately unrelated to clickedAt unless given.
+    /// Every click of an impression carries the same issue time, as the impression's token does: the one given with its
+    /// first click, or 5 s before that click.
+    /// </summary>
+    public ClickEvent Click(string impressionId, long adId, DateTime clickedAt, int salt = 0, DateTime? recordTimestamp = null, DateTime? impressionAt = null)
     {
-        var click = NewClick(impressionId, adId, clickedAt, salt);
+        if (!_issuedAt.TryGetValue(impressionId, out var issuedAt))
+        {
+            _issuedAt[impressionId] = issuedAt = impressionAt ?? clickedAt.AddSeconds(-5);
+        }
+
+        var click = NewClick(impressionId, adId, clickedAt, salt, issuedAt);
         _raw.PipeInput(impressionId, click, recordTimestamp ?? new DateTime(2030, 6, 1, 0, 0, 0, DateTimeKind.Utc), null);
         return click;
     }

@@ -260,10 +260,10 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
-    public void Same_impression_in_a_different_minute_within_the_horizon_counts_once()
+    public void Same_impression_in_a_different_minute_counts_once()
     {
         using var h = new AggregatorHarness();
-        Assert.Equal(TimeSpan.FromMinutes(10), h.Options.DedupeHorizon);
+        Assert.Equal(TimeSpan.FromHours(1), h.Options.ImpressionLifetime);
 
         h.Click("imp-1", 4, At(0, 10));
         h.Click("imp-2", 4, At(0, 50));
@@ -275,7 +275,7 @@ public sealed class ClickAggregationTopologyTests
             [Emitted.Of(4, W0, 2, false), Emitted.Of(4, W1, 1, false)],
             h.TickAndRead());
 
-        // Nine minutes later (within the 10-minute horizon): dropped, neither counted nor late.
+        // Nine minutes later: dropped, neither counted nor late.
         h.Click("imp-1", 4, At(9, 30));
         h.Click("imp-3", 4, At(10, 20));         // window 12:10, exactly 9 minutes after its first window
         h.Click("imp-4", 4, At(10, 25));         // a fresh impression in 12:10
@@ -286,17 +286,40 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
-    public void A_copy_counted_under_the_next_dedupe_bucket_is_found_from_the_bucket_before_it()
+    public void Repeats_on_both_sides_of_a_bucket_boundary_and_out_of_order_count_once()
     {
         using var h = new AggregatorHarness();
-        var nextBucket = Noon.AddMinutes(10); // impressions are filed under 10-minute (horizon) buckets from the epoch
+        var nextBucket = Noon.AddMinutes(10); // impressions are filed under 10-minute buckets of their issue time
 
-        h.Click("imp-x", 4, nextBucket.AddSeconds(5));    // counted first, filed under 12:10
-        h.Click("imp-x", 4, nextBucket.AddSeconds(-10));  // 12:09:50: out of order but within grace, filed under 12:00
+        h.Click("imp-x", 4, nextBucket.AddSeconds(5));    // counted first, issued 12:10:00
+        h.Click("imp-x", 4, nextBucket.AddSeconds(-10));  // 12:09:50: out of order but within grace, the same impression
         h.Click("imp-y", 4, nextBucket.AddSeconds(40));   // stream time 12:10:40
         h.Click("imp-y", 4, Noon.AddMinutes(5));          // 12:05 window is closed: a repeat, not a late click
 
         Assert.Equal([Emitted.Of(4, nextBucket, 2, false)], h.TickAndRead());
+        Assert.Empty(h.ReadLate());
+    }
+
+    [Fact]
+    [Trait("Category", "Billing")]
+    public void A_repeat_within_the_impression_lifetime_is_dropped_however_long_after_the_first_click()
+    {
+        using var h = new AggregatorHarness();
+        Assert.Equal(TimeSpan.FromHours(1), h.Options.ImpressionLifetime);
+        h.Click("imp-1", 4, At(0, 10), impressionAt: Noon.AddSeconds(-30));
+
+        // Half an hour of other clicks: every window before 12:30 closes.
+        for (var minute = 1; minute <= 30; minute++)
+        {
+            h.Click($"other-{minute}", 5, At(minute, 0));
+        }
+
+        Assert.Contains(Emitted.Of(4, W0, 1, true), h.TickAndRead());
+
+        // 55 minutes after the first click (Redis lost the claim, or the click came unchecked): dropped, not late.
+        h.Click("imp-1", 4, At(55, 0));
+        h.Click("imp-2", 4, At(55, 1));
+        Assert.Equal([Emitted.Of(4, Noon.AddMinutes(55), 1, false)], h.TickAndRead().Where(e => e.AdId == 4));
         Assert.Empty(h.ReadLate());
     }
 
@@ -392,7 +415,7 @@ public sealed class ClickAggregationTopologyTests
         {
             EmitInterval = TimeSpan.FromSeconds(2),
             Grace = TimeSpan.FromSeconds(5),
-            DedupeHorizon = TimeSpan.FromMinutes(3),
+            ImpressionLifetime = TimeSpan.FromMinutes(3),
         });
 
         h.Click("imp-1", 1, At(0, 10));
