@@ -78,15 +78,20 @@ public sealed class EmbeddedKafkaCluster : IDisposable
                 }
             }
 
-            // This producer handle is only bookkeeping for the mock cluster; it never produces.
-            _rk = LibrdkafkaMockNative.rd_kafka_new(LibrdkafkaMockNative.RdKafkaProducer, conf, errstr, (UIntPtr)errstr.Length);
-            if (_rk == IntPtr.Zero)
+            // This producer handle is only bookkeeping for the mock cluster; it never produces. Its threads and the mock
+            // cluster's are started with every signal blocked (see SignalMask).
+            using (SignalMask.BlockAll())
             {
-                LibrdkafkaMockNative.rd_kafka_conf_destroy(conf); // not owned by librdkafka on failure
-                throw new InvalidOperationException("rd_kafka_new failed: " + LibrdkafkaMockNative.ErrBuf(errstr));
+                _rk = LibrdkafkaMockNative.rd_kafka_new(LibrdkafkaMockNative.RdKafkaProducer, conf, errstr, (UIntPtr)errstr.Length);
+                if (_rk == IntPtr.Zero)
+                {
+                    LibrdkafkaMockNative.rd_kafka_conf_destroy(conf); // not owned by librdkafka on failure
+                    throw new InvalidOperationException("rd_kafka_new failed: " + LibrdkafkaMockNative.ErrBuf(errstr));
+                }
+
+                _mcluster = LibrdkafkaMockNative.rd_kafka_mock_cluster_new(_rk, BrokerCount);
             }
 
-            _mcluster = LibrdkafkaMockNative.rd_kafka_mock_cluster_new(_rk, BrokerCount);
             if (_mcluster == IntPtr.Zero)
             {
                 throw new InvalidOperationException("rd_kafka_mock_cluster_new failed (see librdkafka's log on stderr).");
