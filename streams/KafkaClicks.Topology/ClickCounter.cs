@@ -231,8 +231,11 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// The bucket <paramref name="click"/>'s impression is filed under: that of its issue time, the same for every click
     /// of the impression. An issue time more than a bucket past this host's clock (a minting host whose clock is far
     /// ahead) is filed a bucket ahead at most, so that it cannot move the store's time on and expire impressions still
-    /// alive. A click made longer than the impression lifetime after its issue is counted (ingest answered it) but said
-    /// so: ingest configured with a longer lifetime than this aggregator, its repeats may be counted again.
+    /// alive. A click made longer than the impression lifetime after its issue (ingest configured with a longer lifetime
+    /// than this aggregator, or far apart clocks) is counted, as ingest answered it, and said so; it is filed a lifetime
+    /// before its click, in a bucket the store still keeps (under its issue time it could fall into one already dropped,
+    /// and the store would silently not keep it, so a restart would rebuild its window without it), and its repeats are
+    /// dropped only while they land in that same bucket.
     /// </summary>
     private long ImpressionBucket(ClickEvent click, long clickedAt)
     {
@@ -240,6 +243,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         if (clickedAt - issuedAt > _lifetimeMs + FutureToleranceMs)
         {
             AggregatorTelemetry.BeyondLifetime();
+            issuedAt = clickedAt - _lifetimeMs;
         }
 
         var ceiling = ToUnixMs(DateTime.UtcNow) + BucketMs;

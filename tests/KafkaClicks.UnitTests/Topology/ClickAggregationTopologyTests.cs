@@ -324,6 +324,18 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    [Trait("Category", "Billing")]
+    public void A_click_made_after_its_impressions_lifetime_is_counted_and_kept_so_its_prompt_repeat_is_dropped()
+    {
+        using var h = new AggregatorHarness();
+        h.Click("imp-fresh", 4, At(0, 5));                                                  // the store's time: 11:50
+        h.Click("imp-old", 4, At(0, 10), impressionAt: Noon.AddHours(-2));                  // issued 10:00, beyond 1 h
+        h.Click("imp-old", 4, At(0, 20));                                                   // its repeat
+        Assert.Equal([Emitted.Of(4, W0, 2, false)], h.TickAndRead());
+        Assert.Empty(h.ReadLate());
+    }
+
+    [Fact]
     public void Salted_ad_gives_one_sub_count_per_salt_and_their_sum_is_the_click_count()
     {
         using var h = new AggregatorHarness();
