@@ -38,10 +38,13 @@ public sealed class KafkaTopicProvisioner
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Creates every topic with its partitions, replication factor and configs. Topics that already exist
-    /// are left as they are: their configs are not altered and their partition count is never changed; one whose count
-    /// differs from the declaration throws <see cref="TopicPartitionCountException"/> after every other topic was created.
-    /// Any other failure throws <see cref="TopicProvisioningException"/> naming the topic and the reason.
+    /// Creates every topic with its partitions, replication factor and configs. Topics that already exist keep their
+    /// configs, except that a <c>retention.ms</c> shorter than declared is raised to the declaration (never lowered: a
+    /// longer one an operator set stays), because what a topic must keep can grow with the configuration: the impression
+    /// store's changelog keeps <c>Impressions:Lifetime</c> and margins, clicks.raw <c>Kafka:RawRetention</c>. Their
+    /// partition count is never changed; one whose count differs from the declaration throws
+    /// <see cref="TopicPartitionCountException"/> after every other topic was created. Any other failure throws
+    /// <see cref="TopicProvisioningException"/> naming the topic and the reason.
     /// </summary>
     public async Task EnsureTopicsAsync(IEnumerable<TopicSpec> topics, CancellationToken cancellationToken = default)
     {
@@ -67,6 +70,7 @@ public sealed class KafkaTopicProvisioner
         }).ToList();
 
         var existing = new List<TopicSpec>();
+        var alreadyThere = new List<TopicSpec>();
         try
         {
             await admin.CreateTopicsAsync(specifications, new CreateTopicsOptions { RequestTimeout = Timeout, OperationTimeout = Timeout })
@@ -80,6 +84,7 @@ public sealed class KafkaTopicProvisioner
                 if (r.Error.Code == ErrorCode.TopicAlreadyExists)
                 {
                     existing.Add(specs.First(s => s.Name == r.Topic));
+                    alreadyThere.Add(specs.First(s => s.Name == r.Topic));
                 }
                 else if (r.Error.IsError)
                 {
@@ -105,9 +110,72 @@ public sealed class KafkaTopicProvisioner
                 $"Creating Kafka topics on {_config.BootstrapServers} failed: {ex.Error.Code} ({ex.Error.Reason})", ex);
         }
 
+        if (alreadyThere.Count > 0)
+        {
+            await RaiseRetentionAsync(admin, alreadyThere, cancellationToken).ConfigureAwait(false);
+        }
+
         if (existing.Count > 0)
         {
             CheckPartitionCounts(admin, existing);
+        }
+    }
+
+    /// <summary>Raises the <c>retention.ms</c> of existing topics that keep less than declared (see <see cref="EnsureTopicsAsync"/>).</summary>
+    private async Task RaiseRetentionAsync(IAdminClient admin, List<TopicSpec> existing, CancellationToken cancellationToken)
+    {
+        const string retention = TopicSpec.ConfigKeys.RetentionMs;
+        var declared = new Dictionary<string, long>();
+        foreach (var spec in existing)
+        {
+            if (spec.Configs.TryGetValue(retention, out var text) && long.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out var ms) && ms > 0)
+            {
+                declared[spec.Name] = ms;
+            }
+        }
+
+        if (declared.Count == 0)
+        {
+            return;
+        }
+
+        var raise = new Dictionary<ConfigResource, List<ConfigEntry>>();
+        try
+        {
+            var described = await admin.DescribeConfigsAsync(
+                    declared.Keys.Select(name => new ConfigResource { Type = ResourceType.Topic, Name = name }).ToList(),
+                    new DescribeConfigsOptions { RequestTimeout = Timeout })
+                .WaitAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var result in described)
+            {
+                // -1 keeps everything: nothing to raise.
+                if (result.Entries.TryGetValue(retention, out var entry)
+                    && long.TryParse(entry.Value, System.Globalization.CultureInfo.InvariantCulture, out var current)
+                    && current >= 0 && current < declared[result.ConfigResource.Name])
+                {
+                    raise[result.ConfigResource] =
+                    [
+                        new ConfigEntry
+                        {
+                            Name = retention,
+                            Value = declared[result.ConfigResource.Name].ToString(System.Globalization.CultureInfo.InvariantCulture),
+                            IncrementalOperation = AlterConfigOpType.Set,
+                        },
+                    ];
+                }
+            }
+
+            if (raise.Count > 0)
+            {
+                await admin.IncrementalAlterConfigsAsync(raise, new IncrementalAlterConfigsOptions { RequestTimeout = Timeout })
+                    .WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (KafkaException ex)
+        {
+            throw new TopicProvisioningException(
+                $"Raising retention.ms of existing Kafka topics on {_config.BootstrapServers} to their declaration failed: {ex.Error.Code} ({ex.Error.Reason}). "
+                + $"Topics: {string.Join(", ", declared.Select(d => $"'{d.Key}' {d.Value} ms"))}.", ex);
         }
     }
 

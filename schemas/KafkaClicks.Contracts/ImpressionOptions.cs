@@ -20,6 +20,10 @@ public sealed class ImpressionOptions
     /// <summary>Why a lifetime of zero or less is refused.</summary>
     public const string NonPositiveLifetime = "Impressions:Lifetime must be positive: it is how long an impression can be clicked and counted.";
 
-    /// <summary>Settings the impression lifetime replaced, each of which said part of it for one role; a configuration that still sets one is refused.</summary>
-    public static readonly IReadOnlyList<string> ReplacedSettings = ["Ingest:Tokens:Lifetime", "Aggregator:DedupeHorizon", "Reconciler:DedupeLookback"];
+    /// <summary>
+    /// Settings the impression lifetime replaced, each of which said part of it for one role, and the aggregator option
+    /// it sets (which would be overwritten): a configuration that sets one is refused.
+    /// </summary>
+    public static readonly IReadOnlyList<string> ReplacedSettings =
+        ["Ingest:Tokens:Lifetime", "Aggregator:DedupeHorizon", "Reconciler:DedupeLookback", "Aggregator:ImpressionLifetime"];
 }

@@ -49,9 +49,10 @@ public sealed class RawLogCounter
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
     /// <summary>
     /// How much earlier than its impression's issue time a click may be stamped (the minting and the clicking ingest
-    /// hosts' clocks differ), and so how much further back than a lifetime the first click of an impression can be.
+    /// hosts' clocks differ), and so how much further back than a lifetime the first click of an impression can be:
+    /// hosts' clocks must agree within it.
     /// </summary>
-    private static readonly TimeSpan ClockTolerance = TimeSpan.FromMinutes(1);
+    public static readonly TimeSpan ClockTolerance = TimeSpan.FromMinutes(5);
     /// <summary>
     /// The most impressions a count holds in memory at once (about 28 bytes each, 28 MB); a read of more records spills
     /// them to bucket files (36 bytes a record) and counts bucket by bucket.
@@ -72,7 +73,7 @@ public sealed class RawLogCounter
     /// <param name="readers">Consumers reading partitions in parallel; defaults to <see cref="DefaultReaders"/>.</param>
     /// <param name="impressionLifetime">
     /// <c>Impressions:Lifetime</c> (default <see cref="SharedDefaults.ImpressionLifetime"/>): the log is also read that
-    /// far before the range (and a minute more for clocks), only to learn impressions already clicked, so a repeat in
+    /// far before the range (and <see cref="ClockTolerance"/> more for clocks), only to learn impressions already clicked, so a repeat in
     /// the range of a click made before it is not counted, as the aggregator does not count it.
     /// </param>
     /// <param name="topic">The raw click log's topic (default clicks.raw; see <see cref="KafkaNames"/>).</param>

@@ -10,7 +10,7 @@ namespace KafkaClicks.Topology;
 /// Counts distinct impressions per (adId, salt, 1-minute window of clickedAt) for one partition of clicks.raw.
 /// <para>
 /// The only durable state is the impression store: impressionId to (adId, salt, window start), filed under the
-/// <see cref="ClickAggregationTopology.ImpressionBucket"/> of the impression's issue time, which every click of the
+/// 10-minute bucket (<see cref="ClickAggregationTopology.ImpressionBucketMs"/>) of the impression's issue time, which every click of the
 /// impression carries (from its signed token), so a repeat is found with one point lookup however long after the first
 /// click it comes; an impression is remembered for its whole lifetime (<see cref="AggregationOptions.ImpressionLifetime"/>,
 /// within which ingest counts its clicks). Counting is idempotent because a replayed or repeated impression is already
@@ -229,9 +229,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
 
     /// <summary>
     /// The bucket <paramref name="click"/>'s impression is filed under: that of its issue time, the same for every click
-    /// of the impression. An issue time more than a bucket past this host's clock (a minting host whose clock is far
-    /// ahead) is filed a bucket ahead at most, so that it cannot move the store's time on and expire impressions still
-    /// alive. A click made longer than the impression lifetime after its issue (ingest configured with a longer lifetime
+    /// of the impression. An issue time more than a bucket past its click (a minting host whose clock is far ahead of the
+    /// clicking one) is filed a bucket past the click at most, so that it cannot move the store's time on and expire
+    /// impressions still alive; this depends on the click alone, so a replay files it alike. A click made longer than the impression lifetime after its issue (ingest configured with a longer lifetime
     /// than this aggregator, or far apart clocks) is counted, as ingest answered it, and said so; it is filed a lifetime
     /// before its click, in a bucket the store still keeps (under its issue time it could fall into one already dropped,
     /// and the store would silently not keep it, so a restart would rebuild its window without it), and its repeats are
@@ -246,10 +246,9 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             issuedAt = clickedAt - _lifetimeMs;
         }
 
-        var ceiling = ToUnixMs(DateTime.UtcNow) + BucketMs;
-        if (issuedAt > ceiling)
+        if (issuedAt > clickedAt + BucketMs)
         {
-            issuedAt = ceiling;
+            issuedAt = clickedAt + BucketMs;
         }
 
         return issuedAt - Mod(issuedAt, BucketMs);
@@ -357,7 +356,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// <summary>
     /// After a restart or rebalance (on the first record, or at the first punctuation after the task restored its store,
     /// whichever comes first): recount from the impression store every window of the last
-    /// <see cref="ClickAggregationTopology.RebuildSpan"/> before the newest, which the store holds completely (it keeps
+    /// <see cref="ClickAggregationTopology.RebuildSpanMs"/> before the newest, which the store holds completely (it keeps
     /// impressions a lifetime past their issue, and every click of a window came within a lifetime of its impression's),
     /// so a window whose impressions were partly expired is never re-emitted with a smaller count.
     /// </summary>

@@ -60,6 +60,49 @@ public sealed class ClusterTopicTests
     }
 
     /// <summary>
+    /// An existing deployment's impression store changelog keeps what the store kept then (32.5 minutes before
+    /// Impressions:Lifetime): a task restoring from it would lose the impressions older than that and count their repeats
+    /// again. Starting raises a retention shorter than declared, and never lowers a longer one an operator set.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task Starting_raises_a_retention_shorter_than_declared_and_keeps_a_longer_one()
+    {
+        var kafka = TestKafka.ForTest();
+        var settings = Settings(kafka);
+        await using (await KafkaClicksHost.StartBrokerAsync(KafkaClicksHost.LoadConfiguration(settings), Role.All))
+        {
+        }
+
+        var changelog = $"{kafka.Names.Of("kafkaclicks-aggregator")}-impressions-changelog";
+        var raw = kafka.Names.ClicksRaw;
+        var operatorsRawRetention = TimeSpan.FromDays(30).TotalMilliseconds.ToString(CultureInfo.InvariantCulture);
+        using var admin = new AdminClientBuilder(new AdminClientConfig { BootstrapServers = settings["Kafka:BootstrapServers"] }).Build();
+        await admin.IncrementalAlterConfigsAsync(new Dictionary<ConfigResource, List<ConfigEntry>>
+        {
+            [new ConfigResource { Type = ResourceType.Topic, Name = changelog }] =
+                [new ConfigEntry { Name = "retention.ms", Value = "1950000", IncrementalOperation = AlterConfigOpType.Set }],
+            [new ConfigResource { Type = ResourceType.Topic, Name = raw }] =
+                [new ConfigEntry { Name = "retention.ms", Value = operatorsRawRetention, IncrementalOperation = AlterConfigOpType.Set }],
+        });
+
+        settings["Impressions:Lifetime"] = "06:00:00";
+        var configuration = KafkaClicksHost.LoadConfiguration(settings);
+        await using (await KafkaClicksHost.StartBrokerAsync(configuration, Role.All))
+        {
+        }
+
+        var configs = (await admin.DescribeConfigsAsync([
+                new ConfigResource { Type = ResourceType.Topic, Name = changelog },
+                new ConfigResource { Type = ResourceType.Topic, Name = raw }]))
+            .ToDictionary(r => r.ConfigResource.Name, r => r.Entries["retention.ms"].Value);
+        var declared = KafkaClicks.Aggregator.AggregatorTopics.Internal(configuration, 6).Single().Configs["retention.ms"];
+        Assert.Equal(TimeSpan.FromHours(6) + TimeSpan.FromMinutes(42.5), TimeSpan.FromMilliseconds(long.Parse(declared, CultureInfo.InvariantCulture)));
+        Assert.Equal(declared, configs[changelog]);
+        Assert.Equal(operatorsRawRetention, configs[raw]);
+    }
+
+    /// <summary>
     /// The stream counts an impression at its first click. A compacted clicks.raw would keep only the last one, so a recount
     /// after the cleaner ran would move the impression to the minute of its repeat. A control topic with the same records
     /// and cleanup.policy=compact shows that the cleaner did run meanwhile.

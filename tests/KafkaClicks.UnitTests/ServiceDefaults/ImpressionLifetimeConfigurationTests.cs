@@ -1,7 +1,11 @@
 using KafkaClicks.Aggregator;
 using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
+using KafkaClicks.Topology;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.UnitTests.ServiceDefaults;
 
@@ -19,7 +23,18 @@ public class ImpressionLifetimeConfigurationTests
         Assert.Equal(TimeSpan.FromHours(6), AggregatorTopics.Read(configured).ImpressionLifetime);
     }
 
+    [Fact]
+    public void The_aggregator_role_takes_its_lifetime_from_the_shared_setting()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Configuration.AddInMemoryCollection([new KeyValuePair<string, string?>("Impressions:Lifetime", "03:00:00")]);
+        builder.AddAggregator();
+        using var host = builder.Build();
+        Assert.Equal(TimeSpan.FromHours(3), host.Services.GetRequiredService<IOptions<AggregationOptions>>().Value.ImpressionLifetime);
+    }
+
     [Theory]
+    [InlineData("Aggregator:ImpressionLifetime")]
     [InlineData("Ingest:Tokens:Lifetime")]
     [InlineData("Aggregator:DedupeHorizon")]
     [InlineData("Reconciler:DedupeLookback")]

@@ -286,7 +286,7 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
-    public void Repeats_on_both_sides_of_a_bucket_boundary_and_out_of_order_count_once()
+    public void An_out_of_order_repeat_and_a_repeat_for_a_closed_window_are_dropped()
     {
         using var h = new AggregatorHarness();
         var nextBucket = Noon.AddMinutes(10); // impressions are filed under 10-minute buckets of their issue time
@@ -328,8 +328,8 @@ public sealed class ClickAggregationTopologyTests
     public void A_click_made_after_its_impressions_lifetime_is_counted_and_kept_so_its_prompt_repeat_is_dropped()
     {
         using var h = new AggregatorHarness();
-        h.Click("imp-fresh", 4, At(0, 5));                                                  // the store's time: 11:50
-        h.Click("imp-old", 4, At(0, 10), impressionAt: Noon.AddHours(-2));                  // issued 10:00, beyond 1 h
+        h.Click("imp-fresh", 4, At(0, 5));                                                  // issued 12:00:00: the store's time
+        h.Click("imp-old", 4, At(0, 10), impressionAt: Noon.AddHours(-3));                  // issued 09:00, beyond 1 h
         h.Click("imp-old", 4, At(0, 20));                                                   // its repeat
         Assert.Equal([Emitted.Of(4, W0, 2, false)], h.TickAndRead());
         Assert.Empty(h.ReadLate());
