@@ -10,9 +10,9 @@ namespace KafkaClicks.Topology;
 /// Counts distinct impressions per (adId, salt, 1-minute window of clickedAt) for one partition of clicks.raw.
 /// <para>
 /// The only durable state is the impression store: impressionId to (adId, salt, window start), filed under the
-/// 10-minute bucket (<see cref="ClickAggregationTopology.ImpressionBucketMs"/>) of the impression's issue time, which every click of the
-/// impression carries (from its signed token), so a repeat is found with one point lookup however long after the first
-/// click it comes; an impression is remembered for its whole lifetime (<see cref="AggregationOptions.ImpressionLifetime"/>,
+/// 10-minute bucket (<see cref="ClickAggregationTopology.ImpressionBucketMs"/>) of the impression's issue time, which
+/// every click of the impression carries (from its signed token), so a repeat is found with one point lookup however
+/// long after the first click it comes; an impression is remembered for its whole lifetime (<see cref="AggregationOptions.ImpressionLifetime"/>,
 /// within which ingest counts its clicks). Counting is idempotent because a replayed or repeated impression is already
 /// in the store and is dropped; the counts of open windows live in memory and are rebuilt from the store after a
 /// restart, so a crash between a store write and an offset commit can neither lose nor double a click.
@@ -231,11 +231,12 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     /// The bucket <paramref name="click"/>'s impression is filed under: that of its issue time, the same for every click
     /// of the impression. An issue time more than a bucket past its click (a minting host whose clock is far ahead of the
     /// clicking one) is filed a bucket past the click at most, so that it cannot move the store's time on and expire
-    /// impressions still alive; this depends on the click alone, so a replay files it alike. A click made longer than the impression lifetime after its issue (ingest configured with a longer lifetime
-    /// than this aggregator, or far apart clocks) is counted, as ingest answered it, and said so; it is filed a lifetime
-    /// before its click, in a bucket the store still keeps (under its issue time it could fall into one already dropped,
-    /// and the store would silently not keep it, so a restart would rebuild its window without it), and its repeats are
-    /// dropped only while they land in that same bucket.
+    /// impressions still alive; this depends on the click alone, so a replay files it alike. A click made longer than
+    /// the impression lifetime after its issue (only when ingest has a longer lifetime than this aggregator: ingest counts
+    /// a click only before its token's issue time plus the lifetime, by the clock that stamps the click) is counted, as
+    /// ingest answered it, and said so; it is filed a lifetime before its click, in a bucket the store still keeps (under
+    /// its issue time it could fall into one already dropped, and the store would silently not keep it, so a restart
+    /// would rebuild its window without it), and its repeats are dropped only while they land in that same bucket.
     /// </summary>
     private long ImpressionBucket(ClickEvent click, long clickedAt)
     {
