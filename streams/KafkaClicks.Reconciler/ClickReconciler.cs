@@ -221,52 +221,60 @@ public sealed class ClickReconciler
 
         // The database's counts are read while the log is recounted: the two take different resources. The log is read
         // to its end as of now, so every click of the range written so far, however late (a drained spool), is counted.
-        var storedTask = StoredAsync(request, cancellationToken);
-        var raw = await Task.Run(() => _counter.Count(request.From, request.To, request.AdId, progress, cancellationToken, toLogEnd: true), cancellationToken);
-        var stored = await storedTask;
-        var coveredFrom = raw.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
-
-        var rawTotals = Totals(raw.Windows, coveredFrom);
-        var dbTotals = Totals(stored, coveredFrom);
-        var differences = new List<WindowDifference>();
-        var checkedWindows = rawTotals.Count;
-        foreach (var (key, rawClicks) in rawTotals)
+        // Both come grouped by ad, and are compared and corrected one group at a time: memory holds one group's windows.
+        using var recount = await Task.Run(() => _counter.Open(request.From, request.To, request.AdId, toLogEnd: true), cancellationToken);
+        var storedTask = StoredWindows.ReadAsync(_dataSource, request, recount.AdGroups, recount.SpillDirectory, cancellationToken);
+        try
         {
-            var dbClicks = dbTotals.GetValueOrDefault(key);
-            if (rawClicks != dbClicks)
+            await Task.Run(() => recount.Read(progress, cancellationToken), cancellationToken);
+        }
+        catch
+        {
+            try
             {
-                differences.Add(new WindowDifference(key.AdId, key.Minute, rawClicks, dbClicks));
+                (await storedTask).Dispose();
             }
+            catch (Exception e) when (e is NpgsqlException or OperationCanceledException or IOException)
+            {
+                // The recount's failure is the one reported.
+            }
+
+            throw;
         }
 
-        foreach (var (key, dbClicks) in dbTotals)
+        using var stored = await storedTask;
+        var coveredFrom = recount.CoveredFrom is { } c && c > request.From ? (c < request.To ? Ceiling(c) : request.To) : request.From;
+        var comparison = new Comparison(coveredFrom);
+        var corrections = request.DryRun ? null : new Corrections(_dataSource);
+        await using (corrections)
         {
-            if (!rawTotals.ContainsKey(key))
+            foreach (var (group, rawWindows) in recount.CountByAdGroup(cancellationToken))
             {
-                checkedWindows++;
-                if (dbClicks != 0)
+                var storedWindows = stored.Group(group);
+                var differences = comparison.Add(rawWindows, storedWindows);
+                if (corrections is not null && differences.Count > 0)
                 {
-                    differences.Add(new WindowDifference(key.AdId, key.Minute, 0, dbClicks));
+                    await corrections.WriteAsync(differences, rawWindows, storedWindows, cancellationToken);
                 }
             }
-        }
 
-        long? runId = null;
-        if (!request.DryRun && differences.Count > 0)
-        {
-            await CorrectAsync(differences, raw, stored, cancellationToken);
+            if (corrections is not null)
+            {
+                await corrections.RefreshRollupsAsync(cancellationToken);
+            }
         }
 
         var status = coveredFrom > request.From ? "partial" : "succeeded";
         var report = new ReconcileReport(
-            null, request.From, request.To, request.AdId, request.DryRun, status, raw.EventsRead,
-            rawTotals.Values.Sum(),
-            dbTotals.Values.Sum(),
-            checkedWindows, request.DryRun ? 0 : differences.Count,
+            null, request.From, request.To, request.AdId, request.DryRun, status, recount.EventsRead,
+            comparison.RawClicks,
+            comparison.DbClicks,
+            comparison.WindowsChecked, request.DryRun ? 0 : comparison.WindowsDiffering,
             coveredFrom > request.From ? request.From : null, coveredFrom > request.From ? coveredFrom : null,
-            differences.OrderByDescending(d => Math.Abs(d.Difference)).ThenBy(d => d.AdId).ThenBy(d => d.Minute).Take(LargestDifferencesKept).ToList(),
+            comparison.Largest,
             Math.Round(started.Elapsed.TotalSeconds, 3),
-            raw.UndecodableRecords);
+            recount.UndecodableRecords);
+        long? runId = null;
         if (!request.DryRun)
         {
             runId = await StoreAsync(report, schedule, cancellationToken);
@@ -294,120 +302,187 @@ public sealed class ClickReconciler
         return reports;
     }
 
-    /// <summary>Per-salt counts summed per (ad, minute), from <paramref name="coveredFrom"/> on.</summary>
-    private static Dictionary<(long AdId, DateTime Minute), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> perSalt, DateTime coveredFrom)
+    private static DateTime Ceiling(DateTime value) => TimeBuckets.CeilingMinute(value);
+
+    /// <summary>The recount and the database compared window by window (salts summed), one group of ads at a time.</summary>
+    private sealed class Comparison(DateTime coveredFrom)
     {
-        var totals = new Dictionary<(long, DateTime), long>(perSalt.Count);
-        foreach (var ((adId, minute, _), clicks) in perSalt)
+        private readonly Dictionary<(long AdId, DateTime Minute), long> _raw = [];
+        private readonly Dictionary<(long AdId, DateTime Minute), long> _stored = [];
+        private readonly List<WindowDifference> _differences = [];
+        private List<WindowDifference> _largest = [];
+
+        public long RawClicks { get; private set; }
+        public long DbClicks { get; private set; }
+        public long WindowsChecked { get; private set; }
+        public long WindowsDiffering { get; private set; }
+
+        /// <summary>The <see cref="LargestDifferencesKept"/> largest differences, largest first.</summary>
+        public IReadOnlyList<WindowDifference> Largest => _largest;
+
+        /// <summary>Compares one group; the differences returned are valid until the next call.</summary>
+        public List<WindowDifference> Add(IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> raw,
+            IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> stored)
         {
-            if (minute >= coveredFrom)
+            Totals(raw, _raw);
+            Totals(stored, _stored);
+            _differences.Clear();
+            WindowsChecked += _raw.Count;
+            foreach (var (key, rawClicks) in _raw)
             {
-                CollectionsMarshal.GetValueRefOrAddDefault(totals, (adId, minute), out _) += clicks;
+                RawClicks += rawClicks;
+                var dbClicks = _stored.GetValueOrDefault(key);
+                if (rawClicks != dbClicks)
+                {
+                    _differences.Add(new WindowDifference(key.AdId, key.Minute, rawClicks, dbClicks));
+                }
+            }
+
+            foreach (var (key, dbClicks) in _stored)
+            {
+                DbClicks += dbClicks;
+                if (!_raw.ContainsKey(key))
+                {
+                    WindowsChecked++;
+                    if (dbClicks != 0)
+                    {
+                        _differences.Add(new WindowDifference(key.AdId, key.Minute, 0, dbClicks));
+                    }
+                }
+            }
+
+            WindowsDiffering += _differences.Count;
+            _largest = _largest.Concat(_differences)
+                .OrderByDescending(d => Math.Abs(d.Difference)).ThenBy(d => d.AdId).ThenBy(d => d.Minute)
+                .Take(LargestDifferencesKept)
+                .ToList();
+            return _differences;
+        }
+
+        /// <summary>Per-salt counts summed per (ad, minute), from the covered start on.</summary>
+        private void Totals(IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> perSalt, Dictionary<(long AdId, DateTime Minute), long> totals)
+        {
+            totals.Clear();
+            foreach (var ((adId, minute, _), clicks) in perSalt)
+            {
+                if (minute >= coveredFrom)
+                {
+                    CollectionsMarshal.GetValueRefOrAddDefault(totals, (adId, minute), out _) += clicks;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Writes corrections group by group, each in its own transaction with its hours' dirty marks, then refreshes the
+    /// rollups of the corrected ads and hours once.
+    /// </summary>
+    private sealed class Corrections(NpgsqlDataSource dataSource) : IAsyncDisposable
+    {
+        private readonly HashSet<long> _ads = [];
+        private readonly SortedSet<DateTime> _hours = [];
+        private NpgsqlConnection? _connection;
+
+        /// <summary>Writes the raw per-salt counts of every differing window (zero for salts only the database had).</summary>
+        public async Task WriteAsync(List<WindowDifference> differences, IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> raw,
+            IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> stored, CancellationToken cancellationToken)
+        {
+            var wrong = differences.Select(d => (d.AdId, d.Minute)).ToHashSet();
+            var rows = new Dictionary<(long AdId, DateTime Minute, int Salt), long>();
+            foreach (var ((adId, minute, salt), _) in stored.Where(s => wrong.Contains((s.Key.AdId, s.Key.Minute))))
+            {
+                rows[(adId, minute, salt)] = 0;
+            }
+
+            foreach (var (key, clicks) in raw.Where(w => wrong.Contains((w.Key.AdId, w.Key.Minute))))
+            {
+                rows[key] = clicks;
+            }
+
+            _connection ??= await dataSource.OpenConnectionAsync(cancellationToken);
+            var minutes = rows.Keys.Select(k => k.Minute).ToList();
+            await using (var partitions = new NpgsqlCommand("SELECT ensure_ad_clicks_minute_partitions($1, $2)", _connection))
+            {
+                partitions.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = minutes.Min() });
+                partitions.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = minutes.Max().AddMinutes(1) });
+                await partitions.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            // The corrected minutes and their hours' dirty marks commit together: if this process dies before the direct
+            // refresh at the end, the sink role's refresh job still brings the rollups in line with the corrected minutes.
+            await using (var transaction = await _connection.BeginTransactionAsync(cancellationToken))
+            await using (var statements = new NpgsqlBatch(_connection, transaction))
+            {
+                var upsert = new NpgsqlBatchCommand($"""
+                    INSERT INTO {Tables.AdClicksMinute} AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at, corrected_at)
+                    SELECT a, m, s, c, true, now(), now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
+                    ON CONFLICT (ad_id, minute, salt) DO UPDATE
+                    SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now(),
+                        corrected_at = now()
+                    """);
+                upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Keys.Select(k => k.AdId).ToArray() });
+                upsert.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = rows.Keys.Select(k => k.Minute).ToArray() });
+                upsert.Parameters.Add(new NpgsqlParameter<short[]> { TypedValue = rows.Keys.Select(k => (short)k.Salt).ToArray() });
+                upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Values.ToArray() });
+                statements.BatchCommands.Add(upsert);
+                statements.BatchCommands.Add(Rollups.MarkDirty(minutes));
+                await statements.ExecuteNonQueryAsync(cancellationToken);
+                await transaction.CommitAsync(cancellationToken);
+            }
+
+            _ads.UnionWith(rows.Keys.Select(k => k.AdId));
+            _hours.UnionWith(minutes.Select(TimeBuckets.HourOf));
+        }
+
+        /// <summary>Recomputes the rollups of the corrected ads over the corrected hours (contiguous hours merged).</summary>
+        public async Task RefreshRollupsAsync(CancellationToken cancellationToken)
+        {
+            if (_connection is null)
+            {
+                return;
+            }
+
+            var flavor = await DatabaseMigrator.RecordedFlavorAsync(_connection, cancellationToken) ?? StorageFlavor.Plain;
+            var adIds = _ads.ToArray();
+            foreach (var (from, to) in HourRanges(_hours))
+            {
+                await Rollups.RefreshAdsAsync(_connection, flavor, adIds, from, to, cancellationToken);
             }
         }
 
-        return totals;
-    }
-
-    private static DateTime Ceiling(DateTime value) => TimeBuckets.CeilingMinute(value);
-
-    private async Task<Dictionary<(long AdId, DateTime Minute, int Salt), long>> StoredAsync(ReconcileRequest request, CancellationToken cancellationToken)
-    {
-        await using var command = _dataSource.CreateCommand($"""
-            SELECT ad_id, minute, salt, clicks FROM {Tables.AdClicksMinute}
-            WHERE minute >= $1 AND minute < $2 AND ($3::bigint IS NULL OR ad_id = $3)
-            """);
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = request.From });
-        command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = request.To });
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)request.AdId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
-        var stored = new Dictionary<(long, DateTime, int), long>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
+        public async ValueTask DisposeAsync()
         {
-            stored[(reader.GetInt64(0), DateTime.SpecifyKind(reader.GetDateTime(1), DateTimeKind.Utc), reader.GetInt16(2))] = reader.GetInt64(3);
-        }
-
-        return stored;
-    }
-
-    /// <summary>Writes the raw per-salt counts of every differing window (zero for salts only the database had).</summary>
-    private async Task CorrectAsync(List<WindowDifference> differences, RawCounts raw, Dictionary<(long AdId, DateTime Minute, int Salt), long> stored, CancellationToken cancellationToken)
-    {
-        var wrong = differences.Select(d => (d.AdId, d.Minute)).ToHashSet();
-        var rows = new Dictionary<(long AdId, DateTime Minute, int Salt), long>();
-        foreach (var ((adId, minute, salt), _) in stored.Where(s => wrong.Contains((s.Key.AdId, s.Key.Minute))))
-        {
-            rows[(adId, minute, salt)] = 0;
-        }
-
-        foreach (var (key, clicks) in raw.Windows.Where(w => wrong.Contains((w.Key.AdId, w.Key.Minute))))
-        {
-            rows[key] = clicks;
-        }
-
-        await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-        var minutes = rows.Keys.Select(k => k.Minute).ToList();
-        await using (var partitions = new NpgsqlCommand("SELECT ensure_ad_clicks_minute_partitions($1, $2)", connection))
-        {
-            partitions.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = minutes.Min() });
-            partitions.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = minutes.Max().AddMinutes(1) });
-            await partitions.ExecuteNonQueryAsync(cancellationToken);
-        }
-
-        // The corrected minutes and their hours' dirty marks commit together: if this process dies before the direct
-        // refresh below, the sink role's refresh job still brings the rollups in line with the corrected minutes.
-        await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
-        await using (var statements = new NpgsqlBatch(connection, transaction))
-        {
-            var upsert = new NpgsqlBatchCommand($"""
-                INSERT INTO {Tables.AdClicksMinute} AS t (ad_id, minute, salt, clicks, final, emitted_at, updated_at, corrected_at)
-                SELECT a, m, s, c, true, now(), now(), now() FROM unnest($1::bigint[], $2::timestamptz[], $3::smallint[], $4::bigint[]) AS r(a, m, s, c)
-                ON CONFLICT (ad_id, minute, salt) DO UPDATE
-                SET clicks = EXCLUDED.clicks, final = true, emitted_at = GREATEST(t.emitted_at, EXCLUDED.emitted_at), updated_at = now(),
-                    corrected_at = now()
-                """);
-            upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Keys.Select(k => k.AdId).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = rows.Keys.Select(k => k.Minute).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter<short[]> { TypedValue = rows.Keys.Select(k => (short)k.Salt).ToArray() });
-            upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Values.ToArray() });
-            statements.BatchCommands.Add(upsert);
-            statements.BatchCommands.Add(Rollups.MarkDirty(minutes));
-            await statements.ExecuteNonQueryAsync(cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
-        }
-
-        var flavor = await DatabaseMigrator.RecordedFlavorAsync(connection, cancellationToken) ?? StorageFlavor.Plain;
-        var adIds = rows.Keys.Select(k => k.AdId).Distinct().ToArray();
-        foreach (var (from, to) in HourRanges(minutes))
-        {
-            await Rollups.RefreshAdsAsync(connection, flavor, adIds, from, to, cancellationToken);
-        }
-    }
-
-    /// <summary>The changed hours, merged into contiguous ranges.</summary>
-    private static IEnumerable<(DateTime From, DateTime To)> HourRanges(IEnumerable<DateTime> minutes)
-    {
-        DateTime? start = null, end = null;
-        foreach (var hour in minutes.Select(TimeBuckets.HourOf).Distinct().Order())
-        {
-            if (end == hour)
+            if (_connection is not null)
             {
+                await _connection.DisposeAsync();
+            }
+        }
+
+        /// <summary>Sorted hours, merged into contiguous ranges.</summary>
+        private static IEnumerable<(DateTime From, DateTime To)> HourRanges(IEnumerable<DateTime> hours)
+        {
+            DateTime? start = null, end = null;
+            foreach (var hour in hours)
+            {
+                if (end == hour)
+                {
+                    end = hour.AddHours(1);
+                    continue;
+                }
+
+                if (start is not null)
+                {
+                    yield return (start.Value, end!.Value);
+                }
+
+                start = hour;
                 end = hour.AddHours(1);
-                continue;
             }
 
             if (start is not null)
             {
                 yield return (start.Value, end!.Value);
             }
-
-            start = hour;
-            end = hour.AddHours(1);
-        }
-
-        if (start is not null)
-        {
-            yield return (start.Value, end!.Value);
         }
     }
 

@@ -6,46 +6,49 @@ namespace KafkaClicks.Reconciler;
 
 /// <summary>
 /// Counts each impression once, at its first click in log order, by the minute of its event time, within the range (and
-/// ad) asked for. Clicks read from before the range mark their impression seen too, so a repeat of an earlier click is
-/// not counted; clicks after the range are not marked (with parallel readers a later repeat could be tallied first).
+/// ad) asked for, and hands the counts per (ad, minute, salt) over group by group of ads (<see cref="CountByAdGroup"/>).
+/// Clicks read from before the range mark their impression seen too, so a repeat of an earlier click is not counted;
+/// clicks after the range are not marked (with parallel readers a later repeat could be tallied first).
 /// </summary>
 /// <remarks>
-/// A read of at most <c>impressionsInMemory</c> records is counted in memory as it arrives. A larger one keeps memory
-/// bounded by spilling: readers append each click (36 bytes) to one of up to <see cref="MaxFanOut"/> bucket files chosen
-/// by its impression's hash, so all clicks of an impression share a bucket, in the order they were read (a partition is
-/// read by one reader, which appends its clicks in offset order). <see cref="Finish"/> then counts bucket after bucket
-/// with one set of at most <c>impressionsInMemory</c> impressions, splitting a bucket that holds more clicks than that by
-/// further hash bits first. The counts are the same as counting everything in one set; the files are unlinked as soon as
-/// they are created, so nothing is left on disk when the process ends, however it ends.
+/// A read of at most <c>impressionsInMemory</c> records is counted in memory as it arrives, as one group. A larger one
+/// keeps memory bounded by spilling: readers append each click (36 bytes) to one of <see cref="AdGroups"/> group files
+/// (about one per <c>impressionsInMemory</c> records, at most <see cref="MaxAdGroups"/>) chosen by a hash of its ad, in
+/// the order they were read (a partition is read by one reader, which appends its clicks in offset order). An impression
+/// belongs to one ad (its signed token names it), so all its clicks share a group. <see cref="CountByAdGroup"/> then
+/// counts group after group with one set of at most <c>impressionsInMemory</c> impressions, splitting a group that holds
+/// more clicks than that by hash bits of the impression first (a hot ad), and keeps only that group's windows, so neither
+/// the impressions nor the windows held grow with the range. The counts are the same as counting everything in one set.
 /// </remarks>
 internal sealed class ImpressionTally : IDisposable
 {
-    /// <summary>At most this many bucket files are written at once.</summary>
-    public const int MaxFanOut = 64;
+    /// <summary>At most this many group files are written at once.</summary>
+    public const int MaxAdGroups = 256;
 
     private const int RecordSize = 36;
-    private const int BufferRecords = 455; // 16 KiB per reader and bucket
-    private const int ReadRecords = 29_127; // 1 MiB per read
+    private const int BufferBytes = 8 * 1024; // per reader and group file
     private const int MaxSplits = 4;
 
-    private readonly RawCounts _result;
     private readonly long _fromMs;
     private readonly long _toMs;
     private readonly long? _adId;
     private readonly int _impressionsInMemory;
     private readonly string _spillDirectory;
     private readonly HashSet<UInt128>? _seen;
-    private readonly Bucket[] _buckets = [];
-    private readonly List<Bucket> _pending = [];
+    private readonly SpillFile[] _groups = [];
+    private readonly List<SpillFile> _pending = [];
+    private readonly Dictionary<(long AdId, DateTime Minute, int Salt), long> _windows = [];
+    private long _undecodable;
 
-    /// <param name="result">Where the windows and the number of impressions counted go.</param>
+    /// <param name="from">The range's start: clicks before it only mark their impression seen.</param>
+    /// <param name="to">The range's end: clicks at or after it are skipped.</param>
+    /// <param name="adId">The one ad counted, or null for all.</param>
     /// <param name="expected">How many records will be read at most (from the offsets planned).</param>
-    /// <param name="impressionsInMemory">The most impressions (and records of a bucket) held in memory at once.</param>
-    /// <param name="spillDirectory">Where bucket files are created when <paramref name="expected"/> exceeds it.</param>
-    public ImpressionTally(RawCounts result, DateTime from, DateTime to, long? adId, long expected, int impressionsInMemory, string spillDirectory)
+    /// <param name="impressionsInMemory">The most impressions (and records of a group) held in memory at once.</param>
+    /// <param name="spillDirectory">Where group files are created when <paramref name="expected"/> exceeds it.</param>
+    public ImpressionTally(DateTime from, DateTime to, long? adId, long expected, int impressionsInMemory, string spillDirectory)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(impressionsInMemory, 1);
-        _result = result;
         _fromMs = ToUnixMs(from);
         _toMs = ToUnixMs(to);
         _adId = adId;
@@ -55,45 +58,74 @@ internal sealed class ImpressionTally : IDisposable
         {
             // Sized for every record up front, so the set is not rehashed as it grows.
             _seen = new HashSet<UInt128>((int)expected);
+            AdGroups = 1;
             return;
         }
 
-        var fanOut = (int)Math.Min(MaxFanOut, (expected + impressionsInMemory - 1) / impressionsInMemory);
-        _buckets = Enumerable.Range(0, fanOut).Select(_ => new Bucket(spillDirectory)).ToArray();
+        AdGroups = (int)Math.Min(MaxAdGroups, (expected + impressionsInMemory - 1) / impressionsInMemory);
+        _groups = Enumerable.Range(0, AdGroups).Select(_ => new SpillFile(spillDirectory, RecordSize)).ToArray();
     }
+
+    /// <summary>How many groups of ads the counts come in (1 when the read is counted in memory).</summary>
+    public int AdGroups { get; }
 
     /// <summary>The most impressions the tally held in memory at once.</summary>
     public long PeakImpressionsHeld { get; private set; }
 
-    /// <summary>Whether the clicks go through bucket files (the read is larger than the impressions kept in memory).</summary>
+    /// <summary>The most windows (ad, minute, salt) the tally held at once: those of one group.</summary>
+    public long PeakWindowsHeld { get; private set; }
+
+    /// <summary>Distinct impressions counted in the range, in the groups counted so far.</summary>
+    public long Clicks { get; private set; }
+
+    /// <summary>Records that did not decode as a click.</summary>
+    public long UndecodableRecords => Interlocked.Read(ref _undecodable);
+
+    /// <summary>Whether the clicks go through group files (the read is larger than the impressions kept in memory).</summary>
     public bool Spills => _seen is null;
 
-    public void Undecodable() => _result.CountUndecodable();
+    /// <summary>The group of <paramref name="adId"/> among <paramref name="adGroups"/>: where its counts come.</summary>
+    public static int AdGroupOf(long adId, int adGroups) =>
+        adGroups == 1 ? 0 : (int)Math.BigMul(((ulong)adId ^ ((ulong)adId >> 29)) * 0x9E3779B97F4A7C15UL, (ulong)adGroups, out _);
+
+    public void Undecodable() => Interlocked.Increment(ref _undecodable);
 
     /// <summary>A writer for one reader thread; each partition must be read by one writer only, in offset order.</summary>
     public Writer CreateWriter() => new(this);
 
-    /// <summary>Counts the spilled buckets (after every writer was flushed); a tally that did not spill is done already.</summary>
-    public void Finish(CancellationToken cancellationToken)
+    /// <summary>
+    /// Counts (after every writer was flushed) and hands over each group's windows: clicks per (ad, minute, salt), each
+    /// impression counted once over the whole read. The dictionary is reused: it holds a group's windows only until the
+    /// next group is asked for.
+    /// </summary>
+    public IEnumerable<(int AdGroup, IReadOnlyDictionary<(long AdId, DateTime Minute, int Salt), long> Windows)> CountByAdGroup(CancellationToken cancellationToken)
     {
         if (_seen is not null)
         {
-            return;
+            PeakWindowsHeld = Math.Max(PeakWindowsHeld, _windows.Count);
+            yield return (0, _windows);
+            yield break;
         }
 
-        var largest = _buckets.Max(b => b.Records);
+        var largest = _groups.Max(g => g.Records);
         var seen = new HashSet<UInt128>((int)Math.Min(largest, _impressionsInMemory));
-        foreach (var bucket in _buckets)
+        for (var group = 0; group < _groups.Length; group++)
         {
-            CountBucket(bucket, seen, 0, cancellationToken);
+            _windows.Clear();
+            CountFile(_groups[group], seen, 0, cancellationToken);
+            PeakWindowsHeld = Math.Max(PeakWindowsHeld, _windows.Count);
+            yield return (group, _windows);
         }
+
+        _windows.Clear();
+        _windows.TrimExcess();
     }
 
     public void Dispose()
     {
-        foreach (var bucket in _buckets.Concat(_pending))
+        foreach (var file in _groups.Concat(_pending))
         {
-            bucket.Dispose();
+            file.Dispose();
         }
     }
 
@@ -117,73 +149,91 @@ internal sealed class ImpressionTally : IDisposable
         }
 
         var minute = DateTime.UnixEpoch.AddMilliseconds(TimeBuckets.MinuteStartMs(click.ClickedAtMs));
-        ref var clicks = ref CollectionsMarshal.GetValueRefOrAddDefault(_result.Windows, (click.AdId, minute, click.Salt), out _);
+        ref var clicks = ref CollectionsMarshal.GetValueRefOrAddDefault(_windows, (click.AdId, minute, click.Salt), out _);
         clicks++;
-        _result.Clicks++;
+        Clicks++;
     }
 
-    private void CountBucket(Bucket bucket, HashSet<UInt128> seen, int splits, CancellationToken cancellationToken)
+    /// <summary>Counts the clicks of one file into the current group's windows (its impressions are none of another file's).</summary>
+    private void CountFile(SpillFile file, HashSet<UInt128> seen, int splits, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (bucket.Records > _impressionsInMemory && splits < MaxSplits)
+        if (file.Records > _impressionsInMemory && splits < MaxSplits)
         {
-            // Too many clicks for one set: split them by further hash bits (in order), then count each part. A bucket of
-            // many repeats of few impressions may not shrink; after MaxSplits it is counted anyway, its set holding
-            // only its distinct impressions.
-            var parts = (int)Math.Min(MaxFanOut, (bucket.Records + _impressionsInMemory - 1) / _impressionsInMemory);
-            var subBuckets = Enumerable.Range(0, parts).Select(_ => new Bucket(_spillDirectory)).ToArray();
-            _pending.AddRange(subBuckets);
-            var writer = new Writer(this, subBuckets, splits + 1);
-            bucket.ReadAll(click => writer.Add(click));
+            // Too many clicks for one set (a hot ad): split them by hash bits of the impression (in order), then count
+            // each part into the same windows. A file of many repeats of few impressions may not shrink; after
+            // MaxSplits it is counted anyway, its set holding only its distinct impressions.
+            var parts = (int)Math.Min(MaxAdGroups, (file.Records + _impressionsInMemory - 1) / _impressionsInMemory);
+            var subFiles = Enumerable.Range(0, parts).Select(_ => new SpillFile(_spillDirectory, RecordSize)).ToArray();
+            _pending.AddRange(subFiles);
+            var writer = new Writer(this, subFiles, splits + 1);
+            file.ReadAll(record => writer.Add(Read(record)));
             writer.Flush();
-            bucket.Dispose();
-            foreach (var sub in subBuckets)
+            file.Dispose();
+            foreach (var sub in subFiles)
             {
-                CountBucket(sub, seen, splits + 1, cancellationToken);
+                CountFile(sub, seen, splits + 1, cancellationToken);
             }
 
             return;
         }
 
         seen.Clear();
-        bucket.ReadAll(click => Count(click, seen));
-        bucket.Dispose();
+        file.ReadAll(record => Count(Read(record), seen));
+        file.Dispose();
     }
 
-    private static int BucketOf(UInt128 impression, int buckets, int level)
+    /// <summary>Level 0 is the ad's group; deeper levels split a group by the impression's hash.</summary>
+    private static int FileOf(in RawClick click, int files, int level)
     {
-        // Level 0 takes the hash's upper half, level 1 its lower half, deeper levels a remix of it.
+        if (level == 0)
+        {
+            return AdGroupOf(click.AdId, files);
+        }
+
+        var impression = click.Impression;
         var bits = level switch
         {
-            0 => (ulong)(impression >> 64),
-            1 => (ulong)impression,
+            1 => (ulong)(impression >> 64),
+            2 => (ulong)impression,
             _ => (ulong)impression * (0x9E3779B97F4A7C15UL + (ulong)level * 2) ^ (ulong)(impression >> 64),
         };
-        return (int)Math.BigMul(bits, (ulong)buckets, out _);
+        return (int)Math.BigMul(bits, (ulong)files, out _);
     }
 
     private static long ToUnixMs(DateTime at) => (DateTime.SpecifyKind(at, DateTimeKind.Utc) - DateTime.UnixEpoch).Ticks / TimeSpan.TicksPerMillisecond;
 
-    /// <summary>One reader's way in: counts at once (in memory, under the tally's lock) or buffers per bucket file.</summary>
+    private static void Write(Span<byte> record, in RawClick click)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(record, (ulong)(click.Impression >> 64));
+        BinaryPrimitives.WriteUInt64LittleEndian(record[8..], (ulong)click.Impression);
+        BinaryPrimitives.WriteInt64LittleEndian(record[16..], click.AdId);
+        BinaryPrimitives.WriteInt64LittleEndian(record[24..], click.ClickedAtMs);
+        BinaryPrimitives.WriteInt32LittleEndian(record[32..], click.Salt);
+    }
+
+    private static RawClick Read(ReadOnlySpan<byte> record) => new(
+        BinaryPrimitives.ReadInt64LittleEndian(record[16..]),
+        BinaryPrimitives.ReadInt32LittleEndian(record[32..]),
+        BinaryPrimitives.ReadInt64LittleEndian(record[24..]),
+        new UInt128(BinaryPrimitives.ReadUInt64LittleEndian(record), BinaryPrimitives.ReadUInt64LittleEndian(record[8..])));
+
+    /// <summary>One reader's way in: counts at once (in memory, under the tally's lock) or buffers per file.</summary>
     internal sealed class Writer
     {
         private readonly ImpressionTally _tally;
-        private readonly Bucket[] _targets;
+        private readonly SpillWriter _files;
         private readonly int _level;
-        private readonly byte[][] _buffers;
-        private readonly int[] _filled;
 
-        internal Writer(ImpressionTally tally) : this(tally, tally._buckets, 0)
+        internal Writer(ImpressionTally tally) : this(tally, tally._groups, 0)
         {
         }
 
-        internal Writer(ImpressionTally tally, Bucket[] targets, int level)
+        internal Writer(ImpressionTally tally, SpillFile[] targets, int level)
         {
             _tally = tally;
-            _targets = targets;
+            _files = new SpillWriter(targets, BufferBytes);
             _level = level;
-            _buffers = targets.Select(_ => new byte[BufferRecords * RecordSize]).ToArray();
-            _filled = new int[targets.Length];
         }
 
         public void Add(List<RawClick> batch)
@@ -213,90 +263,9 @@ internal sealed class ImpressionTally : IDisposable
             }
         }
 
-        internal void Add(in RawClick click)
-        {
-            var bucket = BucketOf(click.Impression, _targets.Length, _level);
-            var buffer = _buffers[bucket];
-            Write(buffer.AsSpan(_filled[bucket] * RecordSize, RecordSize), click);
-            if (++_filled[bucket] == BufferRecords)
-            {
-                _targets[bucket].Append(buffer, _filled[bucket]);
-                _filled[bucket] = 0;
-            }
-        }
+        internal void Add(in RawClick click) => Write(_files.Next(FileOf(click, _files.Targets, _level)), click);
 
         /// <summary>Appends what is buffered; call once the reader is done.</summary>
-        public void Flush()
-        {
-            for (var bucket = 0; bucket < _targets.Length; bucket++)
-            {
-                if (_filled[bucket] > 0)
-                {
-                    _targets[bucket].Append(_buffers[bucket], _filled[bucket]);
-                    _filled[bucket] = 0;
-                }
-            }
-        }
-
-        private static void Write(Span<byte> record, in RawClick click)
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(record, (ulong)(click.Impression >> 64));
-            BinaryPrimitives.WriteUInt64LittleEndian(record[8..], (ulong)click.Impression);
-            BinaryPrimitives.WriteInt64LittleEndian(record[16..], click.AdId);
-            BinaryPrimitives.WriteInt64LittleEndian(record[24..], click.ClickedAtMs);
-            BinaryPrimitives.WriteInt32LittleEndian(record[32..], click.Salt);
-        }
-    }
-
-    /// <summary>A bucket file, unlinked at once (its handle keeps it), appended to by every reader under its lock.</summary>
-    internal sealed class Bucket : IDisposable
-    {
-        private readonly FileStream _file;
-
-        public Bucket(string directory)
-        {
-            var path = Path.Combine(directory, $"kafkaclicks-reconcile-{Guid.NewGuid():N}.tmp");
-            _file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Delete, bufferSize: 0);
-            File.Delete(path);
-        }
-
-        public long Records { get; private set; }
-
-        public void Append(byte[] buffer, int records)
-        {
-            lock (_file)
-            {
-                _file.Write(buffer, 0, records * RecordSize);
-                Records += records;
-            }
-        }
-
-        public void ReadAll(Action<RawClick> each)
-        {
-            var buffer = new byte[ReadRecords * RecordSize];
-            _file.Position = 0;
-            int read;
-            var carried = 0;
-            while ((read = _file.Read(buffer, carried, buffer.Length - carried)) > 0)
-            {
-                var available = carried + read;
-                var whole = available / RecordSize;
-                for (var i = 0; i < whole; i++)
-                {
-                    each(Read(buffer.AsSpan(i * RecordSize, RecordSize)));
-                }
-
-                carried = available - whole * RecordSize;
-                buffer.AsSpan(whole * RecordSize, carried).CopyTo(buffer);
-            }
-        }
-
-        public void Dispose() => _file.Dispose();
-
-        private static RawClick Read(ReadOnlySpan<byte> record) => new(
-            BinaryPrimitives.ReadInt64LittleEndian(record[16..]),
-            BinaryPrimitives.ReadInt32LittleEndian(record[32..]),
-            BinaryPrimitives.ReadInt64LittleEndian(record[24..]),
-            new UInt128(BinaryPrimitives.ReadUInt64LittleEndian(record), BinaryPrimitives.ReadUInt64LittleEndian(record[8..])));
+        public void Flush() => _files.Flush();
     }
 }

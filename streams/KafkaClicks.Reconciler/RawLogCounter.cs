@@ -23,11 +23,7 @@ public sealed class RawCounts
     public DateTime? CoveredFrom { get; set; }
 
     /// <summary>Records that do not decode as a click (skipped, as the aggregator skips them).</summary>
-    public long UndecodableRecords => Interlocked.Read(ref _undecodableRecords);
-
-    private long _undecodableRecords;
-
-    internal void CountUndecodable() => Interlocked.Increment(ref _undecodableRecords);
+    public long UndecodableRecords { get; set; }
 }
 
 /// <summary>How far a read has come, for progress bars.</summary>
@@ -103,91 +99,52 @@ public sealed class RawLogCounter
     /// <summary>
     /// Counts the clicks made in [<paramref name="from"/>, <paramref name="to"/>) among the records written from
     /// <c>from - lateness</c> to <c>to + lateness</c>, or, with <paramref name="toLogEnd"/>, to the end of the log as it
-    /// is when the count starts (every click written so far, however late).
+    /// is when the count starts (every click written so far, however late). Every window of the range is returned at
+    /// once, so memory grows with them: <see cref="Open"/> hands them over group by group of ads instead.
     /// </summary>
     public RawCounts Count(DateTime from, DateTime to, long? adId, IProgress<ReadProgress>? progress, CancellationToken cancellationToken,
         bool toLogEnd = false)
     {
-        var result = new RawCounts();
-        IReadOnlyList<(TopicPartition Partition, long Start, long End)> plan;
-        using (var planner = CreateConsumer())
+        using var recount = Open(from, to, adId, toLogEnd);
+        recount.Read(progress, cancellationToken);
+        var result = new RawCounts { CoveredFrom = recount.CoveredFrom, EventsRead = recount.EventsRead };
+        foreach (var (_, windows) in recount.CountByAdGroup(cancellationToken))
         {
-            var lookBack = _impressionLifetime + ClockTolerance;
-            var range = LogRanges.Plan(planner, _kafka, _topic, from - (_lateness > lookBack ? _lateness : lookBack),
-                toLogEnd ? null : to + _lateness, _logger);
-            plan = range.Partitions;
-
-            // Only a log that starts after from - lateness misses clicks of the range; one that lacks part of the
-            // look-back only knows fewer earlier clicks.
-            if (range.CoveredFrom is { } coveredFrom && coveredFrom + _lateness > from)
+            foreach (var (key, clicks) in windows)
             {
-                result.CoveredFrom = coveredFrom + _lateness;
+                result.Windows.Add(key, clicks);
             }
         }
 
-        var total = plan.Sum(p => p.End - p.Start);
-        progress?.Report(new ReadProgress(0, total));
-        if (plan.Count == 0)
-        {
-            return result;
-        }
-
-        // Partitions are read by several consumers at once (each with its own librdkafka threads), dealt round-robin
-        // largest first; their clicks go to one tally, in batches, so an impression that shows up on two partitions (its
-        // ad's salt count changed between two clicks) is still counted once.
-        using var tally = new ImpressionTally(result, from, to, adId, total, _impressionsInMemory, _spillDirectory);
-        var readers = Math.Min(_readers, plan.Count);
-        var shares = Enumerable.Range(0, readers)
-            .Select(r => plan.OrderByDescending(p => p.End - p.Start).Where((_, i) => i % readers == r).ToList())
-            .ToList();
-        var read = 0L;
-        var lastReport = 0L;
-        void Report(long batch)
-        {
-            var now = Interlocked.Add(ref read, batch);
-            var last = Interlocked.Read(ref lastReport);
-            if (now - last >= 10_000 && Interlocked.CompareExchange(ref lastReport, now, last) == last)
-            {
-                progress?.Report(new ReadProgress(now, total));
-            }
-        }
-
-        using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var threads = shares.Select(share => Task.Factory.StartNew(
-                () =>
-                {
-                    try
-                    {
-                        ReadShare(share, tally, Report, failed.Token);
-                    }
-                    catch
-                    {
-                        failed.Cancel();
-                        throw;
-                    }
-                },
-                failed.Token,
-                TaskCreationOptions.LongRunning,
-                TaskScheduler.Default))
-            .ToArray();
-        try
-        {
-            Task.WaitAll(threads, CancellationToken.None);
-        }
-        catch (AggregateException e)
-        {
-            // The first real failure, not the cancellations it caused in the other readers.
-            var cause = e.Flatten().InnerExceptions.FirstOrDefault(x => x is not OperationCanceledException) ?? e.InnerExceptions[0];
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(cause).Throw();
-        }
-
-        tally.Finish(cancellationToken);
-        result.EventsRead = read;
-        progress?.Report(new ReadProgress(total, total));
+        result.Clicks = recount.Clicks;
+        result.UndecodableRecords = recount.UndecodableRecords;
         return result;
     }
 
-    private void ReadShare(List<(TopicPartition Partition, long Start, long End)> share, ImpressionTally tally, Action<long> report, CancellationToken cancellationToken)
+    /// <summary>
+    /// Plans a recount of the clicks made in [<paramref name="from"/>, <paramref name="to"/>) as <see cref="Count"/> does
+    /// (finds the offsets to read, nothing more): <see cref="RawLogRecount.Read"/> reads them, then
+    /// <see cref="RawLogRecount.CountByAdGroup"/> hands the windows over one group of ads at a time.
+    /// </summary>
+    public RawLogRecount Open(DateTime from, DateTime to, long? adId, bool toLogEnd = false)
+    {
+        using var planner = CreateConsumer();
+        var lookBack = _impressionLifetime + ClockTolerance;
+        var range = LogRanges.Plan(planner, _kafka, _topic, from - (_lateness > lookBack ? _lateness : lookBack),
+            toLogEnd ? null : to + _lateness, _logger);
+
+        // Only a log that starts after from - lateness misses clicks of the range; one that lacks part of the look-back
+        // only knows fewer earlier clicks.
+        DateTime? coveredFrom = range.CoveredFrom is { } start && start + _lateness > from ? start + _lateness : null;
+        var total = range.Partitions.Sum(p => p.End - p.Start);
+        return new RawLogRecount(this, range.Partitions, coveredFrom,
+            new ImpressionTally(from, to, adId, total, _impressionsInMemory, _spillDirectory), _readers);
+    }
+
+    /// <summary>Where large recounts spill (the database's counts of a range spill beside them).</summary>
+    internal string SpillDirectory => _spillDirectory;
+
+    internal void ReadShare(List<(TopicPartition Partition, long Start, long End)> share, ImpressionTally tally, Action<long> report, CancellationToken cancellationToken)
     {
         using var consumer = CreateConsumer();
         consumer.Assign(share.Select(p => new TopicPartitionOffset(p.Partition, p.Start)));
@@ -253,7 +210,7 @@ public sealed class RawLogCounter
         report(batch.Count);
     }
 
-    private IConsumer<Ignore, RawClick> CreateConsumer() =>
+    internal IConsumer<Ignore, RawClick> CreateConsumer() =>
         _kafka.Consumer<Ignore, RawClick>(ConsumerGroups.Reconciler, _logger, config =>
             {
                 // The loop ends a partition at its end offset or its EOF, whichever it sees first.

@@ -107,8 +107,14 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
     internal static Dictionary<(long, DateTime), long> Totals(Dictionary<(long AdId, DateTime Minute, int Salt), long> rows) =>
         rows.GroupBy(r => (r.Key.AdId, r.Key.Minute)).ToDictionary(g => g.Key, g => g.Sum(r => r.Value));
 
-    [Fact]
-    public async Task Finds_and_fixes_exactly_the_wrong_windows_a_dry_run_changes_nothing_and_a_second_run_finds_nothing()
+    /// <param name="impressionsInMemory">
+    /// Null: the default, the whole recount in memory; 20: it spills into 22 groups of ads, the database's rows with it,
+    /// and is compared and corrected group by group.
+    /// </param>
+    [Theory]
+    [InlineData(null)]
+    [InlineData(20)]
+    public async Task Finds_and_fixes_exactly_the_wrong_windows_a_dry_run_changes_nothing_and_a_second_run_finds_nothing(int? impressionsInMemory)
     {
         await using var db = await postgres.CreateDatabaseAsync();
         await using var broker = await BrokerAsync();
@@ -129,7 +135,13 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         await db.RefreshRollupsAsync(T0, T0.AddMinutes(10));
         Assert.Equal(stored.Values.Sum(), await HourlySumAsync(db));
 
-        var reconciler = new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)));
+        var counter = Counter(broker, TimeSpan.FromMinutes(5), impressionsInMemory: impressionsInMemory);
+        using (var recount = counter.Open(T0, T0.AddMinutes(10), null, toLogEnd: true))
+        {
+            Assert.Equal(impressionsInMemory is null ? 1 : 22, recount.AdGroups);
+        }
+
+        var reconciler = new ClickReconciler(db.DataSource, counter);
         var request = new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: true);
 
         var dry = await reconciler.RunAsync(request, null, default);

@@ -18,18 +18,45 @@ public sealed class ImpressionTallyTests
     {
         var log = RandomLog(seed: 20, clicks: 40_000);
         var expected = ReferenceCount(log, adId);
-        var result = new RawCounts();
 
-        using (var tally = new ImpressionTally(result, From, To, adId, log.Sum(p => p.Count), impressionsInMemory, Path.GetTempPath()))
+        using var tally = new ImpressionTally(From, To, adId, log.Sum(p => p.Count), impressionsInMemory, Path.GetTempPath());
+        Feed(tally, log);
+        var result = Collect(tally);
+        Assert.Equal(impressionsInMemory < 40_000, tally.Spills);
+        Assert.InRange(tally.PeakImpressionsHeld, 1, impressionsInMemory);
+        Assert.Equal(expected.Windows.OrderBy(w => w.Key), result.OrderBy(w => w.Key));
+        Assert.Equal(expected.Clicks, tally.Clicks);
+    }
+
+    [Fact]
+    public void A_spilling_count_hands_the_windows_over_by_groups_of_ads_holding_one_group_at_a_time()
+    {
+        // 20,000 ads clicked a few times each: nearly every click counted is a window of its own, the case where holding
+        // every window of the range costs as much as holding every impression.
+        var log = RandomLog(seed: 21, clicks: 40_000, ads: 20_000);
+        var expected = ReferenceCount(log, null);
+
+        using var tally = new ImpressionTally(From, To, null, log.Sum(p => p.Count), 4_000, Path.GetTempPath());
+        Feed(tally, log);
+        var groups = new List<int>();
+        var windows = new Dictionary<(long AdId, DateTime Minute, int Salt), long>();
+        foreach (var (group, groupWindows) in tally.CountByAdGroup(CancellationToken.None))
         {
-            Feed(tally, log);
-            tally.Finish(CancellationToken.None);
-            Assert.Equal(impressionsInMemory < 40_000, tally.Spills);
-            Assert.InRange(tally.PeakImpressionsHeld, 1, impressionsInMemory);
+            groups.Add(group);
+            Assert.All(groupWindows.Keys, key => Assert.Equal(group, ImpressionTally.AdGroupOf(key.AdId, tally.AdGroups)));
+            foreach (var (key, clicks) in groupWindows)
+            {
+                windows.Add(key, clicks);
+            }
         }
 
-        Assert.Equal(expected.Windows.OrderBy(w => w.Key), result.Windows.OrderBy(w => w.Key));
-        Assert.Equal(expected.Clicks, result.Clicks);
+        Assert.Equal(10, tally.AdGroups);
+        Assert.Equal(Enumerable.Range(0, 10), groups);
+        Assert.Equal(expected.Windows.OrderBy(w => w.Key), windows.OrderBy(w => w.Key));
+        Assert.Equal(expected.Clicks, tally.Clicks);
+        Assert.InRange(expected.Windows.Count, expected.Clicks * 9 / 10, expected.Clicks);
+        // One group's windows at a time: about a tenth of them (hashing leaves groups a little uneven).
+        Assert.InRange(tally.PeakWindowsHeld, 1, expected.Windows.Count / 5);
     }
 
     [Fact]
@@ -40,19 +67,15 @@ public sealed class ImpressionTallyTests
         var repeat = new RawClick(1, 0, Ms(From.AddMinutes(12)), impression);
         var other = new RawClick(1, 0, Ms(From.AddMinutes(12)), new UInt128(7, 7));
         var filler = Enumerable.Range(0, 5_000).Select(i => new RawClick(2, 0, Ms(To.AddMinutes(1)), new UInt128((ulong)i, 1))).ToList();
-        var result = new RawCounts();
 
-        using (var tally = new ImpressionTally(result, From, To, null, 5_003, 100, Path.GetTempPath()))
-        {
-            var writer = tally.CreateWriter();
-            writer.Add([before, .. filler, repeat, other]);
-            writer.Flush();
-            tally.Finish(CancellationToken.None);
-            Assert.True(tally.Spills);
-        }
-
-        Assert.Equal(1, result.Clicks);
-        Assert.Equal(1, result.Windows[(1, From.AddMinutes(12), 0)]);
+        using var tally = new ImpressionTally(From, To, null, 5_003, 100, Path.GetTempPath());
+        var writer = tally.CreateWriter();
+        writer.Add([before, .. filler, repeat, other]);
+        writer.Flush();
+        var result = Collect(tally);
+        Assert.True(tally.Spills);
+        Assert.Equal(1, tally.Clicks);
+        Assert.Equal(1, result[(1, From.AddMinutes(12), 0)]);
     }
 
     /// <summary>
@@ -60,7 +83,7 @@ public sealed class ImpressionTallyTests
     /// of an impression on one partition), a quarter of them clicked again up to an hour later, event times from 20
     /// minutes before the range to 20 minutes after it, and written up to 2 minutes out of time order.
     /// </summary>
-    private static List<List<RawClick>> RandomLog(int seed, int clicks)
+    private static List<List<RawClick>> RandomLog(int seed, int clicks, int ads = 10)
     {
         var random = new Random(seed);
         var events = new List<(long WrittenMs, RawClick Click)>();
@@ -68,7 +91,7 @@ public sealed class ImpressionTallyTests
         while (events.Count < clicks)
         {
             var impression = new UInt128((ulong)random.NextInt64(), (ulong)random.NextInt64());
-            var adId = 1 + random.Next(10);
+            var adId = 1 + random.Next(ads);
             var salt = adId == 7 ? random.Next(4) : 0;
             var at = Ms(From.AddMinutes(-20)) + random.NextInt64(span);
             var repeats = random.NextDouble() < 0.25 ? 1 + random.Next(3) : 0;
@@ -86,6 +109,21 @@ public sealed class ImpressionTallyTests
         }
 
         return log;
+    }
+
+    /// <summary>Every group's windows, gathered (each ad's windows come in one group only).</summary>
+    private static Dictionary<(long AdId, DateTime Minute, int Salt), long> Collect(ImpressionTally tally)
+    {
+        var windows = new Dictionary<(long AdId, DateTime Minute, int Salt), long>();
+        foreach (var (_, groupWindows) in tally.CountByAdGroup(CancellationToken.None))
+        {
+            foreach (var (key, clicks) in groupWindows)
+            {
+                windows.Add(key, clicks);
+            }
+        }
+
+        return windows;
     }
 
     /// <summary>Each reader takes every third partition and reads them interleaved in batches, as consumers do.</summary>
