@@ -23,7 +23,7 @@ namespace KafkaClicks.Reconciler;
 internal sealed class ImpressionTally : IDisposable
 {
     /// <summary>At most this many group files are written at once.</summary>
-    public const int MaxAdGroups = 256;
+    public const int MaxAdGroups = 1_024;
 
     private const int RecordSize = 36;
     private const int BufferBytes = 8 * 1024; // per reader and group file

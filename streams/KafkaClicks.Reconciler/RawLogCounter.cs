@@ -51,7 +51,7 @@ public sealed class RawLogCounter
     public static readonly TimeSpan ClockTolerance = TimeSpan.FromMinutes(5);
     /// <summary>
     /// The most impressions a count holds in memory at once (about 28 bytes each, 28 MB); a read of more records spills
-    /// them to bucket files (36 bytes a record) and counts bucket by bucket.
+    /// them to group files by ad (36 bytes a record) and counts, one group of ads at a time.
     /// </summary>
     public const int DefaultImpressionsInMemory = 1_000_000;
 
@@ -76,9 +76,9 @@ public sealed class RawLogCounter
     /// <param name="logger">Where the consumers' librdkafka log lines go (default: librdkafka's, stderr).</param>
     /// <param name="impressionsInMemory">
     /// The most impressions held in memory at once (default <see cref="DefaultImpressionsInMemory"/>): a read of more
-    /// records counts through bucket files in <paramref name="spillDirectory"/> (default the system's temporary folder).
+    /// records counts through group files in <paramref name="spillDirectory"/> (default the system's temporary folder).
     /// </param>
-    /// <param name="spillDirectory">Where a large read's bucket files go (unlinked at once: nothing is left behind).</param>
+    /// <param name="spillDirectory">Where a large read's group files go (unlinked at once: nothing is left behind).</param>
     public RawLogCounter(KafkaClientFactory kafka, TimeSpan lateness, int? readers = null, TimeSpan? impressionLifetime = null, string? topic = null,
         ILogger? logger = null, int? impressionsInMemory = null, string? spillDirectory = null)
     {
@@ -217,11 +217,13 @@ public sealed class RawLogCounter
                 config.EnablePartitionEof = true;
                 // Partition and offset are all the loop needs: skip marshalling topic names, timestamps and headers.
                 config.ConsumeResultFields = "none";
-                // Bounds what each of the parallel readers prefetches (librdkafka's default is 64 MiB each).
-                config.QueuedMaxMessagesKbytes = 16 * 1024;
-                // And what each fetch response may hold beyond that queue (librdkafka's default is 50 MiB per broker:
-                // reading 10 M clicks from a 3-broker cluster, 4 readers peaked 190 MB higher with it).
-                config.FetchMaxBytes = 4 * 1024 * 1024;
+                // Bounds what each of the parallel readers prefetches (librdkafka's default is 64 MiB each), and what each
+                // fetch response may hold beyond that queue (librdkafka's default is 50 MiB per broker). Reading 10 M
+                // clicks from a 3-broker cluster, 4 readers peaked at 666 MB with 16 MiB and 4 MiB, 537 MB with 8 and 2,
+                // 364 MB with 4 and 1 (against 480, 444 and 313 MB for 1 M clicks), at 667k, 546k and 420k events/s
+                // (benchmarks/HISTORY.md, reconcile, 2026-12-07).
+                config.QueuedMaxMessagesKbytes = 4 * 1024;
+                config.FetchMaxBytes = 1024 * 1024;
             })
             .SetValueDeserializer(RawClickDeserializer.Instance)
             .Build();

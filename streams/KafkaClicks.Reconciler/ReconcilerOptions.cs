@@ -41,15 +41,19 @@ public sealed class ReconcilerOptions
     public TimeSpan MakeUpWithin { get; set; } = TimeSpan.FromDays(7);
 
     /// <summary>
-    /// The most impressions a recount holds in memory at once; a recount reading more records spills them to bucket files
-    /// in <see cref="SpillDirectory"/> and counts bucket by bucket, so its memory does not grow with the range.
+    /// The most impressions a recount holds in memory at once; a recount reading more records spills them to group files
+    /// in <see cref="SpillDirectory"/>, each holding the clicks of a slice of the ads, and counts, compares and corrects
+    /// one group at a time, so its memory does not grow with the range.
     /// </summary>
     public int ImpressionsInMemory { get; set; } = RawLogCounter.DefaultImpressionsInMemory;
 
     /// <summary>Why a <see cref="ImpressionsInMemory"/> below 1 is refused (the role's validation and the CLI say it alike).</summary>
     public const string NonPositiveImpressionsInMemory = "Reconciler:ImpressionsInMemory must be positive.";
 
-    /// <summary>Where a large recount's bucket files go (36 bytes per record read); empty: the system's temporary folder.</summary>
+    /// <summary>
+    /// Where a large recount's group files go (36 bytes per record read, 28 per stored row of the range); empty: the
+    /// system's temporary folder.
+    /// </summary>
     public string SpillDirectory { get; set; } = "";
 
     /// <summary>A window differing by more than this many clicks raises an alert (warning log and metric).</summary>
