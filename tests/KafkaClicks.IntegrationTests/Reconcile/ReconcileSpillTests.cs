@@ -3,14 +3,14 @@ using static KafkaClicks.IntegrationTests.Infrastructure.RawClicks;
 
 namespace KafkaClicks.IntegrationTests.Reconcile;
 
-/// <summary>A recount of more records than it may hold impressions in memory goes through bucket files: same counts.</summary>
+/// <summary>A recount of more records than it may hold impressions in memory goes through group files: same counts.</summary>
 [Trait("Category", "Billing")]
 public class ReconcileSpillTests
 {
     private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
 
     [Fact]
-    public async Task A_recount_spilling_to_bucket_files_counts_every_impression_once_as_one_set_in_memory_does()
+    public async Task A_recount_spilling_to_group_files_counts_every_impression_once_as_one_set_in_memory_does()
     {
         await using var broker = await BrokerAsync(partitions: 8);
         var random = new Random(7);

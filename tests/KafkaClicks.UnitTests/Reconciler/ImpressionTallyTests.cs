@@ -60,7 +60,7 @@ public sealed class ImpressionTallyTests
     }
 
     [Fact]
-    public void An_impression_clicked_before_the_range_is_not_counted_again_in_it_however_many_buckets()
+    public void An_impression_clicked_before_the_range_is_not_counted_again_in_it_however_many_files()
     {
         var impression = new UInt128(42, 42);
         var before = new RawClick(1, 0, Ms(From.AddMinutes(-3)), impression);
