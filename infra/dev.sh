@@ -240,12 +240,15 @@ and_filter() {
 #   timescale  the embedded broker, PostgreSQL with TimescaleDB preloaded
 #   cluster    a 3-broker Kafka-protocol cluster (transactions, compaction, admin APIs; KAFKACLICKS_TEST_KAFKA to use
 #              your own), exactly-once aggregator, replication factor 3, on TimescaleDB
-# Tests that only a Kafka cluster can run carry [Trait("Lane", "cluster")]: the embedded lanes leave them out.
+# Tests that only a Kafka cluster can run carry [Trait("Lane", "cluster")]: the embedded lanes leave them out. Tests
+# that touch no database carry [Trait("Storage", "none")]: the timescale lane, which differs from the embedded one only
+# in its database, leaves them out.
 run_lane() {
   local lane="$1" results="$2" rc=0 kafka="" postgres_port filter="Lane!=cluster"
   case "$lane" in
     embedded) postgres_port=$(KAFKACLICKS_PG_FLAVOR=plain "$ROOT/infra/dev.sh" pg-port) ;;
-    timescale|cluster) postgres_port=$(KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-port) ;;
+    timescale) postgres_port=$(KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-port); filter="Lane!=cluster&Storage!=none" ;;
+    cluster) postgres_port=$(KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-port) ;;
     *) die "unknown test lane '$lane' (embedded, timescale, cluster)" ;;
   esac
   if [ "$lane" != embedded ]; then KAFKACLICKS_PG_FLAVOR=timescale "$ROOT/infra/dev.sh" pg-start; fi

@@ -14,6 +14,7 @@ namespace KafkaClicks.IntegrationTests.Aggregator;
 /// on its surviving RocksDB state and once on a wiped state directory (restored from the changelog). The final count
 /// of every (ad, salt, minute) must equal the window's distinct impressions exactly.
 /// </summary>
+[Trait("Storage", "none")]
 public sealed class AggregatorCrashTests(ITestOutputHelper output)
 {
     private const int RawPartitions = 8;

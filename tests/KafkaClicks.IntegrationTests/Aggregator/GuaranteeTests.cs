@@ -15,6 +15,7 @@ namespace KafkaClicks.IntegrationTests.Aggregator;
 /// and no real cluster is available), so these check what the product controls: what Streamiz is asked for, and
 /// that the embedded broker refuses rather than pretending.
 /// </summary>
+[Trait("Storage", "none")]
 public class GuaranteeTests
 {
     private static IConfiguration Configuration(params (string Key, string Value)[] settings) =>

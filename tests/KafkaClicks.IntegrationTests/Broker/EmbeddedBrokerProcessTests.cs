@@ -5,6 +5,7 @@ using KafkaClicks.IntegrationTests.Infrastructure;
 namespace KafkaClicks.IntegrationTests.Broker;
 
 /// <summary>`kafkaclicks broker`, the embedded broker in a process of its own, as developers and the tests' child processes use it.</summary>
+[Trait("Storage", "none")]
 public sealed class EmbeddedBrokerProcessTests
 {
     /// <summary>

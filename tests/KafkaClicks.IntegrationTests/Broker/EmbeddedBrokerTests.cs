@@ -4,6 +4,7 @@ using KafkaClicks.IntegrationTests.Infrastructure;
 
 namespace KafkaClicks.IntegrationTests.Broker;
 
+[Trait("Storage", "none")]
 [Collection(EmbeddedKafkaTests.Name)]
 public sealed class EmbeddedBrokerTests(BrokerFixture broker)
 {

@@ -9,6 +9,7 @@ using KafkaClicks.IntegrationTests.Infrastructure;
 namespace KafkaClicks.IntegrationTests.Broker;
 
 /// <summary>Tests that start their own embedded clusters (through <see cref="KafkaBroker"/> or directly).</summary>
+[Trait("Storage", "none")]
 public sealed class KafkaBrokerTests
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace KafkaClicks.IntegrationTests.Ingest;
 /// Impression claims against the real Redis, across instances: a claim is a repeat once its instance settled it,
 /// given back only by the click that made it, and taken over by a retry when its click can no longer become durable.
 /// </summary>
+[Trait("Storage", "none")]
 public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
 {
     private static readonly DateTimeOffset ExpiresAt = DateTimeOffset.UtcNow.AddHours(2);

@@ -5,6 +5,7 @@ namespace KafkaClicks.IntegrationTests.Reconcile;
 
 /// <summary>A recount of more records than it may hold impressions in memory goes through group files: same counts.</summary>
 [Trait("Category", "Billing")]
+[Trait("Storage", "none")]
 public class ReconcileSpillTests
 {
     private static readonly DateTime T0 = DateTime.UtcNow.Date.AddHours(DateTime.UtcNow.Hour).AddHours(-3);
