@@ -186,6 +186,34 @@ public class ReconcileTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Null(counts.CoveredFrom);
     }
 
+    /// <remarks>
+    /// Cluster lane only: the embedded broker cannot look offsets up by time, so a recount there reads whole partitions
+    /// and sees the first click however short its look-back.
+    /// </remarks>
+    [Fact]
+    [Trait("Category", "Billing")]
+    [Trait("Lane", "cluster")]
+    public async Task A_repeat_of_a_click_a_slow_clock_stamped_before_its_impressions_issue_a_lifetime_back_is_not_counted_in_the_range()
+    {
+        await using var broker = await BrokerAsync();
+        var impression = Guid.NewGuid().ToString("N");
+        var issuedAt = T0.AddMinutes(-58); // the repeat below comes 59 minutes after it: within the 1 h lifetime
+        var first = Click(1, issuedAt.AddMinutes(-4), impression: impression); // the clicking host's clock 4 minutes behind the minting host's
+        first.ImpressionAt = issuedAt;
+        var repeat = Click(1, T0.AddMinutes(1), impression: impression);
+        repeat.ImpressionAt = issuedAt;
+        // Written in two batches, so a broker looking offsets up by time can start between them.
+        Produce(broker, 4, [first]);
+        Produce(broker, 4, [repeat, Click(2, T0.AddSeconds(30))]);
+
+        // The aggregator drops the repeat (both clicks carry the same issue time); the recount must read back a lifetime
+        // and the clock tolerance (RawLogCounter.ClockTolerance) to see the first click, written 62 minutes before the range.
+        var counts = Counter(broker, TimeSpan.FromMinutes(5)).Count(T0, T0.AddMinutes(10), null, null, default);
+
+        Assert.Equal(1, counts.Clicks);
+        Assert.Equal([(2L, T0, 0)], counts.Windows.Keys.Select(k => (k.AdId, k.Minute, k.Salt)));
+    }
+
     [Fact]
     public async Task A_record_that_is_not_a_click_is_skipped_and_counted_not_a_failure_of_the_run()
     {

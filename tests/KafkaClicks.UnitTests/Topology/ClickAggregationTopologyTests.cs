@@ -336,6 +336,23 @@ public sealed class ClickAggregationTopologyTests
     }
 
     [Fact]
+    [Trait("Category", "Billing")]
+    public void An_impression_issued_by_a_clock_hours_ahead_does_not_push_other_impressions_out_of_the_store()
+    {
+        using var h = new AggregatorHarness();
+        h.Click("imp-1", 4, At(0, 10), impressionAt: Noon);
+        // Minted by an ingest host whose clock ran 3 hours fast: filed by its click (at most a bucket ahead), not under
+        // 15:00, where the store's time would move past imp-1's bucket and drop it.
+        h.Click("imp-ahead", 5, At(0, 20), impressionAt: Noon.AddHours(3));
+        h.Click("imp-ahead", 5, At(0, 40));
+        h.Click("imp-1", 4, At(1, 0));
+        var emitted = h.TickAndRead();
+        Assert.Equal([Emitted.Of(4, W0, 1, false)], emitted.Where(e => e.AdId == 4));
+        Assert.Equal([Emitted.Of(5, W0, 1, false)], emitted.Where(e => e.AdId == 5));
+        Assert.Empty(h.ReadLate());
+    }
+
+    [Fact]
     public void Salted_ad_gives_one_sub_count_per_salt_and_their_sum_is_the_click_count()
     {
         using var h = new AggregatorHarness();
