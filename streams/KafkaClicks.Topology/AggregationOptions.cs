@@ -13,7 +13,7 @@ public sealed class AggregationOptions
     public string ApplicationId { get; set; } = ConsumerGroups.Aggregator;
 
     /// <summary>How often the windows that changed are emitted as partial counts.</summary>
-    public TimeSpan EmitInterval { get; set; } = TimeSpan.FromSeconds(10);
+    public TimeSpan EmitInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How long after a window's end clicks for it are still counted; later ones go to clicks.late.</summary>
     public TimeSpan Grace { get; set; } = TimeSpan.FromSeconds(30);

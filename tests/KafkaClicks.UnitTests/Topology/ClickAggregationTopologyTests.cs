@@ -110,12 +110,12 @@ public sealed class ClickAggregationTopologyTests
     [Trait("Category", "Billing")]
     public void When_clicks_stop_the_last_minute_turns_final_once_the_wall_clock_has_moved_stream_time_past_grace()
     {
-        using var h = new AggregatorHarness();
+        using var h = new AggregatorHarness(new AggregationOptions { EmitInterval = TimeSpan.FromSeconds(10) });
         h.Click("imp-1", 7, At(0, 40));
         h.Click("imp-2", 7, At(0, 50));
         Assert.Equal([Emitted.Of(7, W0, 2, false)], h.TickAndRead());
 
-        // No more clicks: stream time moves on at the wall clock's pace from 12:00:50, one emit interval (10 s) per
+        // No more clicks: stream time moves on at the wall clock's pace from 12:00:50, one emit interval (10 s here) per
         // punctuation, and the 12:00 window closes when it reaches 12:01:30 (end + grace), four punctuations later.
         Assert.Empty(h.TickAndRead());
         Assert.Empty(h.TickAndRead());
