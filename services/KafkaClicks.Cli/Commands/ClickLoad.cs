@@ -53,10 +53,12 @@ public static class ClickLoad
         for (long i = 0; i < total; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var due = TimeSpan.FromSeconds(i / (double)rate);
-            if (due > clock.Elapsed)
+            // The clock is read once: read twice, it can move past the due time between the reads, and a wait of exactly
+            // -1 ms is Task.Delay's "forever" (a benchmark hung so, its sender awaiting a delay without a timer).
+            var wait = TimeSpan.FromSeconds(i / (double)rate) - clock.Elapsed;
+            if (wait > TimeSpan.Zero)
             {
-                await Task.Delay(due - clock.Elapsed, cancellationToken);
+                await Task.Delay(wait, cancellationToken);
             }
 
             var path = pathOf(i);
