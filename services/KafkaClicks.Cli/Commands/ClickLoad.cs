@@ -54,7 +54,8 @@ public static class ClickLoad
         {
             cancellationToken.ThrowIfCancellationRequested();
             // The clock is read once: read twice, it can move past the due time between the reads, and a wait of exactly
-            // -1 ms is Task.Delay's "forever" (a benchmark hung so, its sender awaiting a delay without a timer).
+            // -1 ms is Task.Delay's "forever" (the likely cause of a benchmark's sender found awaiting a Task.Delay
+            // minutes after every planned wait had ended).
             var wait = TimeSpan.FromSeconds(i / (double)rate) - clock.Elapsed;
             if (wait > TimeSpan.Zero)
             {
