@@ -43,9 +43,6 @@ public sealed class RawLogRecount : IDisposable
     /// <summary>Records that do not decode as a click (skipped, as the aggregator skips them).</summary>
     public long UndecodableRecords => _tally.UndecodableRecords;
 
-    /// <summary>The most windows held at once (one group's).</summary>
-    public long PeakWindowsHeld => _tally.PeakWindowsHeld;
-
     /// <summary>Where large recounts spill (the caller's own spill files of the range go beside them).</summary>
     internal string SpillDirectory => _counter.SpillDirectory;
 
