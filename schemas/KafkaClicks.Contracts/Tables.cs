@@ -38,4 +38,7 @@ public static class Tables
 
     /// <summary>One row per reconciliation run: range, schedule, counts, status.</summary>
     public const string ReconciliationRuns = "reconciliation_runs";
+
+    /// <summary>Since when the reconcilers keep the hourly and daily schedule on this database (the first to ask sets it).</summary>
+    public const string ReconciliationSchedule = "reconciliation_schedule";
 }

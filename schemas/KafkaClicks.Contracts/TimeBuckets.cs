@@ -13,8 +13,17 @@ public static class TimeBuckets
     /// <summary><see cref="Minute"/> in milliseconds, for times kept as Unix milliseconds.</summary>
     public const long MinuteMs = 60_000;
 
+    /// <summary>One hour, the rollups' first step.</summary>
+    public static readonly TimeSpan Hour = TimeSpan.FromHours(1);
+
     /// <summary>The start of the minute holding <paramref name="unixMs"/> (Unix milliseconds, also before 1970).</summary>
-    public static long MinuteStartMs(long unixMs) => unixMs - (((unixMs % MinuteMs) + MinuteMs) % MinuteMs);
+    public static long MinuteStartMs(long unixMs) => FloorMs(unixMs, MinuteMs);
+
+    /// <summary>
+    /// The start of the <paramref name="unitMs"/>-long bucket holding <paramref name="unixMs"/>, buckets counted from the
+    /// Unix epoch (also before 1970).
+    /// </summary>
+    public static long FloorMs(long unixMs, long unitMs) => unixMs - (((unixMs % unitMs) + unitMs) % unitMs);
 
     /// <summary>The start of the minute holding <paramref name="at"/> (a UTC time).</summary>
     public static DateTime MinuteOf(DateTime at) => Floor(at, TimeSpan.TicksPerMinute);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 
 namespace KafkaClicks.Ingest;
@@ -45,7 +46,7 @@ public static class IngestTelemetry
     // Kept for the process's lifetime: the meter reads it on every scrape.
     private static readonly ObservableGauge<int> PartitionCountMismatch = Meter.CreateObservableGauge(
         "kafkaclicks.ingest.partition_count_mismatch",
-        () => new Measurement<int>(Producers.Keys.Any(p => p.Refusal is not null) ? 1 : 0, new KeyValuePair<string, object?>("topic", "clicks.raw")),
+        () => new Measurement<int>(Producers.Keys.Any(p => p.Refusal is not null) ? 1 : 0, new KeyValuePair<string, object?>("topic", Topics.ClicksRaw)),
         description: "1 while clicks.raw's partition count differs from the recorded one (Kafka:ClicksRawPartitions), so clicks are spooled, not produced.");
 
     private static readonly string[] OutcomeTags = Enum.GetValues<ClickOutcome>().Select(ToTag).ToArray();

@@ -46,7 +46,6 @@ public sealed record AdvertiserSummary(long AdvertiserId, string Name, long Ads)
 /// </summary>
 public sealed class ClickSeriesStore : IDisposable
 {
-    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
     private static readonly TimeSpan RememberedFor = TimeSpan.FromMinutes(10);
     private readonly NpgsqlDataSource _dataSource;
@@ -286,7 +285,7 @@ public sealed class ClickSeriesStore : IDisposable
         }
 
         var unit = RowUnit(range, starts);
-        var dirty = unit >= Hour ? await DirtyHoursAsync(range.From, range.To, cancellationToken) : [];
+        var dirty = unit >= TimeBuckets.Hour ? await DirtyHoursAsync(range.From, range.To, cancellationToken) : [];
         var segments = Plan(range, unit, tailStart, dirty);
 
         // $1 the ads or the advertiser, $2 the row unit, $3 its origin; then the bounds of each segment.
@@ -379,7 +378,7 @@ public sealed class ClickSeriesStore : IDisposable
     /// </summary>
     public static IReadOnlyList<Segment> Plan(QueryRange range, TimeSpan unit, DateTimeOffset tailStart, IReadOnlySet<DateTimeOffset> dirtyHours)
     {
-        if (unit < Hour)
+        if (unit < TimeBuckets.Hour)
         {
             return [new Segment(Source.Minute, range.From, range.To)];
         }
@@ -390,7 +389,7 @@ public sealed class ClickSeriesStore : IDisposable
         {
             var dayEnd = day + Day < range.To ? day + Day : range.To;
             var clean = daily && dayEnd - day == Day && dayEnd <= tailStart;
-            for (var hour = day; hour < dayEnd; hour += Hour)
+            for (var hour = day; hour < dayEnd; hour += TimeBuckets.Hour)
             {
                 var source = hour >= tailStart || dirtyHours.Contains(hour) ? Source.Minute : Source.Hourly;
                 clean &= source == Source.Hourly;
@@ -407,7 +406,7 @@ public sealed class ClickSeriesStore : IDisposable
         var segments = new List<Segment>();
         foreach (var (start, source) in hours)
         {
-            var end = start + (source == Source.Daily ? Day : Hour);
+            var end = start + (source == Source.Daily ? Day : TimeBuckets.Hour);
             if (segments.Count > 0 && segments[^1].Source == source && segments[^1].To == start)
             {
                 segments[^1] = segments[^1] with { To = end };
@@ -427,12 +426,12 @@ public sealed class ClickSeriesStore : IDisposable
     /// </summary>
     public static TimeSpan RowUnit(QueryRange range, DateTimeOffset[] starts)
     {
-        if (range.Bucket < Hour)
+        if (range.Bucket < TimeBuckets.Hour)
         {
             return range.Bucket;
         }
 
-        foreach (var unit in new[] { Hour, TimeSpan.FromMinutes(15) })
+        foreach (var unit in new[] { TimeBuckets.Hour, TimeSpan.FromMinutes(15) })
         {
             if (starts.All(s => (s - QueryRange.Origin).Ticks % unit.Ticks == 0) && (range.To - QueryRange.Origin).Ticks % unit.Ticks == 0)
             {

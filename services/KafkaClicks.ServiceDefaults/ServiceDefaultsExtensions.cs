@@ -126,7 +126,7 @@ public static class ServiceDefaultsExtensions
     /// each connection after a few runs, so PostgreSQL parses and plans them once instead of on every call (0 turns it
     /// off, as behind PgBouncer in transaction mode).</item>
     /// <item><c>No Reset On Close</c>: a connection going back to the pool is not reset (six statements that PostgreSQL
-    /// runs before the next command on it; 1.8 resets per answer in the query benchmark). No code here leaves session
+    /// would run before the next command on it, once per answer or more). No code here leaves session
     /// state behind: nothing sets a session setting, advisory locks are transaction-scoped (the migrator releases its
     /// session lock itself), and the sink's staging table is meant to outlive the transaction.</item>
     /// </list>

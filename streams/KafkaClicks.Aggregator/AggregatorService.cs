@@ -206,7 +206,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             {
                 return await Task.Run(() => admin.PartitionCount(topic, PartitionCheckTimeout), stoppingToken);
             }
-            catch (KafkaException e)
+            catch (KafkaException e) when (!e.Error.IsFatal)
             {
                 LogPartitionCountUnknown(topic, e.Error.Reason, pause);
             }

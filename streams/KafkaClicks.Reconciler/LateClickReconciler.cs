@@ -20,7 +20,6 @@ public sealed partial class LateClickReconciler : BackgroundService
     /// <summary>The consumer group on clicks.late.</summary>
     public const string GroupId = ConsumerGroups.LateClicks;
 
-    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private readonly KafkaClientFactory _kafka;
     private readonly ReconciliationScheduler _scheduler;
     private readonly ReconcilerOptions _options;
@@ -41,7 +40,7 @@ public sealed partial class LateClickReconciler : BackgroundService
     public static DateTime? HourToRecount(DateTime clickedAt, DateTime writtenAt, TimeSpan lateness)
     {
         var hour = TimeBuckets.HourOf(clickedAt);
-        return writtenAt > hour + Hour + lateness ? hour : null;
+        return writtenAt > hour + TimeBuckets.Hour + lateness ? hour : null;
     }
 
     protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
@@ -146,7 +145,7 @@ public sealed partial class LateClickReconciler : BackgroundService
             try
             {
                 LogRecounting(hour, newest);
-                await _scheduler.RunAsync(hour, hour + Hour, cancellationToken);
+                await _scheduler.RunAsync(hour, hour + TimeBuckets.Hour, cancellationToken);
                 pending.Remove(hour);
             }
             catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException or RangeNotFinalException && !cancellationToken.IsCancellationRequested)

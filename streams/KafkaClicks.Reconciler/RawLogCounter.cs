@@ -39,8 +39,8 @@ public sealed class RawLogCounter
     private const int BatchSize = 2_048;
 
     /// <summary>
-    /// Two consumers per processor: a consumer spends part of its time waiting for fetches, so on 2 cores 4 readers
-    /// recounted 1 M clicks 15% faster than 2 (benchmarks/HISTORY.md, reconcile).
+    /// Two consumers per processor: a consumer spends part of its time waiting for fetches, so a second one per processor
+    /// keeps the processor busy meanwhile (benchmarks/HISTORY.md, reconcile).
     /// </summary>
     public static readonly int DefaultReaders = 2 * Environment.ProcessorCount;
     /// <summary>

@@ -155,11 +155,11 @@ public sealed partial class ReconciliationScheduler : BackgroundService
     /// <summary>When the schedule started being kept on this database: set by the first reconciler to ask.</summary>
     private async Task<DateTime> KeptSinceAsync(DateTime now, CancellationToken cancellationToken)
     {
-        await using var command = _dataSource.CreateCommand("""
+        await using var command = _dataSource.CreateCommand($"""
             WITH added AS (
-                INSERT INTO reconciliation_schedule (schedule, kept_since) VALUES ('all', $1) ON CONFLICT (schedule) DO NOTHING RETURNING kept_since
+                INSERT INTO {Tables.ReconciliationSchedule} (schedule, kept_since) VALUES ('all', $1) ON CONFLICT (schedule) DO NOTHING RETURNING kept_since
             )
-            SELECT kept_since FROM added UNION ALL SELECT kept_since FROM reconciliation_schedule WHERE schedule = 'all'
+            SELECT kept_since FROM added UNION ALL SELECT kept_since FROM {Tables.ReconciliationSchedule} WHERE schedule = 'all'
             """);
         command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = now });
         return DateTime.SpecifyKind((DateTime)(await command.ExecuteScalarAsync(cancellationToken))!, DateTimeKind.Utc);

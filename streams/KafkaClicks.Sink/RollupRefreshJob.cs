@@ -16,7 +16,6 @@ namespace KafkaClicks.Sink;
 /// </summary>
 public sealed partial class RollupRefreshJob : BackgroundService
 {
-    private static readonly TimeSpan Hour = TimeSpan.FromHours(1);
     private readonly NpgsqlDataSource _dataSource;
     private readonly SinkOptions _options;
     private readonly TimeProvider _time;
@@ -48,7 +47,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
         foreach (var (from, to) in Ranges(marks.Where(m => m.Hour >= oldest).Select(m => m.Hour)))
         {
             await Rollups.RefreshAsync(connection, _flavor.Value, from, to, cancellationToken);
-            refreshed += (int)((to - from) / Hour);
+            refreshed += (int)((to - from) / TimeBuckets.Hour);
         }
 
         await using (var clear = new NpgsqlCommand(
@@ -110,7 +109,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
             }
 
             from ??= hour;
-            to = hour + Hour;
+            to = hour + TimeBuckets.Hour;
         }
 
         if (from is not null)

@@ -252,7 +252,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             issuedAt = clickedAt + BucketMs;
         }
 
-        return issuedAt - Mod(issuedAt, BucketMs);
+        return TimeBuckets.FloorMs(issuedAt, BucketMs);
     }
 
     private bool IsClosed(long windowStart) => windowStart + WindowMs + _graceMs <= _streamTime;
@@ -424,8 +424,6 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         AggregatorTelemetry.FromTheFuture();
         return ceiling;
     }
-
-    private static long Mod(long value, long divisor) => ((value % divisor) + divisor) % divisor;
 
     private static long ToUnixMs(DateTime value) =>
         (long)(DateTime.SpecifyKind(value, DateTimeKind.Utc) - DateTime.UnixEpoch).TotalMilliseconds;

@@ -60,6 +60,41 @@ public static class CliValues
         return min;
     };
 
+    /// <summary>
+    /// <c>--urls</c>: the addresses the web host listens on, as ASP.NET Core takes them (one or more absolute http or https
+    /// URLs separated by ';', the host <c>*</c> or <c>+</c> meaning every interface).
+    /// </summary>
+    public static Option<string?> ListenUrls() => new("--urls")
+    {
+        Description = "Addresses to listen on, ';'-separated (default http://127.0.0.1:8080).",
+        CustomParser = result =>
+        {
+            var text = Token(result);
+            var urls = text.Split(';', StringSplitOptions.TrimEntries);
+            if (urls.All(IsListenUrl))
+            {
+                return text;
+            }
+
+            result.AddError($"{OptionName(result)}: '{text}' is not a list of http:// or https:// addresses with a host, separated by ';'");
+            return null;
+        },
+    };
+
+    private static bool IsListenUrl(string url)
+    {
+        var schemeEnd = url.IndexOf("://", StringComparison.Ordinal);
+        var hostStart = schemeEnd + 3;
+        // ASP.NET Core's wildcard hosts are not URI hosts: read them as any host name.
+        var parsable = schemeEnd > 0 && hostStart < url.Length && url[hostStart] is '*' or '+'
+            ? string.Concat(url.AsSpan(0, hostStart), "any", url.AsSpan(hostStart + 1))
+            : url;
+        return Uri.TryCreate(parsable, UriKind.Absolute, out var uri)
+            && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+            && uri.Host.Length > 0
+            && uri.AbsolutePath == "/" && uri.Query.Length == 0 && uri.Fragment.Length == 0;
+    }
+
     private static string Token(ArgumentResult result) => result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
 
     private static string OptionName(ArgumentResult result) =>

@@ -39,6 +39,13 @@ public static class KafkaAdminCommands
     public static Command Lag()
     {
         var group = new Option<string[]>("--group") { Description = "Consumer group(s); default: the sink's group and the aggregator's application id.", AllowMultipleArgumentsPerToken = true };
+        group.Validators.Add(result =>
+        {
+            if (result.Tokens.FirstOrDefault(t => string.IsNullOrWhiteSpace(t.Value)) is { } blank)
+            {
+                result.AddError($"--group: '{blank.Value}' is not a consumer group id");
+            }
+        });
         var json = new Option<bool>("--json") { Description = "Print JSON." };
         var lag = new Command("lag", "Committed offsets and lag per partition for consumer groups.");
         lag.Options.Add(group);

@@ -19,7 +19,7 @@ public static class RunCommand
                 result.AddError(error!);
             }
         });
-        var urls = new Option<string?>("--urls") { Description = "Addresses to listen on (default http://127.0.0.1:8080)." };
+        var urls = CliValues.ListenUrls();
         var command = new Command("run",
             "Run the chosen roles against the configured servers (Kafka:BootstrapServers, ConnectionStrings:Postgres, ConnectionStrings:Redis). " +
             "One process per role in production; run `kafkaclicks migrate` once before.");

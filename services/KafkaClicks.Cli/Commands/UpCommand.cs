@@ -8,7 +8,7 @@ public static class UpCommand
     public static Command Create()
     {
         var demo = new Option<bool>("--demo") { Description = "Seed demo advertisers and ads and generate steady demo click traffic." };
-        var urls = new Option<string?>("--urls") { Description = "Addresses to listen on (default http://127.0.0.1:8080)." };
+        var urls = CliValues.ListenUrls();
         var command = new Command("up",
             "Run every role (ingest, aggregator, sink, query, reconciler) in this process. Without Kafka:BootstrapServers it starts the " +
             "embedded broker; it applies the migrations first. For a laptop, a demo or CI.");

@@ -208,7 +208,38 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         data.Add("replay", "--rate", "0");
         data.Add("runs", "--last", "99999999999");
         data.Add("broker", "--port", "0");
+        data.Add("loadgen", "--ads", "0");
+        data.Add("loadgen", "--duplicates", "2");
+        data.Add("reconcile", "--readers", "0");
+        data.Add("run", "--urls", "nope");
+        data.Add("up", "--urls", "ftp://127.0.0.1:8080");
+        data.Add("up", "--urls", "http://127.0.0.1:8080;http://");
+        data.Add("lag", "--group", " ");
         return data;
+    }
+
+    /// <summary>Values that are each well formed but do not go together, and arguments missing or extra.</summary>
+    public static TheoryData<string, string[]> InconsistentArguments() => new()
+    {
+        { "replay", ["--topic", "clicks.raw", "--to-topic", "clicks.copy", "--from", "2026-01-02T00:00:00Z", "--to", "2026-01-01T00:00:00Z"] },
+        { "replay", ["--topic", "clicks.raw", "--to-topic", "clicks.raw", "--from", "2026-01-01T00:00:00Z", "--to", "2026-01-02T00:00:00Z"] },
+        { "reconcile", ["--from", "2026-01-01T01:00:00Z", "--to", "2026-01-01T01:00:00Z"] },
+        { "topics describe", [] },
+        { "topics describe", ["clicks.raw", "clicks.minute"] },
+        { "run", ["--urls", "http://127.0.0.1:8080"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(InconsistentArguments))]
+    public async Task Arguments_that_do_not_go_together_exit_2_with_one_line_and_no_stack_trace(string path, string[] arguments)
+    {
+        var (exitCode, output, error) = await CliRunner.RunAsync(null, [.. path.Split(' '), .. arguments]);
+
+        Assert.Equal(2, exitCode);
+        Assert.Empty(output);
+        var line = Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+        Assert.StartsWith("kafkaclicks: ", line, StringComparison.Ordinal);
+        Assert.EndsWith($"(see 'kafkaclicks {path} --help')", line, StringComparison.Ordinal);
     }
 
     [Theory]

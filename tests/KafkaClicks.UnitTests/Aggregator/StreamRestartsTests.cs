@@ -1,4 +1,5 @@
 using KafkaClicks.Aggregator;
+using KafkaClicks.UnitTests.Infrastructure;
 
 namespace KafkaClicks.UnitTests.Aggregator;
 
@@ -29,14 +30,5 @@ public sealed class StreamRestartsTests
             Assert.Equal(TimeSpan.FromSeconds(1), restarts.Next());
             clock.Advance(StreamRestarts.Window + TimeSpan.FromSeconds(1));
         }
-    }
-
-    private sealed class ManualClock(DateTimeOffset now) : TimeProvider
-    {
-        private DateTimeOffset _now = now;
-
-        public void Advance(TimeSpan by) => _now += by;
-
-        public override DateTimeOffset GetUtcNow() => _now;
     }
 }

@@ -16,6 +16,13 @@ public sealed class TimeBucketsTests
     public void A_click_counts_in_the_minute_that_holds_it(long unixMs, long minuteStartMs) =>
         Assert.Equal(minuteStartMs, TimeBuckets.MinuteStartMs(unixMs));
 
+    [Theory]
+    [InlineData(599_999L, 600_000L, 0L)] // the aggregator's 10-minute impression buckets
+    [InlineData(600_000L, 600_000L, 600_000L)]
+    [InlineData(-1L, 600_000L, -600_000L)]
+    public void A_time_falls_in_the_bucket_that_holds_it_whatever_the_bucket_length(long unixMs, long unitMs, long bucketStartMs) =>
+        Assert.Equal(bucketStartMs, TimeBuckets.FloorMs(unixMs, unitMs));
+
     [Fact]
     public void Floors_take_the_bucket_that_holds_the_time_and_ceilings_keep_a_bucket_start()
     {

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
+using KafkaClicks.UnitTests.Infrastructure;
 using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.UnitTests.Ingest;
@@ -162,13 +163,6 @@ public class ImpressionTokensTests
         clock.Now += TimeSpan.FromHours(2);
         Assert.Equal(TokenStatus.Authentic, tokens.Verify(minted.Token, out var claims));
         Assert.True(clock.GetUtcNow() > claims.ExpiresAt);
-    }
-
-    private sealed class ManualClock(DateTimeOffset now) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = now;
-
-        public override DateTimeOffset GetUtcNow() => Now;
     }
 
     private static byte[] Base64UrlDecode(string s) => System.Buffers.Text.Base64Url.DecodeFromChars(s);

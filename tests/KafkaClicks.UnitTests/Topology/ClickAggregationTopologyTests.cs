@@ -1,6 +1,7 @@
 using KafkaClicks.Contracts;
 using KafkaClicks.Topology;
-using static KafkaClicks.UnitTests.Topology.AggregatorHarness;
+using KafkaClicks.UnitTests.Infrastructure;
+using static KafkaClicks.UnitTests.Infrastructure.AggregatorHarness;
 
 namespace KafkaClicks.UnitTests.Topology;
 

@@ -1,5 +1,6 @@
 using KafkaClicks.Contracts;
-using static KafkaClicks.UnitTests.Topology.AggregatorHarness;
+using KafkaClicks.UnitTests.Infrastructure;
+using static KafkaClicks.UnitTests.Infrastructure.AggregatorHarness;
 
 namespace KafkaClicks.UnitTests.Topology;
 

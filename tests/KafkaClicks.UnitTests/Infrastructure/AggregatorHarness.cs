@@ -4,7 +4,7 @@ using Streamiz.Kafka.Net;
 using Streamiz.Kafka.Net.Mock;
 using Streamiz.Kafka.Net.SerDes;
 
-namespace KafkaClicks.UnitTests.Topology;
+namespace KafkaClicks.UnitTests.Infrastructure;
 
 /// <summary>One TopologyTestDriver over <see cref="ClickAggregationTopology"/> with its own application id and state folder.</summary>
 internal sealed class AggregatorHarness : IDisposable
