@@ -129,7 +129,10 @@ public sealed class IngestBenchmark : IBenchmark
 
     private static WebApplication BareRedirect()
     {
-        var builder = WebApplication.CreateSlimBuilder();
+        // Hosted as the product hosts its roles (KafkaClicksHost): content root in the program's folder. The default, the
+        // working directory, is the checkout, whose .local/ holds PostgreSQL's data: the configuration file watcher then
+        // handled every write PostgreSQL made, on the cores the measured role runs on.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var app = builder.Build();

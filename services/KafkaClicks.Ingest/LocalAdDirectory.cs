@@ -30,7 +30,9 @@ public sealed partial class LocalAdDirectory : IDisposable
     // Ad keys are 8 bytes (the id, big-endian); the cursor's key is 9, so it never collides with an ad.
     private static readonly byte[] CursorKey = "\u00ffcursor!"u8.ToArray();
     private readonly ILogger<LocalAdDirectory> _logger;
-    private readonly Lock _reopen = new();
+    // Lookups share the store (RocksDB reads are thread-safe); only a reload, which frees it, waits for them and keeps
+    // them out. A plain lock here made every click's lookup wait for the others.
+    private readonly ReaderWriterLockSlim _reopen = new(LockRecursionPolicy.NoRecursion);
     private RocksDb _db;
     private volatile bool _loaded;
 
@@ -69,10 +71,15 @@ public sealed partial class LocalAdDirectory : IDisposable
         }
 
         byte[]? value;
-        lock (_reopen)
+        _reopen.EnterReadLock();
+        try
         {
             // Under the lock only so that a reload (a copy of another database) never frees the store mid-read.
             value = _loaded ? _db.Get(Key(adId)) : null;
+        }
+        finally
+        {
+            _reopen.ExitReadLock();
         }
 
         if (value is null || value.Length < 8)
@@ -87,12 +94,17 @@ public sealed partial class LocalAdDirectory : IDisposable
     /// <summary>Replaces the whole copy with <paramref name="routes"/> (a full load) of the database <paramref name="origin"/>, then records <paramref name="cursor"/>.</summary>
     public async Task<long> ReplaceAsync(IAsyncEnumerable<AdRoute> routes, string origin, string cursor, CancellationToken cancellationToken)
     {
-        lock (_reopen)
+        _reopen.EnterWriteLock();
+        try
         {
             _loaded = false;
             _db.Dispose();
             Directory.Delete(Path, recursive: true);
             _db = Open(Path);
+        }
+        finally
+        {
+            _reopen.ExitWriteLock();
         }
 
         long count = 0;
@@ -142,7 +154,20 @@ public sealed partial class LocalAdDirectory : IDisposable
         Cursor = cursor;
     }
 
-    public void Dispose() => _db.Dispose();
+    public void Dispose()
+    {
+        // A lookup still running finishes first; one after this finds nothing instead of a freed store.
+        _reopen.EnterWriteLock();
+        try
+        {
+            _loaded = false;
+            _db.Dispose();
+        }
+        finally
+        {
+            _reopen.ExitWriteLock();
+        }
+    }
 
     private static byte[] Key(long adId)
     {
