@@ -4,7 +4,7 @@ set -euo pipefail
 # The 10,000,000-click run needs a real cluster (the embedded broker keeps 5 MiB per partition): a fresh one on
 # KAFKACLICKS_KAFKA_PORTS (dev.sh's test cluster ports), stopped when the benchmark ends.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-services="${KAFKACLICKS_SERVICES:-$root/../shared/services}"
+services="${KAFKACLICKS_SERVICES:?run it through infra/dev.sh bench reconcile, which names the production engines}"
 data="$root/.local/kafka-bench"
 "$services/kafka/stop-cluster.sh" "$data" >/dev/null 2>&1 || true
 rm -rf "$data"

@@ -327,7 +327,8 @@ bench() {
   fi
   setup
   BENCH_DLL="$ROOT/benchmarks/KafkaClicks.Benchmarks/bin/Release/net10.0/kafkaclicks-bench.dll" \
-    KAFKACLICKS_CONFIG="$CONFIG" CLI_DLL="$CLI_DLL" PG_PORT="$PG_PORT" REDIS_PORT="$REDIS_PORT" "$dir/$name.sh" "$@"
+    KAFKACLICKS_CONFIG="$CONFIG" CLI_DLL="$CLI_DLL" PG_PORT="$PG_PORT" REDIS_PORT="$REDIS_PORT" KAFKACLICKS_SERVICES="$SERVICES" \
+    "$dir/$name.sh" "$@"
 }
 
 cmd="${1:-help}"; shift || true
