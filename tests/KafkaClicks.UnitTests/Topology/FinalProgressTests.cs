@@ -86,10 +86,11 @@ public sealed class FinalProgressTests
         var after = DateTime.UtcNow;
         var marker = Assert.Single(h.ReadMinuteTopic()).Progress!;
 
-        // Through the windows that ended a grace period (30 s) before the quiet interval (10 s) began, on the
-        // stream's wall clock (which the harness has moved 20 s ahead of this host's).
-        var ahead = TimeSpan.FromSeconds(20);
-        Assert.InRange(marker.FinalThrough.ToUniversalTime(), Minute(started + ahead - TimeSpan.FromSeconds(40)), Minute(after + ahead - TimeSpan.FromSeconds(40)));
+        // Through the windows that ended a grace period before the quiet interval (one emit interval) began, on the
+        // stream's wall clock, which the two ticks moved two emit intervals ahead of this host's.
+        var ahead = 2 * h.Options.EmitInterval;
+        var back = h.Options.EmitInterval + h.Options.Grace;
+        Assert.InRange(marker.FinalThrough.ToUniversalTime(), Minute(started + ahead - back), Minute(after + ahead - back));
     }
 
     private static DateTime Minute(DateTime value) => new(value.Ticks - (value.Ticks % TimeSpan.TicksPerMinute), DateTimeKind.Utc);
