@@ -86,10 +86,11 @@ public enum AggregatorGuarantee
     /// <summary>
     /// Kafka transactions (Streamiz' exactly-once): each commit writes the outputs, the impression store's changelog
     /// and the consumed offsets atomically. What an unfinished commit sent before a crash is aborted, never seen by
-    /// readers of committed data (the sink). Late clicks may still reach clicks.late twice after a crash (Streamiz' transactional
-    /// ids are per process, so a restarted instance does not fence its predecessor; README), which the late-click recount tolerates. Counts of the windows still
-    /// open are sent again after a restart or rebalance under either guarantee: they are recounted from the impression
-    /// store and re-emitted with the same absolute values. Needs a real Kafka cluster with a replicated transaction log.
+    /// readers of committed data (the sink). Late clicks may still reach clicks.late twice after a crash (Streamiz'
+    /// transactional ids are per process, so a restarted instance does not fence its predecessor; README), which the
+    /// late-click recount tolerates. Counts of the windows still open are sent again after a restart or rebalance
+    /// under either guarantee: they are recounted from the impression store and re-emitted with the same absolute
+    /// values. Needs a real Kafka cluster with a replicated transaction log.
     /// </summary>
     ExactlyOnce,
 }
