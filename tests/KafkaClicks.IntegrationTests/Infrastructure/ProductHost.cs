@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
@@ -108,12 +109,29 @@ public sealed class ProductHost : IAsyncDisposable
         return string.Concat(token.AsSpan(0, i), token[i] == 'A' ? "B" : "A", token.AsSpan(i + 1));
     }
 
-    /// <summary>POST /v1/impressions as a frontend; returns the token.</summary>
+    /// <summary>
+    /// POST /v1/impressions as a frontend; returns the token. Like a frontend it asks again, for up to 10 s, while the
+    /// answer is 503 (an ad just added, looked up under load right after start, can exceed the lookup's time bound).
+    /// </summary>
     public async Task<string> MintAsync(long adId)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/impressions") { Content = JsonContent.Create(new { adId }) };
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", FrontendKey);
-        using var response = await Http.SendAsync(request);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        HttpResponseMessage response;
+        while (true)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/impressions") { Content = JsonContent.Create(new { adId }) };
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", FrontendKey);
+            response = await Http.SendAsync(request);
+            if (response.StatusCode != HttpStatusCode.ServiceUnavailable || DateTime.UtcNow >= deadline)
+            {
+                break;
+            }
+
+            response.Dispose();
+            await Task.Delay(250);
+        }
+
+        using var _ = response;
         response.EnsureSuccessStatusCode();
         var body = await response.Content.ReadFromJsonAsync<MintAnswer>();
         return body!.Token;
