@@ -13,7 +13,10 @@ namespace KafkaClicks.Ingest;
 /// <summary>Section <c>Ingest:Spool</c>: where clicks wait while the broker is unreachable.</summary>
 public sealed class SpoolOptions
 {
-    /// <summary>Folder of the spool's segment files; must survive a process restart (a volume in production).</summary>
+    /// <summary>
+    /// Folder of the spool's segment files; must survive a process restart (a volume in production). One ingest process
+    /// at a time: it holds the folder's lock file while it runs, and a second process given the same folder does not start.
+    /// </summary>
     public string Directory { get; set; } = Path.Combine(Path.GetTempPath(), "kafkaclicks-spool");
 
     /// <summary>Most bytes the spool may hold; past it clicks are refused with 503 rather than risking the disk.</summary>
@@ -42,9 +45,13 @@ public sealed class SpoolUnavailableException : Exception
 /// together share one fsync). Records are framed as [length][CRC-32C][payload]; a torn tail left by a crash is
 /// detected on reading and skipped without losing the records before it. Segments are sealed and handed to the
 /// forwarder in order, and deleted once every record in them was acknowledged by the broker.
+/// The spool holds an exclusive lock on its folder (<c>spool.lock</c>) from construction to disposal: another process's
+/// forwarder would take this one's open segment for sealed, forward what it held so far and delete it, and every click
+/// appended to it afterwards would go to a file no one can read again.
 /// </summary>
 public sealed partial class ClickSpool : IAsyncDisposable
 {
+    private const string LockFile = "spool.lock";
     private const string Prefix = "spool-";
     private const string Suffix = ".log";
     private const int HeaderLength = 8;
@@ -60,6 +67,7 @@ public sealed partial class ClickSpool : IAsyncDisposable
     private readonly Channel<Pending> _appends = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _gate = new();
     private readonly Task _writer;
+    private readonly FileStream _lock;
     private FileStream? _active;
     private string? _activePath;
     private long _sequence;
@@ -72,6 +80,7 @@ public sealed partial class ClickSpool : IAsyncDisposable
         _time = time;
         _logger = logger;
         Directory.CreateDirectory(_options.Directory);
+        _lock = Lock(_options.Directory);
         var segments = Segments();
         _bytes = segments.Sum(s => new FileInfo(s).Length);
         _sequence = segments.Count == 0 ? 0 : segments.Max(SequenceOf);
@@ -236,6 +245,27 @@ public sealed partial class ClickSpool : IAsyncDisposable
         Interlocked.Add(ref _bytes, size);
     }
 
+    /// <summary>Takes the folder's lock file, or throws a <see cref="KafkaClicksConfigurationException"/> naming the folder.</summary>
+    private static FileStream Lock(string directory)
+    {
+        var path = Path.Combine(directory, LockFile);
+        try
+        {
+            // FileShare.None is an exclusive advisory lock (flock) on Unix, held until the stream is disposed or the
+            // process ends, however it ends: a crashed instance leaves nothing to clean up.
+            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream.SetLength(0);
+            stream.Write(Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n"));
+            stream.Flush();
+            return stream;
+        }
+        catch (IOException e)
+        {
+            throw new KafkaClicksConfigurationException(
+                $"Ingest:Spool:Directory {directory} is in use by another ingest process ({e.Message}); give every instance a spool folder of its own.", e);
+        }
+    }
+
     private List<string> Segments() =>
         [.. Directory.EnumerateFiles(_options.Directory, Prefix + "*" + Suffix)
             .Where(p => p != _activePath)
@@ -267,6 +297,8 @@ public sealed partial class ClickSpool : IAsyncDisposable
             _active?.Dispose();
             _active = null;
         }
+
+        await _lock.DisposeAsync();
     }
 
     [LoggerMessage(EventId = 2201, Level = LogLevel.Error, Message = "Writing to the click spool failed: {Error}")]

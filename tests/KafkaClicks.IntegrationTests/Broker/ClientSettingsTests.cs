@@ -134,6 +134,7 @@ public sealed class ClientSettingsTests(PostgresServer postgres) : IClassFixture
             ["Ingest:Tokens:Keys:t1"] = Convert.ToBase64String(new byte[32]),
             ["Ingest:PublicBaseUrl"] = ProductHost.PublicBaseUrl,
             ["Ingest:AdDirectory:Path"] = Path.Combine(_state, "ad-directory"),
+            ["Ingest:Spool:Directory"] = Path.Combine(_state, "spool"),
             ["Aggregator:StateDirectory"] = _state,
             ["Logging:LogLevel:Default"] = "Warning",
         };

@@ -5,8 +5,11 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using KafkaClicks.Cli.Commands;
+using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
 using KafkaClicks.Migrations;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 
 namespace KafkaClicks.IntegrationTests.Cli;
 
@@ -83,6 +86,37 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.Equal(1, exitCode);
         Assert.Contains("Ingest:PublicBaseUrl is not set", error, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task An_ingest_instance_given_a_spool_folder_another_process_holds_exits_1_and_names_the_folder()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var directory = Path.Combine(Path.GetTempPath(), "kafkaclicks-cli-spool", Guid.NewGuid().ToString("N"));
+        var held = Options.Create(new IngestOptions { Spool = new SpoolOptions { Directory = directory } });
+        await using var running = new ClickSpool(held, TimeProvider.System, NullLogger<ClickSpool>.Instance);
+        var state = Path.Combine(Path.GetTempPath(), "kafkaclicks-cli-spool", Guid.NewGuid().ToString("N"));
+
+        var (exitCode, _, error) = await CliRunner.RunAsync(new Dictionary<string, string>
+        {
+            ["KAFKACLICKS_Kafka__BootstrapServers"] = "",
+            ["KAFKACLICKS_Ingest__PublicBaseUrl"] = ProductHost.PublicBaseUrl,
+            ["KAFKACLICKS_Ingest__Tokens__ActiveKeyId"] = "k1",
+            ["KAFKACLICKS_Ingest__Tokens__Keys__k1"] = Convert.ToBase64String(new byte[32]),
+            ["KAFKACLICKS_Ingest__Spool__Directory"] = directory,
+            ["KAFKACLICKS_Ingest__AdDirectory__Path"] = Path.Combine(state, "ad-directory"),
+            ["KAFKACLICKS_ConnectionStrings__Postgres"] = db.ConnectionString,
+            ["KAFKACLICKS_ConnectionStrings__Redis"] = RedisServer.ConnectionString,
+        }, "run", "--roles", "ingest", "--urls", "http://127.0.0.1:0");
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains($"kafkaclicks: configuration: Ingest:Spool:Directory {directory} is in use by another ingest process", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        if (Directory.Exists(state))
+        {
+            Directory.Delete(state, recursive: true);
+        }
     }
 
     [Fact]

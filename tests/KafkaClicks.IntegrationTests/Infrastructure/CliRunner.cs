@@ -24,7 +24,18 @@ public static class CliRunner
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(90));
-        await process.WaitForExitAsync(timeout.Token);
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            // Still running (a server that should have refused to start): stop it, so no test leaves it behind.
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            throw new TimeoutException($"kafkaclicks {string.Join(' ', args)} did not exit within 90 s; its errors: {await error}");
+        }
+
         return (process.ExitCode, await output, await error);
     }
 }

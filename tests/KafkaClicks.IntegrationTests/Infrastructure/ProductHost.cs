@@ -65,6 +65,7 @@ public sealed class ProductHost : IAsyncDisposable
             ["Aggregator:ApplicationId"] = "kc-test-" + Guid.NewGuid().ToString("N")[..8],
             ["Aggregator:StateDirectory"] = stateDirectory,
             ["Ingest:AdDirectory:Path"] = Path.Combine(stateDirectory, "ad-directory"),
+            ["Ingest:Spool:Directory"] = Path.Combine(stateDirectory, "spool"),
             ["Aggregator:EmitInterval"] = "00:00:01",
             ["Aggregator:Grace"] = "00:00:02",
             ["Sink:MaxBatchDelay"] = "00:00:00.200",

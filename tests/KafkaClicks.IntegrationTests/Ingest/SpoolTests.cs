@@ -3,6 +3,7 @@ using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
 using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.ServiceDefaults;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -98,6 +99,35 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.True(torn);
         Assert.Equal(clicks.Select(c => c.ImpressionId), recovered.Select(c => c.ImpressionId));
         Assert.Equal(clicks.Select(c => c.ClickedAt), recovered.Select(c => c.ClickedAt));
+        Directory.Delete(directory, recursive: true);
+    }
+
+    /// <summary>
+    /// Two ingest processes given one folder (a copied deployment file, two instances on one host): the second's forwarder
+    /// would take the first's open segment for sealed, forward what it held and delete it, and every click the first
+    /// spooled into it afterwards, each already answered 302, would be lost. The second spool is refused instead.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task A_spool_folder_in_use_is_refused_to_a_second_spool_and_the_first_loses_nothing()
+    {
+        var directory = TempDirectory();
+        var options = Options.Create(new IngestOptions { Spool = new SpoolOptions { Directory = directory } });
+        ClickEvent Click() => new() { ImpressionId = Guid.NewGuid().ToString("N"), AdId = 1, ClickedAt = DateTime.UtcNow, ImpressionAt = DateTime.UtcNow };
+        var clicks = new List<ClickEvent> { Click(), Click() };
+
+        await using (var first = new ClickSpool(options, TimeProvider.System, NullLogger<ClickSpool>.Instance))
+        {
+            await first.AppendAsync(clicks[0]);
+            var refused = Assert.Throws<KafkaClicksConfigurationException>(() => new ClickSpool(options, TimeProvider.System, NullLogger<ClickSpool>.Instance));
+            Assert.Contains($"Ingest:Spool:Directory {directory} is in use by another ingest process", refused.Message, StringComparison.Ordinal);
+            await first.AppendAsync(clicks[1]);
+        }
+
+        // Its process gone, the folder is free again: the next instance forwards everything the first spooled.
+        await using var next = new ClickSpool(options, TimeProvider.System, NullLogger<ClickSpool>.Instance);
+        var spooled = next.Seal().SelectMany(segment => ClickSpool.Read(segment).Clicks).Select(c => c.ImpressionId);
+        Assert.Equal(clicks.Select(c => c.ImpressionId), spooled);
         Directory.Delete(directory, recursive: true);
     }
 
