@@ -293,14 +293,19 @@ run_tests() {
     # The lanes at once, each line of output tagged with its lane: they share no server a test stops or fills (each
     # lane has its own PostgreSQL server or databases of its own, its own brokers; Redis keys are per impression), and
     # a lane spends most of its time waiting on clocks (windows, grace, timeouts), not on the processors.
+    # Each lane in a process group of its own (set -m), so that Ctrl-C or SIGTERM stops every lane's tests and servers.
     local pids=()
+    set -m
     for lane in "${lanes[@]}"; do
       ( set -o pipefail; run_lane "$lane" "$results/$lane" 2>&1 | sed -u "s/^/[$lane] /" ) &
       pids+=($!)
     done
+    set +m
+    trap 'for pid in "${pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done; exit 130' INT TERM
     for pid in "${pids[@]}"; do
       wait "$pid" || rc=1
     done
+    trap - INT TERM
   fi
 
   local passed=0 failed=0 skipped=0 p f s dir expected produced

@@ -52,6 +52,9 @@ public sealed class SpoolUnavailableException : Exception
 public sealed partial class ClickSpool : IAsyncDisposable
 {
     private const string LockFile = "spool.lock";
+
+    // The errno .NET puts in HResult when a FileShare.None open meets a lock held by another open of the file (EWOULDBLOCK).
+    private const int SharingViolation = 11;
     private const string Prefix = "spool-";
     private const string Suffix = ".log";
     private const int HeaderLength = 8;
@@ -81,9 +84,18 @@ public sealed partial class ClickSpool : IAsyncDisposable
         _logger = logger;
         Directory.CreateDirectory(_options.Directory);
         _lock = Lock(_options.Directory);
-        var segments = Segments();
-        _bytes = segments.Sum(s => new FileInfo(s).Length);
-        _sequence = segments.Count == 0 ? 0 : segments.Max(SequenceOf);
+        try
+        {
+            var segments = Segments();
+            _bytes = segments.Sum(s => new FileInfo(s).Length);
+            _sequence = segments.Count == 0 ? 0 : segments.Max(SequenceOf);
+        }
+        catch
+        {
+            _lock.Dispose();
+            throw;
+        }
+
         Meter.CreateObservableGauge("kafkaclicks.ingest.spool.bytes", () => Interlocked.Read(ref _bytes), "By", "Bytes waiting in the spool.");
         Meter.CreateObservableGauge("kafkaclicks.ingest.spool.age", () => OldestAge().TotalSeconds, "s", "Age of the oldest spooled segment.");
         _writer = Task.Run(WriteLoopAsync);
@@ -245,26 +257,55 @@ public sealed partial class ClickSpool : IAsyncDisposable
         Interlocked.Add(ref _bytes, size);
     }
 
-    /// <summary>Takes the folder's lock file, or throws a <see cref="KafkaClicksConfigurationException"/> naming the folder.</summary>
+    /// <summary>
+    /// Takes the folder's lock file and checks that it holds (a second open of it must be refused), or throws a
+    /// <see cref="KafkaClicksConfigurationException"/> naming the folder.
+    /// </summary>
     private static FileStream Lock(string directory)
     {
         var path = Path.Combine(directory, LockFile);
+        FileStream stream;
         try
         {
             // FileShare.None is an exclusive advisory lock (flock) on Unix, held until the stream is disposed or the
             // process ends, however it ends: a crashed instance leaves nothing to clean up.
-            var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            stream = OpenExclusive(path);
+        }
+        catch (IOException e) when (e.HResult == SharingViolation)
+        {
+            throw new KafkaClicksConfigurationException(
+                $"Ingest:Spool:Directory {directory} is in use by another ingest process; give every instance a spool folder of its own.", e);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new KafkaClicksConfigurationException($"Ingest:Spool:Directory {directory}: its lock file cannot be opened ({e.Message}).", e);
+        }
+
+        try
+        {
+            // .NET takes the lock only where the file system offers flock and DOTNET_SYSTEM_IO_DISABLEFILELOCKING is
+            // unset, and says nothing otherwise: a second open that succeeds means nothing keeps another process out.
+            OpenExclusive(path).Dispose();
+        }
+        catch (IOException e) when (e.HResult == SharingViolation)
+        {
             stream.SetLength(0);
             stream.Write(Encoding.ASCII.GetBytes($"{Environment.ProcessId}\n"));
             stream.Flush();
             return stream;
         }
-        catch (IOException e)
+        catch
         {
-            throw new KafkaClicksConfigurationException(
-                $"Ingest:Spool:Directory {directory} is in use by another ingest process ({e.Message}); give every instance a spool folder of its own.", e);
+            stream.Dispose();
+            throw;
         }
+
+        stream.Dispose();
+        throw new KafkaClicksConfigurationException(
+            $"Ingest:Spool:Directory {directory} cannot be locked (file locking is off, DOTNET_SYSTEM_IO_DISABLEFILELOCKING, or not offered by its file system), so nothing would keep a second ingest process off it; give it a local folder.");
     }
+
+    private static FileStream OpenExclusive(string path) => new(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
 
     private List<string> Segments() =>
         [.. Directory.EnumerateFiles(_options.Directory, Prefix + "*" + Suffix)
@@ -290,15 +331,20 @@ public sealed partial class ClickSpool : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _appends.Writer.TryComplete();
-        await _writer;
-        lock (_gate)
+        try
         {
-            _active?.Dispose();
-            _active = null;
+            _appends.Writer.TryComplete();
+            await _writer;
+            lock (_gate)
+            {
+                _active?.Dispose();
+                _active = null;
+            }
         }
-
-        await _lock.DisposeAsync();
+        finally
+        {
+            await _lock.DisposeAsync();
+        }
     }
 
     [LoggerMessage(EventId = 2201, Level = LogLevel.Error, Message = "Writing to the click spool failed: {Error}")]

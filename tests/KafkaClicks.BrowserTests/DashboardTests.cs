@@ -192,7 +192,8 @@ public class DashboardTests(PostgresServer postgres) : IClassFixture<PostgresSer
             Assert.Equal(3, runs.Count);
             Assert.Contains("succeeded", runs[0], StringComparison.Ordinal);
 
-            var screenshot = Path.Combine(RepositoryRoot(), "artifacts", "browser", "dashboard.png");
+            var lane = Environment.GetEnvironmentVariable("KAFKACLICKS_TEST_LANE") is { Length: > 0 } name ? "-" + name : "";
+            var screenshot = Path.Combine(RepositoryRoot(), "artifacts", "browser", $"dashboard{lane}.png");
             Directory.CreateDirectory(Path.GetDirectoryName(screenshot)!);
             await page.ScreenshotAsync(new PageScreenshotOptions { Path = screenshot, FullPage = true });
             Assert.True(new FileInfo(screenshot).Length > 10_000, "the screenshot has content");
