@@ -1,5 +1,4 @@
 using KafkaClicks.Contracts;
-using Microsoft.Extensions.Caching.Memory;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -20,12 +19,12 @@ public sealed record AdRoute(long AdId, long AdvertiserId, string? Location);
 /// million ads cost memory only for the ones clicked lately. Unknown ads are cached briefly too, so a flood of made-up
 /// ids does not reach the database on every request.
 /// </summary>
-public sealed partial class AdDirectory : IDisposable
+public sealed partial class AdDirectory
 {
     private static readonly TimeSpan NegativeTtl = TimeSpan.FromSeconds(30);
     private readonly NpgsqlDataSource _dataSource;
     private readonly LocalAdDirectory _local;
-    private readonly MemoryCache _cache;
+    private readonly AdCache _cache;
     private readonly TimeSpan _ttl;
     private readonly TimeSpan _lookupTimeout;
     private readonly ILogger<AdDirectory> _logger;
@@ -37,11 +36,9 @@ public sealed partial class AdDirectory : IDisposable
         _logger = logger;
         _ttl = options.Value.AdCacheTtl;
         _lookupTimeout = options.Value.AdLookupTimeout;
-        _cache = new MemoryCache(new MemoryCacheOptions { SizeLimit = options.Value.AdCacheEntries, CompactionPercentage = 0.1 });
+        _cache = new AdCache(options.Value.AdCacheEntries);
     }
 
-    /// <summary>Number of ads (and known-missing ids) held in memory now.</summary>
-    public long CachedEntries => _cache.Count;
 
     /// <summary>
     /// The ad's route, or null when no such ad exists or it was deleted. Throws <see cref="NpgsqlException"/> or
@@ -49,7 +46,7 @@ public sealed partial class AdDirectory : IDisposable
     /// </summary>
     public async ValueTask<AdRoute?> FindAsync(long adId, CancellationToken cancellationToken)
     {
-        if (_cache.TryGetValue(adId, out AdRoute? cached))
+        if (_cache.TryGet(adId, out var cached))
         {
             IngestTelemetry.AdLookup("cache");
             return cached;
@@ -66,10 +63,7 @@ public sealed partial class AdDirectory : IDisposable
             route = await LoadAsync(adId, cancellationToken);
         }
 
-        using var entry = _cache.CreateEntry(adId);
-        entry.Value = route;
-        entry.Size = 1;
-        entry.AbsoluteExpirationRelativeToNow = route is null ? NegativeTtl : _ttl;
+        _cache.Set(adId, route, route is null ? NegativeTtl : _ttl);
         return route;
     }
 
@@ -107,6 +101,4 @@ public sealed partial class AdDirectory : IDisposable
     }
     [LoggerMessage(EventId = 1010, Level = LogLevel.Error, Message = "Ad {AdId} cannot be clicked: its redirect_url {Url} is not an absolute http(s) URL without user info")]
     private partial void LogUnroutable(long adId, string url);
-
-    public void Dispose() => _cache.Dispose();
 }
