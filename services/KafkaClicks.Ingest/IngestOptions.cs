@@ -34,7 +34,10 @@ public sealed class IngestOptions
     /// <summary>How long Redis may take to answer the dedupe check before the click is accepted unchecked.</summary>
     public TimeSpan DedupeTimeout { get; set; } = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Most ads kept in the in-memory ad cache (about 360 bytes each with a 50-character URL: 250,000 take ~90 MB).</summary>
+    /// <summary>
+    /// Slots of the in-memory ad cache, one ad each (about 210 bytes with a 50-character URL: 250,000 take ~53 MB); an
+    /// ad whose slot another ad took is read from the local ad directory again.
+    /// </summary>
     [Range(1_000, 100_000_000)]
     public int AdCacheEntries { get; set; } = 250_000;
 
