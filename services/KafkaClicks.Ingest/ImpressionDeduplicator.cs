@@ -342,6 +342,11 @@ public sealed partial class ImpressionDeduplicator : IDisposable
         {
             LogRedisUnavailable(e.GetType().Name);
         }
+        catch (ObjectDisposedException)
+        {
+            // The Redis connection was closed: the process is stopping. Nothing more can be published; the claims read
+            // as settled through the last publication. (Thrown from the timer's callback, it would end the process.)
+        }
     }
 
     private async Task GiveBackStuckAsync(List<(long Sequence, string Impression)> stuck)
@@ -371,15 +376,16 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     /// </summary>
     public void Dispose()
     {
-        _publisher.Dispose();
-        try
+        // Waits for a publication the timer is running, so that the last one below is not skipped as overlapping it.
+        using (var stopped = new ManualResetEvent(false))
         {
-            Publish();
+            if (_publisher.Dispose(stopped))
+            {
+                stopped.WaitOne(TimeSpan.FromSeconds(5));
+            }
         }
-        catch (ObjectDisposedException)
-        {
-            // Redis was closed first: the claims still read as settled through the last publication.
-        }
+
+        Publish();
     }
 
     [LoggerMessage(EventId = 2101, Level = LogLevel.Warning, Message = "Redis unavailable for impression dedupe ({Error}); clicks are accepted unchecked")]

@@ -41,6 +41,43 @@ public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
 
     private static string NewImpression() => "test-" + Guid.NewGuid().ToString("N");
 
+    /// <summary>
+    /// At shutdown the Redis connection can close while the deduplicator's publisher still runs. The publication then fails
+    /// quietly: thrown from the timer's callback, it ended the whole process (once in a CI run, the cluster lane's test
+    /// host crashed after IngestTests and took every remaining test of the lane with it).
+    /// </summary>
+    [Fact]
+    public async Task A_deduplicator_outliving_its_redis_connection_stops_publishing_without_ending_the_process()
+    {
+        var redis = await ConnectionMultiplexer.ConnectAsync(RedisServer.ConnectionString);
+        var instance = new ImpressionDeduplicator(redis,
+            Options.Create(new IngestOptions { DedupeTimeout = TimeSpan.FromSeconds(2), ProduceTimeout = TimeSpan.FromSeconds(1) }),
+            Options.Create(new ImpressionOptions()), NullLogger<ImpressionDeduplicator>.Instance);
+        var unhandled = new List<object>();
+        UnhandledExceptionEventHandler record = (_, e) =>
+        {
+            lock (unhandled)
+            {
+                unhandled.Add(e.ExceptionObject);
+            }
+        };
+        AppDomain.CurrentDomain.UnhandledException += record;
+        try
+        {
+            await redis.DisposeAsync();
+
+            // Past the publisher's refresh (1 s), when it writes again even with nothing newly settled.
+            await Task.Delay(TimeSpan.FromSeconds(2.5));
+            instance.Dispose();
+        }
+        finally
+        {
+            AppDomain.CurrentDomain.UnhandledException -= record;
+        }
+
+        Assert.Empty(unhandled);
+    }
+
     [Fact]
     public async Task A_settled_claim_makes_every_later_click_on_any_instance_a_repeat_for_the_tokens_lifetime()
     {
