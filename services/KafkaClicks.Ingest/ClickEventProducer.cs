@@ -109,6 +109,11 @@ public sealed partial class ClickEventProducer : IDisposable, IHealthCheck
         {
             // Keep the last known count (none yet: clicks are spooled); the next refresh tries again.
         }
+        catch (ObjectDisposedException)
+        {
+            // Stopped meanwhile: thrown from the timer's callback, it would end the process.
+            return;
+        }
 
         try
         {
@@ -123,7 +128,16 @@ public sealed partial class ClickEventProducer : IDisposable, IHealthCheck
     public void Dispose()
     {
         IngestTelemetry.Unwatch(this);
-        _refresh.Dispose();
+
+        // A refresh the timer is running uses the producer's handle: it ends before the producer does.
+        using (var stopped = new ManualResetEvent(false))
+        {
+            if (_refresh.Dispose(stopped))
+            {
+                stopped.WaitOne(TimeSpan.FromSeconds(15));
+            }
+        }
+
         _producer.Flush(TimeSpan.FromSeconds(10));
         _producer.Dispose();
     }
