@@ -130,13 +130,7 @@ public sealed partial class ClickEventProducer : IDisposable, IHealthCheck
         IngestTelemetry.Unwatch(this);
 
         // A refresh the timer is running uses the producer's handle: it ends before the producer does.
-        using (var stopped = new ManualResetEvent(false))
-        {
-            if (_refresh.Dispose(stopped))
-            {
-                stopped.WaitOne(TimeSpan.FromSeconds(15));
-            }
-        }
+        _refresh.DisposeAndWait(TimeSpan.FromSeconds(15));
 
         _producer.Flush(TimeSpan.FromSeconds(10));
         _producer.Dispose();

@@ -377,13 +377,7 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     public void Dispose()
     {
         // Waits for a publication the timer is running, so that the last one below is not skipped as overlapping it.
-        using (var stopped = new ManualResetEvent(false))
-        {
-            if (_publisher.Dispose(stopped))
-            {
-                stopped.WaitOne(TimeSpan.FromSeconds(5));
-            }
-        }
+        _publisher.DisposeAndWait(TimeSpan.FromSeconds(5));
 
         Publish();
     }
