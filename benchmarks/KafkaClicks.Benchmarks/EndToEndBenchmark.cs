@@ -4,14 +4,15 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.ServiceDefaults;
 using Npgsql;
 
 namespace KafkaClicks.Benchmarks;
 
 /// <summary>
 /// Clicks at a steady offered rate (default 10,000/s for 60 s, after a 10 s warm-up) through the click path laid out
-/// as in production, one process per role: the embedded broker, ingest and the aggregator as child `kafkaclicks`
-/// processes, the load generator as `kafkaclicks loadgen`, the sink in this process (which otherwise only waits), with
+/// as in production, one process per role: the embedded broker (or, with BENCH_BROKER=cluster, the Kafka-protocol
+/// cluster of the production engines, which e2e.sh starts), ingest and the aggregator as child `kafkaclicks` processes, the load generator as `kafkaclicks loadgen`, the sink in this process (which otherwise only waits), with
 /// the local Redis and PostgreSQL. Reports accepted clicks, what the stream counted, what reached the database,
 /// freshness (the sink's click-to-queryable delay), ingest latency, and CPU microseconds per accepted click for each
 /// process from /proc. The baselines are the offered rate and, for CPU, the same processes idle for a few seconds.
@@ -37,8 +38,15 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         settings["Ingest:Spool:Directory"] = folders[0];
         settings["Aggregator:StateDirectory"] = folders[1];
 
-        await using var broker = CliProcess.Start("broker", settings, "broker");
-        settings["Kafka:BootstrapServers"] = (await broker.WaitForLineAsync("bootstrap servers: "))["bootstrap servers: ".Length..].Trim();
+        // The embedded broker as its own process, or the Kafka-protocol cluster e2e.sh started (BENCH_BROKER=cluster).
+        var cluster = Environment.GetEnvironmentVariable("BENCH_KAFKA");
+        await using var broker = cluster is { Length: > 0 } ? null : CliProcess.Start("broker", settings, "broker");
+        settings["Kafka:BootstrapServers"] = broker is null
+            ? cluster
+            : (await broker.WaitForLineAsync("bootstrap servers: "))["bootstrap servers: ".Length..].Trim();
+        var brokerPid = broker?.Id ?? int.Parse(File.ReadAllText(Environment.GetEnvironmentVariable("BENCH_KAFKA_PIDFILE")
+            ?? throw new InvalidOperationException("BENCH_KAFKA_PIDFILE must name the cluster's pid file (benchmarks/e2e.sh sets it)")).Trim(),
+            CultureInfo.InvariantCulture);
         await using var ingest = CliProcess.Start("ingest", settings, "run", "--roles", "ingest", "--urls", "http://127.0.0.1:0");
         await using var aggregator = CliProcess.Start("aggregator", settings, "run", "--roles", "aggregator", "--urls", "http://127.0.0.1:0");
         var ingestUrl = await BaseUrlAsync(ingest);
@@ -51,7 +59,7 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         await using var dataSource = NpgsqlDataSource.Create(database);
         using var http = new HttpClient();
         var servers = new Servers(
-            ingest.Id, aggregator.Id, broker.Id, await PostmasterAsync(dataSource), await RedisPidAsync(context.Redis));
+            ingest.Id, aggregator.Id, brokerPid, await PostmasterAsync(dataSource), await RedisPidAsync(context.Redis));
         async Task<long> AcceptedAsync() =>
             (long)await ScrapeAsync(http, ingestUrl, "kafkaclicks_ingest_clicks_total", "counted") + await UncheckedAsync();
         async Task<long> UncheckedAsync() => (long)await ScrapeAsync(http, ingestUrl, "kafkaclicks_ingest_clicks_total", "counted_unchecked");
@@ -161,6 +169,8 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         return new Dictionary<string, object>
         {
             ["benchmark"] = "e2e",
+            ["broker"] = broker is null ? "Kafka-protocol cluster (kfake, 3 brokers in one process)" : "embedded (librdkafka's mock cluster)",
+            ["producer_linger_ms"] = new KafkaClientFactory(KafkaClicksHost.LoadConfiguration(settings)).ProducerConfig().LingerMs ?? 0,
             ["offered_per_s"] = rate,
             ["achieved_per_s"] = load.Result.GetProperty("achieved_per_s").GetDouble(),
             ["duration_s"] = load.Result.GetProperty("duration_s").GetDouble(),
