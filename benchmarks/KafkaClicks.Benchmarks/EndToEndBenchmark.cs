@@ -172,6 +172,7 @@ public sealed partial class EndToEndBenchmark : IBenchmark
             ["broker"] = broker is null ? "Kafka-protocol cluster (kfake, 3 brokers in one process)" : "embedded (librdkafka's mock cluster)",
             ["producer_linger_ms"] = new KafkaClientFactory(KafkaClicksHost.LoadConfiguration(settings)).ProducerConfig().LingerMs ?? 0,
             ["offered_per_s"] = rate,
+            ["connections"] = load.Result.GetProperty("connections").GetInt32(),
             ["achieved_per_s"] = load.Result.GetProperty("achieved_per_s").GetDouble(),
             ["duration_s"] = load.Result.GetProperty("duration_s").GetDouble(),
             ["warmup_s"] = warmup,
@@ -209,7 +210,7 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         var before = ProcessCpu.Read(Environment.ProcessId)!.Children;
         await using var loadgen = CliProcess.Start("loadgen", settings, "loadgen", "--url", url, "--rate", rate.ToString(CultureInfo.InvariantCulture),
             "--duration", seconds == 0 ? "1ms" : $"{seconds}s", "--ads", Ads.ToString(CultureInfo.InvariantCulture), "--hot-share", "0.05",
-            "--duplicates", "0.02", "--json");
+            "--duplicates", "0.02", "--connections", Knob("BENCH_CONNECTIONS", 1024).ToString(CultureInfo.InvariantCulture), "--json");
         // It exits 1 when a click failed; the errors are in its result.
         var (code, output) = await loadgen.ExitAsync();
         var ticks = ProcessCpu.Read(Environment.ProcessId)!.Children - before;

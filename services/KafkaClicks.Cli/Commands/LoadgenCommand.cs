@@ -39,11 +39,14 @@ public static class LoadgenCommand
             CliValues.Number(0.0, 1.0, "between 0 and 1"));
         var duplicates = CliValues.Option("--duplicates", "Share of clicks that repeat an earlier impression, 0..1 (default 0.02).", 0.02,
             CliValues.Number(0.0, 1.0, "between 0 and 1"));
+        var connections = CliValues.Option("--connections",
+            $"Keep-alive connections at most, one request in flight on each (default {ClickLoad.DefaultConnections}); clicks due while all are busy wait for one.",
+            ClickLoad.DefaultConnections, CliValues.Number(1, 65_536, "between 1 and 65536"));
         var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
         var command = new Command("loadgen",
             "Send steady click traffic to an ingest URL: tokens are minted locally with the configured signing key " +
             "(Ingest:Tokens), clicks are GET /c/{token}; reports the achieved rate and latency percentiles.");
-        foreach (var option in new Option[] { url, rate, duration, ads, hotShare, duplicates, json })
+        foreach (var option in new Option[] { url, rate, duration, ads, hotShare, duplicates, connections, json })
         {
             command.Options.Add(option);
         }
@@ -63,7 +66,7 @@ public static class LoadgenCommand
                 new ImpressionTokens(Options.Create(ingest), Options.Create(ImpressionLifetimeConfiguration.Read(configuration)), TimeProvider.System), hotAds);
             var result = await CliProgress.RunAsync("sending clicks", "clicks", parse.GetValue(json), progress =>
                 ClickLoad.RunAsync(parse.GetValue(url)!, minter, parse.GetValue(rate), parse.GetValue(duration), parse.GetValue(ads),
-                    parse.GetValue(hotShare), parse.GetValue(duplicates), progress, ct));
+                    parse.GetValue(hotShare), parse.GetValue(duplicates), progress, ct, parse.GetValue(connections)));
             Console.WriteLine(parse.GetValue(json)
                 ? JsonSerializer.Serialize(result)
                 : $"sent {result["sent"]:N0} clicks in {result["duration_s"]} s ({result["achieved_per_s"]:N0}/s of {result["offered_per_s"]:N0}/s offered): " +

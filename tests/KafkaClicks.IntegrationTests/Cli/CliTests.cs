@@ -244,6 +244,7 @@ public class CliTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         data.Add("broker", "--port", "0");
         data.Add("loadgen", "--ads", "0");
         data.Add("loadgen", "--duplicates", "2");
+        data.Add("loadgen", "--connections", "0");
         data.Add("reconcile", "--readers", "0");
         data.Add("run", "--urls", "nope");
         data.Add("up", "--urls", "ftp://127.0.0.1:8080");

@@ -17,6 +17,7 @@ namespace KafkaClicks.IntegrationTests.Cli;
 public sealed class ClickLoadTests : IAsyncLifetime
 {
     private readonly ConcurrentDictionary<string, int> _received = new();
+    private readonly ConcurrentDictionary<string, bool> _connections = new();
     private WebApplication _app = null!;
     private Uri _url = null!;
 
@@ -29,6 +30,7 @@ public sealed class ClickLoadTests : IAsyncLifetime
         _app.Use(async (context, next) =>
         {
             _received.AddOrUpdate(context.Request.Path + context.Request.QueryString, 1, (_, n) => n + 1);
+            _connections[context.Connection.Id] = true;
             await next(context);
         });
         _app.MapGet("/c/{token}", (string token) => Results.Redirect("https://advertiser.example/" + token));
@@ -47,6 +49,11 @@ public sealed class ClickLoadTests : IAsyncLifetime
                 await context.Response.WriteAsync(new string('y', 3000));
                 await context.Response.Body.FlushAsync();
             }
+        });
+        _app.MapGet("/slow/{token}", async (string token) =>
+        {
+            await Task.Delay(100);
+            return Results.Redirect("https://advertiser.example/" + token);
         });
         _app.MapGet("/silent", async (CancellationToken aborted) => await Task.Delay(Timeout.Infinite, aborted));
         await _app.StartAsync();
@@ -93,6 +100,23 @@ public sealed class ClickLoadTests : IAsyncLifetime
         Assert.Equal(3L, result["errors"]);
         Assert.Equal(3, _received.Count);
         Assert.True(clock.Elapsed < ClickLoad.RequestTimeout * 2, $"took {clock.Elapsed}: the requests were sent one after another's timeout");
+    }
+
+    [Fact]
+    public async Task Clicks_due_while_every_connection_is_busy_wait_for_one_and_the_wait_counts_in_their_latency()
+    {
+        // 50 clicks over 1 s on one connection to a server that takes 100 ms each: they are answered one after another
+        // for 5 s, so the last waited about 4 s for the connection; a latency from the moment each was sent would hide
+        // it. The bounds leave room for the generator releasing clicks late on a busy machine.
+        var result = await ClickLoad.RunAsync(_url, i => $"/slow/t{i}", rate: 50, TimeSpan.FromSeconds(1), progress: null,
+            CancellationToken.None, connections: 1);
+
+        Assert.Equal(50L, result["sent"]);
+        Assert.Equal(50L, result["redirects"]);
+        Assert.Equal(1, result["connections"]);
+        Assert.Single(_connections);
+        Assert.True((double)result["max_ms"] >= 3500, $"max latency {result["max_ms"]} ms");
+        Assert.True((double)result["p50_ms"] >= 1500, $"p50 latency {result["p50_ms"]} ms");
     }
 
     [Theory]
