@@ -239,6 +239,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
             // for every record: 5,000 per poll cost the stream thread about a quarter of its time (aggregate
             // benchmark: 46-48k clicks/s at 5,000, 62-65k at 200-1,000).
             MaxPollRecords = 1000,
+            FetchWaitMaxMs = KafkaClientFactory.DefaultFetchWaitMaxMs,
             DefaultStateStoreCacheMaxBytes = 64L * 1024 * 1024,
             ReplicationFactor = configuration.GetValue<short?>($"{KafkaOptions.Section}:ReplicationFactor") ?? new KafkaOptions().ReplicationFactor,
         };

@@ -26,8 +26,12 @@ public sealed class SinkOptions
     /// <summary><see cref="WriterConnections"/>, with 0 resolved to the number of processors.</summary>
     public int EffectiveWriterConnections => WriterConnections > 0 ? WriterConnections : Environment.ProcessorCount;
 
-    /// <summary>Longest a record waits in a batch before the batch is written.</summary>
-    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(500);
+    /// <summary>
+    /// Longest a record waits in a batch before the batch is written: part of a click's time to become queryable. Under
+    /// load batches fill (<see cref="MaxBatchRecords"/>) before it passes; when they do not, a shorter delay only writes
+    /// smaller batches more often.
+    /// </summary>
+    public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>Longest pause between retries while the database is unreachable.</summary>
     public TimeSpan MaxRetryDelay { get; set; } = TimeSpan.FromSeconds(15);

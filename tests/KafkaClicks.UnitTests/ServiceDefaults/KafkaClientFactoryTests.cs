@@ -65,6 +65,13 @@ public class KafkaClientFactoryTests
     }
 
     [Fact]
+    public void A_consumer_waits_at_most_100_ms_for_records_unless_configured_otherwise()
+    {
+        Assert.Equal(100, Factory().ConsumerConfig("group").FetchWaitMaxMs);
+        Assert.Equal(500, Factory(("Kafka:Consumer:fetch.wait.max.ms", "500")).ConsumerConfig("group").FetchWaitMaxMs);
+    }
+
+    [Fact]
     public void What_a_client_needs_to_be_correct_wins_over_any_setting()
     {
         var kafka = Factory(
