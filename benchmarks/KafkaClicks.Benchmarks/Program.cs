@@ -29,6 +29,8 @@ if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var benchmark))
 // Everything the product logs while it runs goes to stderr; stdout carries only the result.
 var stdout = Console.Out;
 Console.SetOut(Console.Error);
-var result = await benchmark.RunAsync(new BenchmarkContext(Console.Error));
+var context = new BenchmarkContext(Console.Error);
+await context.ClearRedisAsync();
+var result = await benchmark.RunAsync(context);
 stdout.WriteLine(JsonSerializer.Serialize(result, new JsonSerializerOptions { WriteIndented = true }));
 return 0;
