@@ -12,8 +12,9 @@ namespace KafkaClicks.Benchmarks;
 /// <summary>
 /// Clicks at a steady offered rate (default 10,000/s for 60 s, after a 10 s warm-up) through the click path laid out
 /// as in production, one process per role: the embedded broker (or, with BENCH_BROKER=cluster, the Kafka-protocol
-/// cluster of the production engines, which e2e.sh starts), ingest and the aggregator as child `kafkaclicks` processes, the load generator as `kafkaclicks loadgen`, the sink in this process (which otherwise only waits), with
-/// the local Redis and PostgreSQL. Reports accepted clicks, what the stream counted, what reached the database,
+/// cluster of the production engines, which e2e.sh starts), ingest and the aggregator as child `kafkaclicks` processes,
+/// the load generator as `kafkaclicks loadgen`, the sink in this process (which otherwise only waits), with the local
+/// Redis and PostgreSQL. Reports accepted clicks, what the stream counted, what reached the database,
 /// freshness (the sink's click-to-queryable delay), ingest latency, and CPU microseconds per accepted click for each
 /// process from /proc. The baselines are the offered rate and, for CPU, the same processes idle for a few seconds.
 /// </summary>

@@ -64,12 +64,11 @@ public static class ClickLoad
         var total = (long)(rate * duration.TotalSeconds);
         var latencies = new LatencySample(capacity: 1_000_000);
         var counts = new Counts();
-        var due = Channel.CreateUnbounded<DueRequest>(new UnboundedChannelOptions { SingleWriter = true });
+        var released = Channel.CreateUnbounded<ReleasedRequest>(new UnboundedChannelOptions { SingleWriter = true });
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var clock = Stopwatch.StartNew();
         var start = Stopwatch.GetTimestamp();
         var workers = Enumerable.Range(0, connections)
-            .Select(_ => Task.Run(() => SendAsync(url, due.Reader, latencies, counts, abandon.Token), CancellationToken.None))
+            .Select(_ => Task.Run(() => SendAsync(url, released.Reader, latencies, counts, abandon.Token), CancellationToken.None))
             .ToList();
         var reported = Stopwatch.StartNew();
         progress?.Report(new ReadProgress(0, total));
@@ -87,7 +86,7 @@ public static class ClickLoad
                     await Task.Delay(TimeSpan.FromSeconds(wait / (double)Stopwatch.Frequency), cancellationToken);
                 }
 
-                due.Writer.TryWrite(new DueRequest(pathOf(i), Stopwatch.GetTimestamp()));
+                released.Writer.TryWrite(new ReleasedRequest(pathOf(i), Stopwatch.GetTimestamp()));
                 if (progress is not null && reported.Elapsed > TimeSpan.FromMilliseconds(250))
                 {
                     reported.Restart();
@@ -102,12 +101,12 @@ public static class ClickLoad
         }
         finally
         {
-            due.Writer.TryComplete();
+            released.Writer.TryComplete();
             await Task.WhenAll(workers);
         }
 
         progress?.Report(new ReadProgress(total, total));
-        var elapsed = clock.Elapsed.TotalSeconds;
+        var elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
         var measured = latencies.Sorted();
         double Percentile(double p) => measured.Length == 0 ? 0 : Math.Round(measured[Math.Min(measured.Length - 1, (int)(p * measured.Length))], 2);
         return new Dictionary<string, object>
@@ -126,15 +125,15 @@ public static class ClickLoad
         };
     }
 
-    /// <summary>One connection's loop: takes the next due request, sends it, counts the answer; reconnects after a failure.</summary>
-    private static async Task SendAsync(Uri url, ChannelReader<DueRequest> due, LatencySample latencies, Counts counts, CancellationToken abandon)
+    /// <summary>One connection's loop: takes the next released request, sends it, counts the answer; reconnects after a failure.</summary>
+    private static async Task SendAsync(Uri url, ChannelReader<ReleasedRequest> released, LatencySample latencies, Counts counts, CancellationToken abandon)
     {
         HttpGetConnection? connection = null;
         try
         {
-            while (await due.WaitToReadAsync(abandon))
+            while (await released.WaitToReadAsync(abandon))
             {
-                while (due.TryRead(out var request))
+                while (released.TryRead(out var request))
                 {
                     try
                     {
@@ -171,7 +170,7 @@ public static class ClickLoad
         }
     }
 
-    private readonly record struct DueRequest(string Path, long ReleasedTimestamp);
+    private readonly record struct ReleasedRequest(string Path, long ReleasedTimestamp);
 
     private sealed class Counts
     {

@@ -96,7 +96,11 @@ public sealed class HttpGetConnection : IDisposable
         try
         {
             await _stream.WriteAsync(Request(pathAndQuery), token);
-            return await ReadAnswerAsync(token);
+            var status = await ReadAnswerAsync(token);
+
+            // Disarmed until the next request: an idle keep-alive connection has no deadline.
+            _deadline.TryReset();
+            return status;
         }
         catch (Exception e) when (e is not FailedException && !cancellationToken.IsCancellationRequested)
         {

@@ -147,6 +147,20 @@ public sealed class ClickLoadTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_connection_idle_for_longer_than_its_timeout_still_serves_the_next_request()
+    {
+        // The timeout is for an answer, not for the quiet between requests: at a low rate over many connections each
+        // one idles for seconds between its clicks.
+        using var connection = await HttpGetConnection.OpenAsync(_url, TimeSpan.FromMilliseconds(300), CancellationToken.None);
+        Assert.Equal(302, await connection.GetAsync("/c/before", CancellationToken.None));
+
+        await Task.Delay(TimeSpan.FromMilliseconds(900));
+
+        Assert.Equal(302, await connection.GetAsync("/c/after", CancellationToken.None));
+        Assert.True(connection.IsOpen);
+    }
+
+    [Fact]
     public async Task A_server_that_is_not_http_fails_the_request_instead_of_hanging()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
