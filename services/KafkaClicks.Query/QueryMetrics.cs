@@ -17,5 +17,14 @@ internal static class QueryMetrics
     /// <summary>API keys looked up in the database (cache misses) by result: found or unknown; bounded per client network by the anonymous rate limit.</summary>
     public static readonly Counter<long> KeyLookups = Meter.CreateCounter<long>("kafkaclicks.query.key_lookups", description: "API keys looked up in the database");
 
+    /// <summary>
+    /// Top-ads answers by how they were computed (path: leaders, when each minute's largest counts proved the answer, or
+    /// scan, every minute row of the window) and by how many reads of leaders it took (attempts; 0 for an advertiser's).
+    /// </summary>
+    public static readonly Counter<long> TopAnswers = Meter.CreateCounter<long>("kafkaclicks.query.top_answers", description: "Top-ads answers by path (leaders or scan) and attempts at leaders");
+
+    public static void TopAnswered(string path, int attempts) =>
+        TopAnswers.Add(1, new KeyValuePair<string, object?>("path", path), new KeyValuePair<string, object?>("attempts", attempts));
+
     public static void CacheResult(string result) => Cache.Add(1, new KeyValuePair<string, object?>("result", result));
 }

@@ -28,6 +28,15 @@ public sealed class QueryOptions
     [Range(100, 1_000_000)]
     public int SearchScanAds { get; set; } = 10_000;
 
+    /// <summary>
+    /// How many of each minute's largest counts <c>GET /v1/top</c> starts from (its leaders; at least the answer's limit).
+    /// The answer sums the window of only the ads among them, and is kept when no other ad can rank higher; otherwise the
+    /// query tries again with 8 times as many leaders, and after that sums every minute row of the window. Skewed traffic
+    /// (a few ads taking most clicks) is answered from the first leaders; evenly spread traffic needs more.
+    /// </summary>
+    [Range(1, 100_000)]
+    public int TopLeadersPerMinute { get; set; } = 50;
+
     /// <summary>Whether answers whose range is entirely final are cached in Redis (needs ConnectionStrings:Redis).</summary>
     public bool CacheEnabled { get; set; } = true;
 

@@ -408,7 +408,7 @@ public sealed class ClickReconciler
                 await partitions.ExecuteNonQueryAsync(cancellationToken);
             }
 
-            // The corrected minutes and their hours' dirty marks commit together: if this process dies before the direct
+            // The corrected minutes and their rollups' dirty marks commit together: if this process dies before the direct
             // refresh at the end, the sink role's refresh job still brings the rollups in line with the corrected minutes.
             await using (var transaction = await _connection.BeginTransactionAsync(cancellationToken))
             await using (var statements = new NpgsqlBatch(_connection, transaction))
@@ -425,7 +425,7 @@ public sealed class ClickReconciler
                 upsert.Parameters.Add(new NpgsqlParameter<short[]> { TypedValue = rows.Keys.Select(k => (short)k.Salt).ToArray() });
                 upsert.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = rows.Values.ToArray() });
                 statements.BatchCommands.Add(upsert);
-                statements.BatchCommands.Add(Rollups.MarkDirty(minutes));
+                statements.BatchCommands.Add(Rollups.MarkDirty(rows.Keys.Select(k => (k.AdId, k.Minute))));
                 await statements.ExecuteNonQueryAsync(cancellationToken);
                 await transaction.CommitAsync(cancellationToken);
             }

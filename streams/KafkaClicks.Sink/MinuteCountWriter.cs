@@ -39,7 +39,8 @@ public sealed class MinuteCountWriter
 
     /// <summary>
     /// Writes the batch; returns the number of distinct (ad, minute, salt) rows sent. In the same transaction it
-    /// marks the UTC hours the batch touched in <c>rollup_dirty</c> for <see cref="RollupRefreshJob"/>, and records the
+    /// marks the rollups of each (ad, hour) the batch touched dirty for <see cref="RollupRefreshJob"/>
+    /// (<see cref="Rollups.MarkDirty"/>), and records the
     /// progress markers read with the batch (each read after the counts it covers), never before the rows.
     /// </summary>
     public async Task<int> WriteAsync(IReadOnlyList<MinuteCountRecord> batch, CancellationToken cancellationToken,
@@ -145,7 +146,7 @@ public sealed class MinuteCountWriter
             """));
         // Marked from the batch rather than from the upsert's RETURNING, which cost about a fifth of the batch; an hour
         // marked by a stale emission only costs one extra refresh.
-        statements.BatchCommands.Add(Rollups.MarkDirty(rows.Select(row => Utc(row.WindowStart))));
+        statements.BatchCommands.Add(Rollups.MarkDirty(rows.Select(row => (row.AdId, Utc(row.WindowStart)))));
         AddProgress(statements, progress);
         await statements.ExecuteNonQueryAsync(cancellationToken);
         await transaction.CommitAsync(cancellationToken);

@@ -8,11 +8,14 @@ using Npgsql;
 namespace KafkaClicks.Sink;
 
 /// <summary>
-/// Keeps ad_clicks_hourly and ad_clicks_daily current: every <see cref="SinkOptions.RollupRefreshInterval"/> it
-/// recomputes the UTC hours marked in <c>rollup_dirty</c> (the writer marks them in the same transaction as the
-/// minutes, so late corrections are never missed, even across crashes). Plain PostgreSQL: refresh_ad_clicks_rollup_hours();
-/// TimescaleDB: <c>CALL refresh_continuous_aggregate</c> on both aggregates, outside a transaction. A mark is removed
-/// only if it was not renewed while its hour was being refreshed.
+/// Keeps ad_clicks_hourly, ad_clicks_daily and advertiser_clicks_hourly current: every
+/// <see cref="SinkOptions.RollupRefreshInterval"/> it recomputes what writers marked dirty in the same transaction as
+/// their minutes (so late corrections are never missed, even across crashes). Whole UTC hours marked in
+/// <c>rollup_dirty</c>: plain PostgreSQL refresh_ad_clicks_rollup_hours(), TimescaleDB <c>CALL
+/// refresh_continuous_aggregate</c> on the aggregates, outside a transaction. On plain PostgreSQL the sink and the
+/// reconciler mark each (hour, ad) they change in <c>rollup_dirty_ads</c> instead, and just those ads' hours are
+/// recomputed (<see cref="Rollups.RefreshMarkedAdsAsync"/>). A mark is removed only if it was not renewed while it was
+/// being refreshed.
 /// </summary>
 public sealed partial class RollupRefreshJob : BackgroundService
 {
@@ -30,19 +33,24 @@ public sealed partial class RollupRefreshJob : BackgroundService
         _logger = logger;
     }
 
-    /// <summary>Refreshes every hour marked dirty now; returns how many hours were refreshed.</summary>
+    /// <summary>
+    /// Refreshes every (hour, ad) and every whole hour marked dirty now; returns how many marks were recomputed (whole
+    /// hours and (hour, ad) pairs; marks past the minute retention are removed without a recompute).
+    /// </summary>
     public async Task<int> RunOnceAsync(CancellationToken cancellationToken)
     {
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         _flavor ??= await DatabaseMigrator.RecordedFlavorAsync(connection, cancellationToken) ?? StorageFlavor.Plain;
+        // Minutes older than the retention are gone (or about to be): recomputing their hours would empty the rollups.
+        var oldest = _time.GetUtcNow().UtcDateTime - _options.MinuteRetention;
+        var adHours = await Rollups.RefreshMarkedAdsAsync(connection, _flavor.Value, oldest, cancellationToken);
+        SinkMetrics.RollupAdHoursRefreshed.Add(adHours);
         var marks = await DirtyHoursAsync(connection, cancellationToken);
         if (marks.Count == 0)
         {
-            return 0;
+            return (int)adHours;
         }
 
-        // Minutes older than the retention are gone (or about to be): recomputing their hours would empty the rollups.
-        var oldest = _time.GetUtcNow().UtcDateTime - _options.MinuteRetention;
         var refreshed = 0;
         foreach (var (from, to) in Ranges(marks.Where(m => m.Hour >= oldest).Select(m => m.Hour)))
         {
@@ -61,7 +69,7 @@ public sealed partial class RollupRefreshJob : BackgroundService
 
         SinkMetrics.RollupHoursRefreshed.Add(refreshed);
         LogRefreshed(refreshed, marks[0].Hour, marks[^1].Hour);
-        return refreshed;
+        return refreshed + (int)adHours;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -1,6 +1,7 @@
 using KafkaClicks.Contracts;
 using KafkaClicks.Migrations;
 using Npgsql;
+using NpgsqlTypes;
 
 namespace KafkaClicks.Sink;
 
@@ -58,26 +59,61 @@ public static class Rollups
     }
 
     /// <summary>
-    /// Marks in rollup_dirty the UTC hours holding <paramref name="minutes"/>, for <see cref="RollupRefreshJob"/>. Run it
-    /// in the transaction that changes those minutes: the mark then exists exactly when the change does, so the rollups
-    /// are recomputed even if the writer dies right after its commit. Hours are sorted, so concurrent writers lock the
-    /// marks in the same order.
+    /// Marks the rollups of each (ad, minute) of <paramref name="changes"/> dirty, for <see cref="RollupRefreshJob"/>:
+    /// plain PostgreSQL marks each ad's UTC hour in rollup_dirty_ads, TimescaleDB each UTC hour in rollup_dirty (the
+    /// database's <c>mark_rollups_dirty</c>). Run it in the transaction that changes those minutes: the mark then exists
+    /// exactly when the change does, so the rollups are recomputed even if the writer dies right after its commit.
+    /// Marks are sorted by hour and ad, so concurrent writers lock them in the same order.
     /// </summary>
-    public static NpgsqlBatchCommand MarkDirty(IEnumerable<DateTime> minutes)
+    public static NpgsqlBatchCommand MarkDirty(IEnumerable<(long AdId, DateTime Minute)> changes)
     {
-        var hours = new SortedSet<DateTime>();
-        foreach (var minute in minutes)
+        var marks = new SortedSet<(DateTime Hour, long AdId)>();
+        foreach (var (adId, minute) in changes)
         {
-            hours.Add(TimeBuckets.HourOf(minute));
+            marks.Add((TimeBuckets.HourOf(minute), adId));
         }
 
-        var command = new NpgsqlBatchCommand($"""
-            INSERT INTO {Tables.RollupDirty} AS d (hour)
-            SELECT unnest($1::timestamptz[])
-            ON CONFLICT (hour) DO UPDATE SET version = EXCLUDED.version, marked_at = now()
-            """);
-        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = [.. hours] });
+        var command = new NpgsqlBatchCommand("SELECT mark_rollups_dirty($1, $2)");
+        command.Parameters.Add(new NpgsqlParameter<DateTime[]> { TypedValue = [.. marks.Select(m => m.Hour)] });
+        command.Parameters.Add(new NpgsqlParameter<long[]> { TypedValue = [.. marks.Select(m => m.AdId)] });
         return command;
+    }
+
+    /// <summary>How many (hour, ad) marks one call of refresh_ad_clicks_rollup_ads takes: one transaction's worth.</summary>
+    public const int AdMarksPerRefresh = 20_000;
+
+    /// <summary>
+    /// Plain PostgreSQL: refreshes the rollups of every (hour, ad) marked in rollup_dirty_ads (hours before
+    /// <paramref name="oldest"/> are dropped: their minutes are gone), in transactions of <see cref="AdMarksPerRefresh"/>
+    /// marks; returns how many were recomputed. A mark renewed during its refresh stays for the next call. TimescaleDB
+    /// marks whole hours only (<see cref="MarkDirty"/>), so there is nothing to do.
+    /// </summary>
+    public static async Task<long> RefreshMarkedAdsAsync(NpgsqlConnection connection, StorageFlavor flavor, DateTime oldest, CancellationToken cancellationToken)
+    {
+        if (flavor == StorageFlavor.Timescale)
+        {
+            return 0;
+        }
+
+        var (afterHour, afterAd, refreshed) = ((DateTime?)null, long.MinValue, 0L);
+        while (true)
+        {
+            await using var command = new NpgsqlCommand("SELECT taken, refreshed, last_hour, last_ad FROM refresh_ad_clicks_rollup_ads(coalesce($1, '-infinity'), $2, $3, $4)", connection);
+            command.Parameters.Add(new NpgsqlParameter<DateTime?> { TypedValue = afterHour, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterAd });
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = AdMarksPerRefresh });
+            command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = oldest, NpgsqlDbType = NpgsqlDbType.TimestampTz });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            var taken = reader.GetInt32(0);
+            refreshed += reader.GetInt32(1);
+            if (taken < AdMarksPerRefresh)
+            {
+                return refreshed;
+            }
+
+            (afterHour, afterAd) = (reader.GetFieldValue<DateTime>(2), reader.GetInt64(3));
+        }
     }
 
     /// <summary>Attempts of one continuous aggregate refresh that another refresh of an overlapping window refused.</summary>

@@ -37,6 +37,9 @@ internal static class SinkMetrics
     public static readonly Counter<long> RollupHoursRefreshed = Meter.CreateCounter<long>("kafkaclicks.sink.rollup.hours_refreshed", "{hour}",
         "Hours of the hourly and daily rollups recomputed by the refresh job.");
 
+    public static readonly Counter<long> RollupAdHoursRefreshed = Meter.CreateCounter<long>("kafkaclicks.sink.rollup.ad_hours_refreshed", "{mark}",
+        "Marked (hour, ad) pairs whose rollups the refresh job recomputed (plain PostgreSQL; TimescaleDB refreshes whole hours).");
+
     public static readonly Counter<long> MaintenanceFailures = Meter.CreateCounter<long>("kafkaclicks.sink.maintenance_failures", "{run}",
         "Rollup refresh or retention runs that failed because the database did; the next run retries.");
 

@@ -17,7 +17,7 @@ public static class ClickRows
 
     public static string Iso(DateTimeOffset t) => Uri.EscapeDataString(t.ToString("O"));
 
-    /// <summary>A minute row and the dirty mark of its hour (the sink writes both in one transaction).</summary>
+    /// <summary>A minute row and its rollups' dirty mark, as the sink writes them (in one transaction).</summary>
     public static async Task InsertAsync(TestDatabase db, long adId, DateTimeOffset minute, long clicks, short salt = 0, bool final = true)
     {
         await db.ExecuteAsync("SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '1 minute')", minute);
@@ -25,8 +25,8 @@ public static class ClickRows
             "INSERT INTO ad_clicks_minute (ad_id, minute, salt, clicks, final, emitted_at) VALUES ($1, $2, $3, $4, $5, now())",
             adId, minute, salt, clicks, final);
         await db.ExecuteAsync(
-            "INSERT INTO rollup_dirty (hour) VALUES (date_bin('1 hour', $1::timestamptz, timestamptz '2000-01-01 00:00:00+00')) ON CONFLICT (hour) DO UPDATE SET version = nextval('rollup_dirty_version')",
-            minute);
+            "SELECT mark_rollups_dirty(ARRAY[date_bin('1 hour', $1::timestamptz, timestamptz '2000-01-01 00:00:00+00')], ARRAY[$2::bigint])",
+            minute, adId);
     }
 
     /// <summary>Runs the sink's rollup refresh job once: every dirty hour is recomputed and unmarked.</summary>

@@ -1,5 +1,6 @@
 using KafkaClicks.Contracts;
 using KafkaClicks.IntegrationTests.Infrastructure;
+using KafkaClicks.Migrations;
 using KafkaClicks.Sink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -27,6 +28,13 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
     private static MinuteCountRecord Count(long adId, DateTime minute, long clicks, int salt, DateTime emittedAt, bool final = true) =>
         new(new MinuteCount { AdId = adId, Salt = salt, WindowStart = minute, Clicks = clicks, Final = final, EmittedAt = emittedAt }, (int)(adId % 4));
 
+    /// <summary>How many hours have rollups marked dirty, whole (rollup_dirty) or for one of their ads (rollup_dirty_ads).</summary>
+    private static Task<long> DirtyHoursAsync(TestDatabase db) =>
+        db.ScalarAsync<long>("SELECT count(*) FROM dirty_rollup_hours('-infinity', 'infinity')");
+
+    /// <summary>The newest version of any dirty mark.</summary>
+    private const string NewestMarkVersion = "SELECT max(version) FROM (SELECT version FROM rollup_dirty UNION ALL SELECT version FROM rollup_dirty_ads) AS marks";
+
     private static RollupRefreshJob Job(TestDatabase db) =>
         new(db.DataSource, Options.Create(new SinkOptions()), TimeProvider.System, NullLogger<RollupRefreshJob>.Instance);
 
@@ -48,10 +56,11 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         }
 
         await writer.WriteAsync(batch, default);
-        Assert.Equal(4L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
+        Assert.Equal(4L, await DirtyHoursAsync(db));
 
-        Assert.Equal(4, await job.RunOnceAsync(default));
-        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
+        // Plain PostgreSQL recomputes each ad's hour (5 ads in each of 4 hours), TimescaleDB the 4 whole hours.
+        Assert.Equal(await db.FlavorAsync() == StorageFlavor.Plain ? 20 : 4, await job.RunOnceAsync(default));
+        Assert.Equal(0L, await DirtyHoursAsync(db));
         Assert.Equal(20L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_hourly"));
         Assert.Equal(10L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_daily"));
         Assert.Equal(0L, await db.ScalarAsync<long>(HourlyMismatches));
@@ -71,18 +80,98 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(0, await job.RunOnceAsync(default));
     }
 
+    /// <summary>How many (advertiser, hour) pairs advertiser_clicks_hourly has wrong or lacks, against the minutes.</summary>
+    private const string AdvertiserMismatches = """
+        SELECT count(*) FROM (
+            SELECT a.advertiser_id, date_bin('1 hour', m.minute, timestamptz '2000-01-01 00:00:00+00') AS hour, sum(m.clicks)::bigint AS clicks
+            FROM ad_clicks_minute m JOIN ads a ON a.ad_id = m.ad_id GROUP BY 1, 2) x
+        FULL JOIN advertiser_clicks_hourly r ON r.advertiser_id = x.advertiser_id AND r.hour = x.hour
+        WHERE x.clicks IS DISTINCT FROM r.clicks
+        """;
+
+    [Fact]
+    public async Task Every_rollup_equals_its_minutes_after_each_run_through_growing_counts_corrections_and_whole_hour_marks()
+    {
+        // 24 ads of 3 advertisers over 3 hours across a UTC midnight, written in 8 rounds as the sink writes partial
+        // counts: each round raises some counts, the fifth lowers some (a correction), and the third also marks an hour
+        // whole, as a writer that marks hours rather than ads does. After every run each hour, day and advertiser hour
+        // must be the sum of its minutes, whichever way it was refreshed.
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
+        await db.ExecuteAsync("INSERT INTO advertisers (advertiser_id, name) SELECT g, 'a' || g FROM generate_series(1, 3) g");
+        await db.ExecuteAsync("INSERT INTO ads (ad_id, advertiser_id, redirect_url) SELECT g, g % 3 + 1, 'https://example.com/' || g FROM generate_series(1, 24) g");
+        var writer = new MinuteCountWriter(db.DataSource);
+        var job = Job(db);
+        var random = new Random(2207);
+        var counts = new Dictionary<(long Ad, DateTime Minute), long>();
+        for (var round = 1; round <= 8; round++)
+        {
+            var batch = new List<MinuteCountRecord>();
+            var written = new HashSet<(long, DateTime)>();
+            for (var i = 0; i < 60; i++)
+            {
+                var key = ((long)random.Next(1, 25), Start.AddMinutes(random.Next(0, 3 * 60)));
+                if (!written.Add(key))
+                {
+                    continue;
+                }
+
+                var clicks = round == 5 && counts.TryGetValue(key, out var had) ? had / 2 : counts.GetValueOrDefault(key) + random.Next(1, 20);
+                counts[key] = clicks;
+                batch.Add(Count(key.Item1, key.Item2, clicks, 0, Start.AddHours(4).AddSeconds(round), final: false));
+            }
+
+            await writer.WriteAsync(batch, default);
+            if (round == 3)
+            {
+                await db.ExecuteAsync("INSERT INTO rollup_dirty (hour) VALUES ($1) ON CONFLICT (hour) DO UPDATE SET version = nextval('rollup_dirty_version')", Start.AddHours(1));
+            }
+
+            Assert.NotEqual(0, await job.RunOnceAsync(default));
+            Assert.Equal(0L, await DirtyHoursAsync(db));
+            Assert.Equal(0L, await db.ScalarAsync<long>(HourlyMismatches));
+            Assert.Equal(0L, await db.ScalarAsync<long>(DailyMismatches));
+            Assert.Equal(0L, await db.ScalarAsync<long>(AdvertiserMismatches));
+        }
+
+        Assert.Equal(counts.Values.Sum(), await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_daily"));
+    }
+
+    [Fact]
+    public async Task A_refresh_recomputes_the_marked_ads_of_an_hour_on_plain_postgresql_and_the_whole_hour_on_timescaledb()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        await writer.WriteAsync([Count(1, Start.AddMinutes(5), 4, 0, Start.AddHours(4)), Count(2, Start.AddMinutes(6), 6, 0, Start.AddHours(4))], default);
+        await Job(db).RunOnceAsync(default);
+
+        // Ad 2's stored hour is made wrong; then only ad 1 changes. Plain PostgreSQL recomputes ad 1's hour and nothing
+        // else (the cost of a refresh is what changed), TimescaleDB the whole hour, ad 2's row with it.
+        await db.RewriteRollupAsync("ad_clicks_hourly", "clicks", 1000, "ad_id = $1", 2L);
+        await writer.WriteAsync([Count(1, Start.AddMinutes(5), 9, 0, Start.AddHours(5))], default);
+        await Job(db).RunOnceAsync(default);
+
+        Assert.Equal(9L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_hourly WHERE ad_id = 1"));
+        var plain = await db.FlavorAsync() == StorageFlavor.Plain;
+        Assert.Equal(plain ? 1000L : 6L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_hourly WHERE ad_id = 2"));
+    }
+
     [Fact]
     public async Task A_mark_renewed_while_its_hour_was_refreshed_survives_for_the_next_run()
     {
         await using var db = await postgres.CreateDatabaseAsync();
         var writer = new MinuteCountWriter(db.DataSource);
         await writer.WriteAsync([Count(1, Start, 5, 0, Start.AddMinutes(2))], default);
-        var version = await db.ScalarAsync<long>("SELECT version FROM rollup_dirty");
+        var version = await db.ScalarAsync<long>(NewestMarkVersion);
 
-        // Hold the mark's row lock until the job tries to clear it, then let a newer write renew it first.
+        // Hold the mark's row lock (the hour's on TimescaleDB, the ad's hour on plain PostgreSQL) until the job tries to
+        // clear it, then let a newer write renew it first.
         await using var connection = await db.DataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        await using (var renew = new Npgsql.NpgsqlCommand("UPDATE rollup_dirty SET version = nextval('rollup_dirty_version')", connection, transaction))
+        await using (var renew = new Npgsql.NpgsqlCommand(
+            "UPDATE rollup_dirty SET version = nextval('rollup_dirty_version'); UPDATE rollup_dirty_ads SET version = nextval('rollup_dirty_version')",
+            connection, transaction))
         {
             await renew.ExecuteNonQueryAsync();
         }
@@ -99,9 +188,10 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         await transaction.CommitAsync();
         await run.WaitAsync(TimeSpan.FromSeconds(10));
 
-        Assert.True(await db.ScalarAsync<long>("SELECT version FROM rollup_dirty") > version);
+        Assert.True(await db.ScalarAsync<long>(NewestMarkVersion) > version);
+        Assert.Equal(1L, await DirtyHoursAsync(db));
         Assert.Equal(1, await Job(db).RunOnceAsync(default));
-        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
+        Assert.Equal(0L, await DirtyHoursAsync(db));
     }
 
     /// <summary>
@@ -140,7 +230,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
 
         await other.WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(2, await run.WaitAsync(TimeSpan.FromSeconds(30)));
-        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
+        Assert.Equal(0L, await DirtyHoursAsync(db));
         Assert.Equal(0L, await db.ScalarAsync<long>(HourlyMismatches));
         Assert.Equal(0L, await db.ScalarAsync<long>(DailyMismatches));
         Assert.Equal(10L, await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM advertiser_clicks_hourly"));
@@ -159,11 +249,11 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         await db.RefreshRollupsAsync(old, old.AddHours(1));
         await db.RunRetentionAsync(new SinkOptions());
         Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
-        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty WHERE hour = $1", old));
+        Assert.Equal(1L, await db.ScalarAsync<long>("SELECT count(*) FROM dirty_rollup_hours($1, $1 + interval '1 hour')", old));
 
         Assert.Equal(0, await Job(db).RunOnceAsync(default));
 
         Assert.Equal(7L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_hourly WHERE ad_id = 1"));
-        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM rollup_dirty"));
+        Assert.Equal(0L, await DirtyHoursAsync(db));
     }
 }

@@ -4,7 +4,7 @@ using Npgsql;
 namespace KafkaClicks.UnitTests.Sink;
 
 /// <summary>
-/// Which rollup hours a change of minutes marks dirty (<see cref="Rollups.MarkDirty"/>), and which windows TimescaleDB
+/// Which (hour, ad) rollups a change of minutes marks dirty (<see cref="Rollups.MarkDirty"/>), and which windows TimescaleDB
 /// recomputes for a range (<see cref="Rollups.TimescaleWindows"/>): a minute missed by either would leave the hourly
 /// and daily answers short of the minutes for good.
 /// </summary>
@@ -13,31 +13,34 @@ public class RollupsTests
     private static DateTime Utc(int day, int hour, int minute = 0, int second = 0, int millisecond = 0) =>
         new(2026, 11, day, hour, minute, second, millisecond, DateTimeKind.Utc);
 
-    private static DateTime[] MarkedHours(params DateTime[] minutes)
+    private static (DateTime Hour, long AdId)[] Marks(params (long AdId, DateTime Minute)[] changes)
     {
-        var command = Rollups.MarkDirty(minutes);
-        var parameter = Assert.IsType<NpgsqlParameter<DateTime[]>>(Assert.Single(command.Parameters));
-        return parameter.TypedValue!;
+        var command = Rollups.MarkDirty(changes);
+        Assert.Equal(2, command.Parameters.Count);
+        var hours = Assert.IsType<NpgsqlParameter<DateTime[]>>(command.Parameters[0]).TypedValue!;
+        var ads = Assert.IsType<NpgsqlParameter<long[]>>(command.Parameters[1]).TypedValue!;
+        Assert.Equal(hours.Length, ads.Length);
+        return hours.Zip(ads).ToArray();
     }
 
     [Fact]
-    public void Every_utc_hour_holding_a_changed_minute_is_marked_once_in_order()
+    public void Every_utc_hour_of_each_ad_holding_a_changed_minute_is_marked_once_in_hour_then_ad_order()
     {
-        var hours = MarkedHours(Utc(29, 11, 59), Utc(28, 23, 5), Utc(29, 11, 0), Utc(29, 0, 0), Utc(28, 23, 59, 59, 999));
+        var marks = Marks((7, Utc(29, 11, 59)), (3, Utc(28, 23, 5)), (7, Utc(29, 11, 0)), (3, Utc(29, 0, 0)), (3, Utc(28, 23, 59, 59, 999)), (2, Utc(29, 11, 30)));
 
-        Assert.Equal([Utc(28, 23), Utc(29, 0), Utc(29, 11)], hours);
-        Assert.All(hours, h => Assert.Equal(DateTimeKind.Utc, h.Kind));
+        Assert.Equal([(Utc(28, 23), 3L), (Utc(29, 0), 3L), (Utc(29, 11), 2L), (Utc(29, 11), 7L)], marks);
+        Assert.All(marks, m => Assert.Equal(DateTimeKind.Utc, m.Hour.Kind));
     }
 
     [Fact]
     public void A_minute_on_the_hour_belongs_to_the_hour_it_starts()
     {
-        Assert.Equal([Utc(29, 12)], MarkedHours(Utc(29, 12)));
-        Assert.Equal([Utc(29, 11)], MarkedHours(Utc(29, 11, 59)));
+        Assert.Equal([(Utc(29, 12), 1L)], Marks((1, Utc(29, 12))));
+        Assert.Equal([(Utc(29, 11), 1L)], Marks((1, Utc(29, 11, 59))));
     }
 
     [Fact]
-    public void Nothing_changed_marks_nothing() => Assert.Empty(MarkedHours());
+    public void Nothing_changed_marks_nothing() => Assert.Empty(Marks());
 
     [Fact]
     public void A_range_inside_hours_is_refreshed_over_the_whole_hours_and_utc_days_holding_it()
