@@ -25,6 +25,7 @@ public sealed class ClickQueries : IDisposable
     private readonly QueryOptions _options;
     private readonly TimeProvider _time;
     private readonly ConcurrencyLimiter _databaseSlots;
+    private readonly PartitionedRateLimiter<long> _advertiserSlots;
     private volatile Watermark? _completeThrough;
 
     public ClickQueries(ClickSeriesStore store, ResponseCache cache, IOptions<QueryOptions> options, TimeProvider time)
@@ -39,7 +40,17 @@ public sealed class ClickQueries : IDisposable
             QueueLimit = _options.QueueLimit,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
         });
+        var perAdvertiser = new ConcurrencyLimiterOptions
+        {
+            PermitLimit = _options.EffectiveMaxConcurrentQueriesPerAdvertiser,
+            QueueLimit = _options.QueueLimit,
+            QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
+        };
+        _advertiserSlots = PartitionedRateLimiter.Create<long, long>(advertiser => RateLimitPartition.GetConcurrencyLimiter(advertiser, _ => perAdvertiser));
     }
+
+    /// <summary>The advertiser whose share of the database slots top ads across all advertisers take.</summary>
+    private const long AllAdvertisers = 0;
 
     /// <summary>GET /v1/ads/{adId}/clicks.</summary>
     public async Task<Results<JsonAnswer<AdClicksResponse>, NotFoundProblem, OverloadedProblem>> AdClicksAsync(
@@ -55,7 +66,7 @@ public sealed class ClickQueries : IDisposable
         var completeThrough = await CompleteThroughAsync(ct);
         var final = range.To <= completeThrough;
         var key = _cache.Key(caller, $"ad/{adId}?{Canonical(range)}");
-        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.AdClicksResponse, async () =>
+        var (answer, overloaded) = await CachedAsync(key, final, owner.Value, QueryJsonContext.Default.AdClicksResponse, async () =>
         {
             var series = await _store.AdSeriesAsync([adId], range, TailStart(completeThrough), perAd: false, ct);
             return new AdClicksResponse(adId, range.GranularityName, range.TimeZoneName, range.From, range.To, completeThrough, final,
@@ -92,7 +103,7 @@ public sealed class ClickQueries : IDisposable
         var completeThrough = await CompleteThroughAsync(ct);
         var final = range.To <= completeThrough;
         var key = _cache.Key(caller, $"advertiser/{advertiserId}?{Canonical(range)}&breakdown={breakdown}");
-        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
+        var (answer, overloaded) = await CachedAsync(key, final, advertiserId, QueryJsonContext.Default.AdvertiserClicksResponse, async () =>
         {
             var series = perAd
                 ? await _store.AdSeriesAsync(ads, range, TailStart(completeThrough), perAd: true, ct)
@@ -144,7 +155,7 @@ public sealed class ClickQueries : IDisposable
         var completeThrough = await CompleteThroughAsync(ct);
         var final = to <= completeThrough;
         var key = _cache.Key(caller, $"top?from={from:O}&to={to:O}&limit={count}&advertiserId={scope}");
-        var (answer, overloaded) = await CachedAsync(key, final, QueryJsonContext.Default.TopAdsResponse, async () =>
+        var (answer, overloaded) = await CachedAsync(key, final, scope ?? AllAdvertisers, QueryJsonContext.Default.TopAdsResponse, async () =>
             new TopAdsResponse(windowName, scope, from, to, completeThrough, final, await _store.TopAsync(from, to, count, scope, ct)), ct);
         return answer is not null ? answer : overloaded!;
     }
@@ -164,7 +175,7 @@ public sealed class ClickQueries : IDisposable
             return new BadRequestProblem("invalid-after", "after must be an advertiser id (the next value of the previous page).");
         }
 
-        using var slot = await DatabaseSlotAsync(ct);
+        using var slot = await DatabaseSlotAsync(null, ct);
         if (!slot.IsAcquired)
         {
             return Overloaded(slot);
@@ -204,7 +215,7 @@ public sealed class ClickQueries : IDisposable
             return new BadRequestProblem("invalid-query", $"q must be an ad id or part of an ad's URL: 1 to {MaxSearchLength} characters, none of them control characters.");
         }
 
-        using var slot = await DatabaseSlotAsync(ct);
+        using var slot = await DatabaseSlotAsync(advertiserId, ct);
         if (!slot.IsAcquired)
         {
             return Overloaded(slot);
@@ -239,7 +250,7 @@ public sealed class ClickQueries : IDisposable
             return invalidLast;
         }
 
-        using var slot = await DatabaseSlotAsync(ct);
+        using var slot = await DatabaseSlotAsync(null, ct);
         if (!slot.IsAcquired)
         {
             return Overloaded(slot);
@@ -249,14 +260,17 @@ public sealed class ClickQueries : IDisposable
         return new JsonAnswer<ReconciliationRunsResponse>(new ReconciliationRunsResponse(runs), QueryJsonContext.Default.ReconciliationRunsResponse);
     }
 
-    /// <summary>The answer from the cache (final ranges only) or computed in a database slot; or, when no slot frees up in time, the refusal.</summary>
+    /// <summary>
+    /// The answer from the cache (final ranges only) or computed in a database slot of <paramref name="advertiser"/>'s
+    /// share; or, when no slot frees up in time, the refusal.
+    /// </summary>
     private async Task<(JsonAnswer<T>? Answer, OverloadedProblem? Overloaded)> CachedAsync<T>(
-        string key, bool final, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
+        string key, bool final, long advertiser, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
     {
         var body = await _cache.GetAsync(key, final, ct);
         if (body is null)
         {
-            using var slot = await DatabaseSlotAsync(ct);
+            using var slot = await DatabaseSlotAsync(advertiser, ct);
             if (!slot.IsAcquired)
             {
                 return (null, Overloaded(slot));
@@ -269,28 +283,88 @@ public sealed class ClickQueries : IDisposable
         return (new JsonAnswer<T>(body), null);
     }
 
-    public void Dispose() => _databaseSlots.Dispose();
-
-    /// <summary>Waits (first come, first served) for one of the slots that bound concurrent database work.</summary>
-    private async ValueTask<RateLimitLease> DatabaseSlotAsync(CancellationToken ct)
+    public void Dispose()
     {
-        // A free slot with nobody waiting: no timer needed.
-        var lease = _databaseSlots.AttemptAcquire(1);
-        if (lease.IsAcquired)
+        _databaseSlots.Dispose();
+        _advertiserSlots.Dispose();
+    }
+
+    /// <summary>
+    /// Waits (first come, first served) for one of the slots that bound concurrent database work: first, for a query
+    /// about <paramref name="advertiser"/>, for one of that advertiser's share of them. Both waits together are bounded
+    /// by <see cref="QueryOptions.QueueTimeout"/>.
+    /// </summary>
+    private async ValueTask<RateLimitLease> DatabaseSlotAsync(long? advertiser, CancellationToken ct)
+    {
+        // Free slots with nobody waiting: no timer needed.
+        var share = advertiser is { } id ? _advertiserSlots.AttemptAcquire(id) : null;
+        var slot = share is null or { IsAcquired: true } ? _databaseSlots.AttemptAcquire(1) : null;
+        if (slot is { IsAcquired: true })
         {
-            return lease;
+            return share is null ? slot : new Leases(share, slot);
         }
 
-        lease.Dispose();
+        slot?.Dispose();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_options.QueueTimeout);
         try
         {
-            return await _databaseSlots.AcquireAsync(1, timeout.Token);
+            if (share is { IsAcquired: false })
+            {
+                share.Dispose();
+                share = null;
+                var waited = await _advertiserSlots.AcquireAsync(advertiser!.Value, 1, timeout.Token);
+                if (!waited.IsAcquired)
+                {
+                    return waited;
+                }
+
+                share = waited;
+            }
+
+            slot = await _databaseSlots.AcquireAsync(1, timeout.Token);
+            if (!slot.IsAcquired || share is null)
+            {
+                share?.Dispose();
+                return slot;
+            }
+
+            return new Leases(share, slot);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
+            share?.Dispose();
             return TimedOut.Instance;
+        }
+        catch
+        {
+            share?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>An advertiser's share and a database slot, held and given back together.</summary>
+    private sealed class Leases(RateLimitLease share, RateLimitLease slot) : RateLimitLease
+    {
+        public override bool IsAcquired => true;
+
+        public override IEnumerable<string> MetadataNames => [];
+
+        public override bool TryGetMetadata(string metadataName, out object? metadata)
+        {
+            metadata = null;
+            return false;
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                slot.Dispose();
+                share.Dispose();
+            }
+
+            base.Dispose(disposing);
         }
     }
 

@@ -55,6 +55,20 @@ public sealed class QueryOptions
     /// <summary><see cref="MaxConcurrentQueries"/>, with 0 resolved to two per processor.</summary>
     public int EffectiveMaxConcurrentQueries => MaxConcurrentQueries > 0 ? MaxConcurrentQueries : 2 * Environment.ProcessorCount;
 
+    /// <summary>
+    /// Most of the database slots the queries about one advertiser (its ads' clicks, its own, its top ads, its ads list)
+    /// hold at once; its further queries wait in a first-come queue of their own (same <see cref="QueueLimit"/> and
+    /// <see cref="QueueTimeout"/>) before they queue for a slot. So an advertiser with 100,000 ads, whose queries cost
+    /// the most, cannot take every slot and hold everyone else's answers behind its own. Top ads across all advertisers
+    /// count as one more advertiser. 0: half of <see cref="EffectiveMaxConcurrentQueries"/>, at least one.
+    /// </summary>
+    [Range(0, 10_000)]
+    public int MaxConcurrentQueriesPerAdvertiser { get; set; }
+
+    /// <summary><see cref="MaxConcurrentQueriesPerAdvertiser"/>, with 0 resolved to half the slots (at least one).</summary>
+    public int EffectiveMaxConcurrentQueriesPerAdvertiser =>
+        MaxConcurrentQueriesPerAdvertiser > 0 ? MaxConcurrentQueriesPerAdvertiser : Math.Max(1, EffectiveMaxConcurrentQueries / 2);
+
     /// <summary>Most requests waiting for a database slot; beyond it, or after <see cref="QueueTimeout"/>, the answer is 503 overloaded.</summary>
     [Range(0, 1_000_000)]
     public int QueueLimit { get; set; } = 1_000;

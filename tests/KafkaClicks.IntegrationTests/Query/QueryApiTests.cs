@@ -513,6 +513,48 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
     }
 
     [Fact]
+    public async Task One_advertisers_queries_hold_at_most_its_share_of_the_database_slots_and_others_are_still_answered()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?>
+        {
+            ["Query:MaxConcurrentQueries"] = "2",
+            ["Query:MaxConcurrentQueriesPerAdvertiser"] = "1",
+            ["Query:QueueTimeout"] = "00:00:02",
+            ["Query:CacheEnabled"] = "false",
+        });
+        await host.AddAdvertiserAsync(1, 101);
+        await host.AddAdvertiserAsync(2, 201);
+        await InsertAsync(host.Database, 101, Base.AddMinutes(5), 4);
+        await InsertAsync(host.Database, 201, Base.AddMinutes(5), 6);
+        await RefreshRollupsAsync(host.Database);
+        await CompleteThroughAsync(host.Database, Minute(DateTimeOffset.UtcNow));
+        var range = $"from={Iso(Base)}&to={Iso(Base.AddHours(1))}";
+
+        // Advertiser 1's minute queries wait on the held minutes table (a slow advertiser: 100,000 ads, say): the first
+        // takes its one share of the slots, the second waits for that share, not for the last slot.
+        await using var connection = await host.Database.DataSource.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        await ClickRows.LockMinutesAsync(connection, transaction);
+        var first = host.GetAsync($"/v1/ads/101/clicks?{range}&granularity=1m", Admin);
+        await WaitForQueryBlockedOnLockAsync(host.Database);
+        var second = host.GetAsync($"/v1/ads/101/clicks?{range}&granularity=5m", Admin);
+        await Task.Delay(200);
+
+        // Advertiser 2's hours come from the hourly rollup: answered at once from the slot advertiser 1 may not take.
+        var other = await GetJsonAsync(host, $"/v1/ads/201/clicks?from={Iso(Base)}&to={Iso(Base.AddDays(1))}&granularity=1h", Admin);
+        Assert.Equal(6, other.GetProperty("total").GetInt64());
+        Assert.False(first.IsCompleted);
+        Assert.False(second.IsCompleted);
+
+        await transaction.RollbackAsync();
+        foreach (var waiting in new[] { first, second })
+        {
+            using var answered = await waiting;
+            Assert.Equal(HttpStatusCode.OK, answered.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task A_query_held_past_the_statement_timeout_is_cancelled_and_answered_503_not_500_and_frees_its_slot()
     {
         await using var host = await ProductHost.StartAsync(postgres, Role.Query, new Dictionary<string, string?>
