@@ -3,6 +3,7 @@ using System.Globalization;
 using HdrHistogram;
 using KafkaClicks.Contracts;
 using KafkaClicks.Migrations;
+using KafkaClicks.ServiceDefaults;
 using KafkaClicks.Sink;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
@@ -94,11 +95,21 @@ public sealed class ScaleBenchmark : IBenchmark
     private static async Task<Dictionary<string, object>> RunPassAsync(
         BenchmarkContext context, string connectionString, DateTimeOffset anchor, long ads, TimeSpan duration, bool restoreSeed)
     {
-        await using var dataSource = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString);
-        // A previous run's live rows (after the anchor) would make this run's inserts into updates: remove them.
-        await QueryBenchmark.ExecuteAsync(dataSource, "DELETE FROM ad_clicks_minute WHERE minute >= $1", anchor);
-        await QueryBenchmark.ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '2 days')", anchor);
+        // The live load and the refresh connect as the sink role does (the product's connection defaults).
+        await using var dataSource = NpgsqlDataSource.Create(
+            ServiceDefaultsExtensions.WithPoolDefaults(new NpgsqlConnectionStringBuilder(connectionString) { CommandTimeout = 0 }.ConnectionString));
+        // A previous run's live rows (after the anchor) would make this run's inserts into updates: remove them, marking
+        // their rollups dirty as any writer of minutes does, and bring the rollups back to the seed before the pass (a
+        // previous run may have stopped with marks left, its own or an older build's), so the pass starts clean.
         var clock = new QueryBenchmark.ShiftedTimeProvider(DateTimeOffset.UtcNow - anchor);
+        await QueryBenchmark.ExecuteAsync(dataSource, """
+            WITH removed AS (DELETE FROM ad_clicks_minute WHERE minute >= $1 RETURNING ad_id, minute)
+            SELECT mark_rollups_dirty(array_agg(date_bin('1 hour', minute, timestamptz '2000-01-01')), array_agg(ad_id)) FROM removed
+            """, anchor);
+        await QueryBenchmark.ExecuteAsync(dataSource, "SELECT ensure_ad_clicks_minute_partitions($1, $1 + interval '2 days')", anchor);
+        var settle = Stopwatch.StartNew();
+        var settled = await new RollupRefreshJob(dataSource, Options.Create(new SinkOptions()), clock, NullLogger<RollupRefreshJob>.Instance).RunOnceAsync(CancellationToken.None);
+        context.Say($"rollups back to the seed: {settled:N0} marks refreshed in {settle.Elapsed.TotalSeconds:0} s");
 
         await using var host = await BenchQueryHost.StartAsync(context, connectionString, clock, cacheEnabled: false);
         using var http = host.CreateClient(Clients);

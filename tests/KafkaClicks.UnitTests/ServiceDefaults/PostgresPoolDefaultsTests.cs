@@ -12,6 +12,7 @@ public class PostgresPoolDefaultsTests
 
         Assert.Equal(64, builder.MaxAutoPrepare);
         Assert.True(builder.NoResetOnClose);
+        Assert.Equal("-c jit=off", builder.Options);
         Assert.Equal("db", builder.Host);
         Assert.Equal("kafkaclicks", builder.Database);
     }
@@ -27,5 +28,15 @@ public class PostgresPoolDefaultsTests
 
         Assert.Equal(0, builder.MaxAutoPrepare);
         Assert.False(builder.NoResetOnClose);
+    }
+
+    [Theory]
+    [InlineData("Host=db;Options=-c statement_timeout=5000", "-c statement_timeout=5000 -c jit=off")]
+    [InlineData("Host=db;Options=-c jit=on", "-c jit=on")]
+    public void Turns_jit_off_beside_the_options_given_unless_they_set_it(string connectionString, string options)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(ServiceDefaultsExtensions.WithPoolDefaults(connectionString));
+
+        Assert.Equal(options, builder.Options ?? "");
     }
 }
