@@ -85,6 +85,11 @@ BEGIN
     ORDER BY 1, 2
     ON CONFLICT (advertiser_id, hour) DO UPDATE SET clicks = v.clicks + EXCLUDED.clicks;
 
+    -- Locked in (hour, ad) order first, the order writers mark in: a writer renewing some of these marks while this
+    -- deletes others can then wait for it, but never the two for each other (a deadlock).
+    PERFORM 1 FROM rollup_dirty_ads d JOIN rollup_ad_refresh r ON r.hour = d.hour AND r.ad_id = d.ad_id
+    ORDER BY d.hour, d.ad_id
+    FOR UPDATE OF d;
     DELETE FROM rollup_dirty_ads d USING rollup_ad_refresh r
     WHERE d.hour = r.hour AND d.ad_id = r.ad_id AND d.version = r.version;
 

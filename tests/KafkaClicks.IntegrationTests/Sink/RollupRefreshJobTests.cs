@@ -138,6 +138,48 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
     }
 
     [Fact]
+    public async Task Writers_and_the_refresh_running_at_once_neither_fail_nor_leave_the_rollups_behind_their_minutes()
+    {
+        // Two writers (two sink processes: a hot ad's salts are counted on different partitions, so each writes its own
+        // salt of the same ads) renew marks of the same hours and ads in their batches while the job refreshes and
+        // removes marks: no statement may fail (a deadlock between a writer renewing marks and the job removing others
+        // is one way), and once the writers stop, one more run must leave every rollup equal to its minutes.
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
+        var job = Job(db);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(6));
+        var emitted = 0L;
+        async Task WriteAsync(int salt)
+        {
+            var writer = new MinuteCountWriter(db.DataSource);
+            var random = new Random(salt);
+            while (!stop.IsCancellationRequested)
+            {
+                var at = Start.AddHours(4).AddTicks(Interlocked.Increment(ref emitted));
+                var batch = Enumerable.Range(0, 2_000)
+                    .Select(_ => Count(random.Next(1, 400), Start.AddMinutes(random.Next(0, 3 * 60)), random.Next(1, 1_000), salt, at, final: false))
+                    .ToList();
+                await writer.WriteAsync(batch, default);
+            }
+        }
+
+        async Task RefreshAsync()
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await job.RunOnceAsync(default);
+            }
+        }
+
+        await Task.WhenAll(Task.Run(() => WriteAsync(0)), Task.Run(() => WriteAsync(1)), Task.Run(RefreshAsync));
+
+        await job.RunOnceAsync(default);
+        Assert.Equal(0L, await DirtyHoursAsync(db));
+        Assert.Equal(0L, await db.ScalarAsync<long>(HourlyMismatches));
+        Assert.Equal(0L, await db.ScalarAsync<long>(DailyMismatches));
+    }
+
+    [Fact]
     public async Task A_refresh_recomputes_the_marked_ads_of_an_hour_on_plain_postgresql_and_the_whole_hour_on_timescaledb()
     {
         await using var db = await postgres.CreateDatabaseAsync();
