@@ -49,9 +49,6 @@ public sealed class ClickQueries : IDisposable
         _advertiserSlots = PartitionedRateLimiter.Create<long, long>(advertiser => RateLimitPartition.GetConcurrencyLimiter(advertiser, _ => perAdvertiser));
     }
 
-    /// <summary>The advertiser whose share of the database slots top ads across all advertisers take.</summary>
-    private const long AllAdvertisers = 0;
-
     /// <summary>GET /v1/ads/{adId}/clicks.</summary>
     public async Task<Results<JsonAnswer<AdClicksResponse>, NotFoundProblem, OverloadedProblem>> AdClicksAsync(
         Caller caller, long adId, QueryRange range, CancellationToken ct)
@@ -155,7 +152,7 @@ public sealed class ClickQueries : IDisposable
         var completeThrough = await CompleteThroughAsync(ct);
         var final = to <= completeThrough;
         var key = _cache.Key(caller, $"top?from={from:O}&to={to:O}&limit={count}&advertiserId={scope}");
-        var (answer, overloaded) = await CachedAsync(key, final, scope ?? AllAdvertisers, QueryJsonContext.Default.TopAdsResponse, async () =>
+        var (answer, overloaded) = await CachedAsync(key, final, scope, QueryJsonContext.Default.TopAdsResponse, async () =>
             new TopAdsResponse(windowName, scope, from, to, completeThrough, final, await _store.TopAsync(from, to, count, scope, ct)), ct);
         return answer is not null ? answer : overloaded!;
     }
@@ -261,11 +258,11 @@ public sealed class ClickQueries : IDisposable
     }
 
     /// <summary>
-    /// The answer from the cache (final ranges only) or computed in a database slot of <paramref name="advertiser"/>'s
-    /// share; or, when no slot frees up in time, the refusal.
+    /// The answer from the cache (final ranges only) or computed in a database slot (of <paramref name="advertiser"/>'s
+    /// share, for an answer about one advertiser); or, when no slot frees up in time, the refusal.
     /// </summary>
     private async Task<(JsonAnswer<T>? Answer, OverloadedProblem? Overloaded)> CachedAsync<T>(
-        string key, bool final, long advertiser, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
+        string key, bool final, long? advertiser, JsonTypeInfo<T> type, Func<Task<T>> compute, CancellationToken ct)
     {
         var body = await _cache.GetAsync(key, final, ct);
         if (body is null)

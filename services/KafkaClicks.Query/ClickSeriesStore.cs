@@ -49,19 +49,25 @@ public sealed class ClickSeriesStore : IDisposable
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
     private static readonly TimeSpan RememberedFor = TimeSpan.FromMinutes(10);
 
-    /// <summary>Beyond this many leaders per minute, reading them costs about what summing the window does.</summary>
-    private const int MaxLeadersPerMinute = 25_000;
+    /// <summary>How long top-ads answers of a window length are summed without the leaders after they failed to prove one.</summary>
+    private static readonly TimeSpan LeadersRetryAfter = TimeSpan.FromSeconds(30);
+
     private readonly NpgsqlDataSource _dataSource;
     private readonly int _statementTimeoutSeconds;
     private readonly int _topLeadersPerMinute;
+    private readonly TimeProvider _time;
+
+    // Per window length (minutes), when each minute's leaders last failed to prove a top-ads answer.
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, long> _leadersFailedAt = new();
 
     // An ad never changes advertiser and an advertiser is never deleted, so both are remembered (ids not found are
     // not: they may be created any time).
     private readonly MemoryCache _owners = new(new MemoryCacheOptions { SizeLimit = 250_000 });
     private readonly MemoryCache _advertisers = new(new MemoryCacheOptions { SizeLimit = 100_000 });
 
-    public ClickSeriesStore(NpgsqlDataSource dataSource, IOptions<QueryOptions> options)
+    public ClickSeriesStore(NpgsqlDataSource dataSource, IOptions<QueryOptions> options, TimeProvider time)
     {
+        _time = time;
         _dataSource = dataSource;
         _statementTimeoutSeconds = (int)Math.Ceiling(options.Value.StatementTimeout.TotalSeconds);
         _topLeadersPerMinute = options.Value.TopLeadersPerMinute;
@@ -340,25 +346,34 @@ public sealed class ClickSeriesStore : IDisposable
     /// <summary>
     /// The most clicked ads over minutes [from, to), salts summed, optionally of one advertiser; ties by ad id. Across
     /// all advertisers the answer comes from each minute's leaders when they prove it (<see cref="LeadersTopAsync"/>),
-    /// with more leaders when they do not, and else, like an advertiser's, from every minute row of the window.
+    /// and else, like an advertiser's, from every minute row of the window. (Reading more leaders when the first do not
+    /// prove it cost more than the whole window wherever it was tried: traffic that few leaders cannot settle is spread
+    /// so evenly that many cannot either.) After the leaders fail for a window length, its answers are summed for
+    /// <see cref="LeadersRetryAfter"/> before the leaders are tried again: evenly spread traffic then costs what it did
+    /// before there were leaders.
     /// </summary>
     public async Task<IReadOnlyList<TopAd>> TopAsync(DateTimeOffset from, DateTimeOffset to, int limit, long? advertiserId, CancellationToken cancellationToken)
     {
-        var attempts = 0;
         if (advertiserId is null)
         {
-            for (var leaders = Math.Max(_topLeadersPerMinute, limit); leaders <= MaxLeadersPerMinute; leaders *= 8)
+            // Traffic changes shape slowly: after the leaders failed to prove a window of this length, its answers are
+            // summed for a while without trying them first (either way the answer is the exact one).
+            var minutes = (int)((to - from).Ticks / TimeSpan.TicksPerMinute);
+            var now = _time.GetTimestamp();
+            if (!_leadersFailedAt.TryGetValue(minutes, out var failedAt) || _time.GetElapsedTime(failedAt, now) >= LeadersRetryAfter)
             {
-                attempts++;
-                if (await LeadersTopAsync(from, to, limit, leaders, cancellationToken) is { } top)
+                if (await LeadersTopAsync(from, to, limit, Math.Max(_topLeadersPerMinute, limit), cancellationToken) is { } top)
                 {
-                    QueryMetrics.TopAnswered("leaders", attempts);
+                    QueryMetrics.TopAnswered("leaders");
                     return top;
                 }
+
+                _leadersFailedAt[minutes] = now;
             }
+
+            QueryMetrics.TopAnswered("scan");
         }
 
-        QueryMetrics.TopAnswered("scan", attempts);
         return await ScanTopAsync(from, to, limit, advertiserId, cancellationToken);
     }
 
@@ -369,6 +384,9 @@ public sealed class ClickSeriesStore : IDisposable
     /// other ad has one row a minute at most, none in a minute with fewer rows than leaders (all of them lead), and in
     /// the others at most the minute's last leader's count: summed over the minutes, a bound on its clicks. The answer
     /// is proven when its last ad has more clicks than the bound, or when the bound is 0 (every row of the window leads).
+    /// When the leaders show that no answer can beat the bound (the <paramref name="limit"/> largest rows of each minute,
+    /// summed and shared among <paramref name="limit"/> ads, do not exceed it: evenly spread traffic) the candidates are
+    /// not summed at all.
     /// </summary>
     private async Task<IReadOnlyList<TopAd>?> LeadersTopAsync(DateTimeOffset from, DateTimeOffset to, int limit, int leaders, CancellationToken cancellationToken)
     {
@@ -386,6 +404,11 @@ public sealed class ClickSeriesStore : IDisposable
                 SELECT coalesce(sum(last), 0)::bigint AS clicks
                 FROM (SELECT min(clicks) AS last FROM leaders GROUP BY minute HAVING count(*) = $4) AS f
             ),
+            reach AS (
+                SELECT coalesce(sum(clicks), 0) / $3 AS clicks
+                FROM (SELECT clicks, row_number() OVER (PARTITION BY minute ORDER BY clicks DESC) AS rank FROM leaders) AS r
+                WHERE rank <= $3
+            ),
             candidates AS (
                 SELECT ad_id FROM leaders
                 UNION
@@ -396,6 +419,7 @@ public sealed class ClickSeriesStore : IDisposable
                        (SELECT sum(x.clicks::int4) FROM {Tables.AdClicksMinute} x
                         WHERE x.ad_id = c.ad_id AND x.minute >= $1 AND x.minute < $2) AS clicks
                 FROM candidates c
+                WHERE (SELECT clicks FROM bound) = 0 OR (SELECT clicks FROM reach) > (SELECT clicks FROM bound)
                 ORDER BY 2 DESC, 1
                 LIMIT $3
             )

@@ -18,13 +18,12 @@ internal static class QueryMetrics
     public static readonly Counter<long> KeyLookups = Meter.CreateCounter<long>("kafkaclicks.query.key_lookups", description: "API keys looked up in the database");
 
     /// <summary>
-    /// Top-ads answers by how they were computed (path: leaders, when each minute's largest counts proved the answer, or
-    /// scan, every minute row of the window) and by how many reads of leaders it took (attempts; 0 for an advertiser's).
+    /// Top-ads answers across all advertisers by how they were computed: leaders (each minute's largest counts proved the
+    /// answer) or scan (every minute row of the window).
     /// </summary>
-    public static readonly Counter<long> TopAnswers = Meter.CreateCounter<long>("kafkaclicks.query.top_answers", description: "Top-ads answers by path (leaders or scan) and attempts at leaders");
+    public static readonly Counter<long> TopAnswers = Meter.CreateCounter<long>("kafkaclicks.query.top_answers", description: "Top-ads answers across all advertisers by path: leaders or scan");
 
-    public static void TopAnswered(string path, int attempts) =>
-        TopAnswers.Add(1, new KeyValuePair<string, object?>("path", path), new KeyValuePair<string, object?>("attempts", attempts));
+    public static void TopAnswered(string path) => TopAnswers.Add(1, new KeyValuePair<string, object?>("path", path));
 
     public static void CacheResult(string result) => Cache.Add(1, new KeyValuePair<string, object?>("result", result));
 }

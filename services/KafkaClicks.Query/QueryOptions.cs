@@ -29,10 +29,10 @@ public sealed class QueryOptions
     public int SearchScanAds { get; set; } = 10_000;
 
     /// <summary>
-    /// How many of each minute's largest counts <c>GET /v1/top</c> starts from (its leaders; at least the answer's limit).
-    /// The answer sums the window of only the ads among them, and is kept when no other ad can rank higher; otherwise the
-    /// query tries again with 8 times as many leaders, and after that sums every minute row of the window. Skewed traffic
-    /// (a few ads taking most clicks) is answered from the first leaders; evenly spread traffic needs more.
+    /// How many of each minute's largest counts <c>GET /v1/top</c> across all advertisers reads (its leaders; at least
+    /// the answer's limit). The answer sums the window of only the ads among them, and is kept when no other ad can rank
+    /// higher; otherwise every minute row of the window is summed. Skewed traffic (a few ads taking most clicks) is
+    /// answered from the leaders; evenly spread traffic is summed.
     /// </summary>
     [Range(1, 100_000)]
     public int TopLeadersPerMinute { get; set; } = 50;
@@ -59,8 +59,9 @@ public sealed class QueryOptions
     /// Most of the database slots the queries about one advertiser (its ads' clicks, its own, its top ads, its ads list)
     /// hold at once; its further queries wait in a first-come queue of their own (same <see cref="QueueLimit"/> and
     /// <see cref="QueueTimeout"/>) before they queue for a slot. So an advertiser with 100,000 ads, whose queries cost
-    /// the most, cannot take every slot and hold everyone else's answers behind its own. Top ads across all advertisers
-    /// count as one more advertiser. 0: half of <see cref="EffectiveMaxConcurrentQueries"/>, at least one.
+    /// the most, cannot take every slot and hold everyone else's answers behind its own. Answers about no one advertiser
+    /// (top ads across all of them, the advertisers list) take no share. 0: half of
+    /// <see cref="EffectiveMaxConcurrentQueries"/>, at least one.
     /// </summary>
     [Range(0, 10_000)]
     public int MaxConcurrentQueriesPerAdvertiser { get; set; }
