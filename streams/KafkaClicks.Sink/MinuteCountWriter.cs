@@ -144,8 +144,8 @@ public sealed class MinuteCountWriter
             SET clicks = EXCLUDED.clicks, final = t.final OR EXCLUDED.final, emitted_at = EXCLUDED.emitted_at, updated_at = now()
             WHERE EXCLUDED.emitted_at >= t.emitted_at AND t.corrected_at IS NULL
             """));
-        // Marked from the batch rather than from the upsert's RETURNING, which cost about a fifth of the batch; an hour
-        // marked by a stale emission only costs one extra refresh.
+        // Marked from the batch rather than from the upsert's RETURNING, which cost about a fifth of the batch; a mark
+        // from a stale emission only costs one extra refresh.
         statements.BatchCommands.Add(Rollups.MarkDirty(rows.Select(row => (row.AdId, Utc(row.WindowStart)))));
         AddProgress(statements, progress);
         await statements.ExecuteNonQueryAsync(cancellationToken);
