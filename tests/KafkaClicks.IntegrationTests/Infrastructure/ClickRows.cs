@@ -73,6 +73,10 @@ public static class ClickRows
         return json.RootElement.Clone();
     }
 
+    /// <summary>The (ad, clicks) of every ad of a top-ads answer, in order.</summary>
+    public static (long AdId, long Clicks)[] TopAds(JsonElement answer) =>
+        answer.GetProperty("ads").EnumerateArray().Select(a => (a.GetProperty("adId").GetInt64(), a.GetProperty("clicks").GetInt64())).ToArray();
+
     /// <summary>The clicks of every point, in order.</summary>
     public static long[] Clicks(JsonElement answer) => answer.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("clicks").GetInt64()).ToArray();
 

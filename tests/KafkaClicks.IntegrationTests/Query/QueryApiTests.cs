@@ -605,9 +605,6 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         Assert.Equal("https://kafkaclicks.dev/problems/" + reason, json.RootElement.GetProperty("type").GetString());
     }
 
-    private static List<(long AdId, long Clicks)> TopAds(JsonElement answer) =>
-        answer.GetProperty("ads").EnumerateArray().Select(a => (a.GetProperty("adId").GetInt64(), a.GetProperty("clicks").GetInt64())).ToList();
-
     private static List<long> Advertisers(JsonElement answer) =>
         answer.GetProperty("advertisers").EnumerateArray().Select(a => a.GetProperty("advertiserId").GetInt64()).ToList();
 }

@@ -172,7 +172,4 @@ public class TopAdsTests(PostgresServer postgres) : IClassFixture<PostgresServer
         return rows.Where(r => r.Minute >= from && r.Minute < to).GroupBy(r => r.Ad).Select(g => (AdId: g.Key, Clicks: g.Sum(r => r.Clicks)))
             .OrderByDescending(a => a.Clicks).ThenBy(a => a.AdId).Take(limit).ToArray();
     }
-
-    private static (long AdId, long Clicks)[] TopAds(JsonElement answer) =>
-        answer.GetProperty("ads").EnumerateArray().Select(a => (a.GetProperty("adId").GetInt64(), a.GetProperty("clicks").GetInt64())).ToArray();
 }
