@@ -251,7 +251,7 @@ public sealed class QueryBenchmark : IBenchmark
         var anchor = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), TimeSpan.Zero);
         context.Say($"seeding {Database}: {Advertisers:N0} advertisers, {Ads:N0} ads, {MinuteRows:N0} minute rows over 7 days up to {anchor:u}");
         await ExecuteAsync(dataSource, """
-            TRUNCATE bench_seed, ad_clicks_minute, ad_clicks_hourly, ad_clicks_daily, rollup_dirty, rollup_dirty_ads, stream_progress, ads, advertisers;
+            TRUNCATE bench_seed, ad_clicks_minute, ad_clicks_hourly, ad_clicks_daily, rollup_dirty, rollup_ad_changes, stream_progress, ads, advertisers;
             INSERT INTO advertisers (advertiser_id, name) SELECT g, 'Bench advertiser ' || g FROM generate_series(1, 1000) g;
             INSERT INTO ads (ad_id, advertiser_id, redirect_url)
             SELECT g, (g - 1) % 1000 + 1, 'https://bench.example/ad/' || g FROM generate_series(1, 100000) g;

@@ -401,7 +401,7 @@ public sealed class ScaleBenchmark : IBenchmark
         var watch = Stopwatch.StartNew();
         context.Say($"seeding {Database}: {advertisers:N0} advertisers, {ads:N0} ads, {hours} hours of minutes up to {anchor:u}, {rollupDays} days of rollups before");
         await QueryBenchmark.ExecuteAsync(dataSource, """
-            TRUNCATE bench_scale_seed, ad_clicks_minute, ad_clicks_hourly, ad_clicks_daily, advertiser_clicks_hourly, rollup_dirty, rollup_dirty_ads, stream_progress,
+            TRUNCATE bench_scale_seed, ad_clicks_minute, ad_clicks_hourly, ad_clicks_daily, advertiser_clicks_hourly, rollup_dirty, rollup_ad_changes, stream_progress,
                 ads, ad_tombstones, advertisers;
             """);
         await QueryBenchmark.ExecuteAsync(dataSource, "INSERT INTO advertisers (advertiser_id, name) SELECT g, 'Bench advertiser ' || g FROM generate_series(1, $1) g", advertisers);

@@ -13,9 +13,9 @@ namespace KafkaClicks.Sink;
 /// their minutes (so late corrections are never missed, even across crashes). Whole UTC hours marked in
 /// <c>rollup_dirty</c>: plain PostgreSQL refresh_ad_clicks_rollup_hours(), TimescaleDB <c>CALL
 /// refresh_continuous_aggregate</c> on the aggregates, outside a transaction. On plain PostgreSQL the sink and the
-/// reconciler mark each (hour, ad) they change in <c>rollup_dirty_ads</c> instead, and just those ads' hours are
-/// recomputed (<see cref="Rollups.RefreshMarkedAdsAsync"/>). A mark is removed only if it was not renewed while it was
-/// being refreshed.
+/// reconciler append the ads they change, per hour, to <c>rollup_ad_changes</c> instead, and just those ads' hours are
+/// recomputed (<see cref="Rollups.RefreshMarkedAdsAsync"/>), which deletes exactly the rows it took. A whole-hour mark is
+/// removed only if it was not renewed while it was being refreshed.
 /// </summary>
 public sealed partial class RollupRefreshJob : BackgroundService
 {

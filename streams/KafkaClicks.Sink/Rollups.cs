@@ -60,14 +60,14 @@ public static class Rollups
 
     /// <summary>
     /// Marks the rollups of each (ad, minute) of <paramref name="changes"/> dirty, for <see cref="RollupRefreshJob"/>:
-    /// plain PostgreSQL marks each ad's UTC hour in rollup_dirty_ads, TimescaleDB each UTC hour in rollup_dirty (the
-    /// database's <c>mark_rollups_dirty</c>). Run it in the transaction that changes those minutes: the mark then exists
-    /// exactly when the change does, so the rollups are recomputed even if the writer dies right after its commit.
-    /// Marks are sorted by hour and ad, so concurrent writers lock them in the same order.
+    /// plain PostgreSQL appends one row per UTC hour with the ads changed in it to rollup_ad_changes, TimescaleDB marks
+    /// each UTC hour in rollup_dirty (the database's <c>mark_rollups_dirty</c>). Run it in the transaction that changes
+    /// those minutes: the mark then exists exactly when the change does, so the rollups are recomputed even if the
+    /// writer dies right after its commit.
     /// </summary>
     public static NpgsqlBatchCommand MarkDirty(IEnumerable<(long AdId, DateTime Minute)> changes)
     {
-        var marks = new SortedSet<(DateTime Hour, long AdId)>();
+        var marks = new HashSet<(DateTime Hour, long AdId)>();
         foreach (var (adId, minute) in changes)
         {
             marks.Add((TimeBuckets.HourOf(minute), adId));
@@ -79,14 +79,15 @@ public static class Rollups
         return command;
     }
 
-    /// <summary>How many (hour, ad) marks one call of refresh_ad_clicks_rollup_ads takes: one transaction's worth.</summary>
+    /// <summary>How many ads one call of refresh_ad_clicks_rollup_ads takes at most (beyond its first row of changes): one transaction's worth.</summary>
     public const int AdMarksPerRefresh = 20_000;
 
     /// <summary>
-    /// Plain PostgreSQL: refreshes the rollups of every (hour, ad) marked in rollup_dirty_ads (hours before
-    /// <paramref name="oldest"/> are dropped: their minutes are gone), in transactions of <see cref="AdMarksPerRefresh"/>
-    /// marks; returns how many were recomputed. A mark renewed during its refresh stays for the next call. TimescaleDB
-    /// marks whole hours only (<see cref="MarkDirty"/>), so there is nothing to do.
+    /// Plain PostgreSQL: refreshes the rollups of every (hour, ad) in the rows of rollup_ad_changes written before this
+    /// call (hours before <paramref name="oldest"/> are dropped: their minutes are gone), in transactions of about
+    /// <see cref="AdMarksPerRefresh"/> ads, and deletes those rows; returns how many distinct (hour, ad) pairs were
+    /// recomputed. Rows written meanwhile stay for the next call. TimescaleDB marks whole hours only
+    /// (<see cref="MarkDirty"/>), so there is nothing to do.
     /// </summary>
     public static async Task<long> RefreshMarkedAdsAsync(NpgsqlConnection connection, StorageFlavor flavor, DateTime oldest, CancellationToken cancellationToken)
     {
@@ -95,24 +96,26 @@ public static class Rollups
             return 0;
         }
 
-        var (afterHour, afterAd, refreshed) = ((DateTime?)null, long.MinValue, 0L);
+        long upto;
+        await using (var newest = new NpgsqlCommand("SELECT coalesce(max(id), 0) FROM rollup_ad_changes", connection))
+        {
+            upto = (long)(await newest.ExecuteScalarAsync(cancellationToken))!;
+        }
+
+        var refreshed = 0L;
         while (true)
         {
-            await using var command = new NpgsqlCommand("SELECT taken, refreshed, last_hour, last_ad FROM refresh_ad_clicks_rollup_ads(coalesce($1, '-infinity'), $2, $3, $4)", connection);
-            command.Parameters.Add(new NpgsqlParameter<DateTime?> { TypedValue = afterHour, NpgsqlDbType = NpgsqlDbType.TimestampTz });
-            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = afterAd });
+            await using var command = new NpgsqlCommand("SELECT taken, refreshed, more FROM refresh_ad_clicks_rollup_ads($1, $2, $3)", connection);
+            command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = upto });
             command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = AdMarksPerRefresh });
             command.Parameters.Add(new NpgsqlParameter<DateTime> { TypedValue = oldest, NpgsqlDbType = NpgsqlDbType.TimestampTz });
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
-            var taken = reader.GetInt32(0);
             refreshed += reader.GetInt32(1);
-            if (taken < AdMarksPerRefresh)
+            if (reader.GetInt32(0) == 0 || !reader.GetBoolean(2))
             {
                 return refreshed;
             }
-
-            (afterHour, afterAd) = (reader.GetFieldValue<DateTime>(2), reader.GetInt64(3));
         }
     }
 

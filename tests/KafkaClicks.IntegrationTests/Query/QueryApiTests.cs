@@ -94,7 +94,7 @@ public class QueryApiTests(PostgresServer postgres) : IClassFixture<PostgresServ
         var recent = Minute(now).AddMinutes(-1);
         await InsertAsync(db, 101, recent, 4);
         await InsertAsync(db, 101, recent, 6, salt: 5);
-        await db.ExecuteAsync("WITH whole AS (DELETE FROM rollup_dirty WHERE hour = $1) DELETE FROM rollup_dirty_ads WHERE hour = $1", Hour(recent));
+        await db.ExecuteAsync("WITH whole AS (DELETE FROM rollup_dirty WHERE hour = $1) DELETE FROM rollup_ad_changes WHERE hour = $1", Hour(recent));
         await CompleteThroughAsync(db, Minute(now).AddMinutes(-30));
 
         var to = Hour(now).AddHours(1);
