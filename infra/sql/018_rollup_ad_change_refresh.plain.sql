@@ -49,17 +49,19 @@ BEGIN
         RETURN;
     END IF;
 
-    INSERT INTO rollup_ad_change_refresh (hour, ad_id, day)
-    SELECT DISTINCT c.hour, a.ad_id, date_bin('1 day', c.hour, origin)
-    FROM rollup_ad_changes c
-    JOIN rollup_ad_changes_taken t ON t.id = c.id
-    CROSS JOIN LATERAL unnest(c.ad_ids) AS a (ad_id);
-
-    UPDATE rollup_ad_change_refresh r
-    SET old_clicks = (SELECT h.clicks FROM ad_clicks_hourly h WHERE h.ad_id = r.ad_id AND h.hour = r.hour),
-        new_clicks = (SELECT sum(m.clicks) FROM ad_clicks_minute m
-                      WHERE m.ad_id = r.ad_id AND m.minute >= r.hour AND m.minute < r.hour + interval '1 hour')
-    WHERE r.hour >= p_oldest;
+    -- Each pair's stored hour and the sum of its minutes, read in (ad, hour) order: the order of both indexes.
+    INSERT INTO rollup_ad_change_refresh (hour, ad_id, day, old_clicks, new_clicks)
+    SELECT p.hour, p.ad_id, date_bin('1 day', p.hour, origin),
+           CASE WHEN p.hour >= p_oldest THEN
+               (SELECT h.clicks FROM ad_clicks_hourly h WHERE h.ad_id = p.ad_id AND h.hour = p.hour) END,
+           CASE WHEN p.hour >= p_oldest THEN
+               (SELECT sum(m.clicks) FROM ad_clicks_minute m
+                WHERE m.ad_id = p.ad_id AND m.minute >= p.hour AND m.minute < p.hour + interval '1 hour') END
+    FROM (SELECT DISTINCT a.ad_id, c.hour
+          FROM rollup_ad_changes c
+          JOIN rollup_ad_changes_taken t ON t.id = c.id
+          CROSS JOIN LATERAL unnest(c.ad_ids) AS a (ad_id)
+          ORDER BY a.ad_id, c.hour) p;
 
     DELETE FROM ad_clicks_hourly h USING rollup_ad_change_refresh r
     WHERE h.ad_id = r.ad_id AND h.hour = r.hour AND r.hour >= p_oldest AND r.new_clicks IS NULL AND r.old_clicks IS NOT NULL;

@@ -57,6 +57,37 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
         Assert.Equal(DatabaseMigrator.Bundled(results[0].Flavor).Count, results.Sum(r => r.Applied.Count));
     }
 
+    /// <summary>
+    /// A database marked by the per-(hour, ad) marks of 015 (rollup_dirty_ads) keeps every mark through the upgrade to
+    /// the log of changes (017): a mark lost there would leave its ad's hour, day and advertiser hour stale for good.
+    /// </summary>
+    [Fact]
+    public async Task Upgrading_to_the_log_of_rollup_changes_keeps_every_per_ad_mark()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        // The database as 015-016 left it, with marks of two hours.
+        await db.ExecuteAsync("""
+            CREATE TABLE rollup_dirty_ads (
+                hour    timestamptz NOT NULL,
+                ad_id   bigint      NOT NULL,
+                version bigint      NOT NULL DEFAULT nextval('rollup_dirty_version'),
+                PRIMARY KEY (hour, ad_id));
+            INSERT INTO rollup_dirty_ads (hour, ad_id) VALUES
+                ('2026-01-01 10:00+00', 7), ('2026-01-01 10:00+00', 3), ('2026-01-01 11:00+00', 7);
+            DELETE FROM schema_migrations WHERE name >= '017';
+            """);
+
+        var result = await new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+
+        Assert.Contains("017_rollup_ad_changes", result.Applied);
+        Assert.False(await db.ScalarAsync<bool>("SELECT to_regclass('rollup_dirty_ads') IS NOT NULL"));
+        Assert.Equal("2026-01-01 10:00:00+00 3,2026-01-01 10:00:00+00 7,2026-01-01 11:00:00+00 7", await db.ScalarAsync<string>("""
+            SELECT string_agg(to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00 ' || ad_id, ',' ORDER BY hour, ad_id)
+            FROM rollup_ad_changes, unnest(ad_ids) AS ad_id
+            """));
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM dirty_rollup_hours('-infinity', 'infinity')"));
+    }
+
     [Fact]
     public async Task An_applied_migration_that_was_edited_is_refused_with_a_clear_message()
     {
