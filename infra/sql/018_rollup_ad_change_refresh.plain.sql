@@ -37,9 +37,12 @@ BEGIN
         PRIMARY KEY (hour, ad_id)
     ) ON COMMIT DELETE ROWS;
 
+    -- Every row holds at least one ad, so the first p_limit rows are all that can be taken: a backlog of many small
+    -- rows is not summed over again at every call.
     INSERT INTO rollup_ad_changes_taken (id)
     SELECT id FROM (
-        SELECT id, sum(ads) OVER (ORDER BY id) - ads AS before FROM rollup_ad_changes WHERE id <= p_upto) c
+        SELECT id, sum(ads) OVER (ORDER BY id) - ads AS before
+        FROM (SELECT id, ads FROM rollup_ad_changes WHERE id <= p_upto ORDER BY id LIMIT p_limit) f) c
     WHERE before < p_limit;
     GET DIAGNOSTICS taken = ROW_COUNT;
     IF taken = 0 THEN

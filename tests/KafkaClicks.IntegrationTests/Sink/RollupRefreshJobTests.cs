@@ -248,6 +248,31 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(9L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_hourly WHERE ad_id = 1"));
     }
 
+    /// <summary>
+    /// More changes than one refresh transaction takes (four writes of 9,000 ads against 20,000 ads a call): the job
+    /// goes on until it has refreshed every change written before it started.
+    /// </summary>
+    [Fact]
+    public async Task A_run_refreshes_every_change_even_when_they_take_several_transactions()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await db.PauseBackgroundPoliciesAsync();
+        var writer = new MinuteCountWriter(db.DataSource);
+        for (var write = 0; write < 4; write++)
+        {
+            await writer.WriteAsync(
+                [.. Enumerable.Range(write * 9_000 + 1, 9_000).Select(ad => Count(ad, Start.AddMinutes(ad % 60), ad % 7 + 1, 0, Start.AddHours(3)))],
+                default);
+        }
+
+        var plain = await db.FlavorAsync() == StorageFlavor.Plain;
+        Assert.Equal(plain ? 36_000 : 1, await Job(db).RunOnceAsync(default));
+        Assert.Equal(0L, await DirtyHoursAsync(db));
+        Assert.Equal(36_000L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_hourly"));
+        Assert.Equal(0L, await db.ScalarAsync<long>(HourlyMismatches));
+        Assert.Equal(0L, await db.ScalarAsync<long>(DailyMismatches));
+    }
+
     private static async Task WaitForLockWaitersAsync(TestDatabase db, int waiters)
     {
         using var waiting = new CancellationTokenSource(TimeSpan.FromSeconds(15));

@@ -24,11 +24,13 @@ public class RollupsTests
     }
 
     [Fact]
-    public void Every_utc_hour_of_each_ad_holding_a_changed_minute_is_marked_once_in_hour_then_ad_order()
+    public void Every_utc_hour_of_each_ad_holding_a_changed_minute_is_marked_once()
     {
         var marks = Marks((7, Utc(29, 11, 59)), (3, Utc(28, 23, 5)), (7, Utc(29, 11, 0)), (3, Utc(29, 0, 0)), (3, Utc(28, 23, 59, 59, 999)), (2, Utc(29, 11, 30)));
 
-        Assert.Equal([(Utc(28, 23), 3L), (Utc(29, 0), 3L), (Utc(29, 11), 2L), (Utc(29, 11), 7L)], marks);
+        // In no set order: nothing locks them one by one any more (a row per hour on plain PostgreSQL; TimescaleDB's
+        // mark_rollups_dirty orders the hours it upserts).
+        Assert.Equal([(Utc(28, 23), 3L), (Utc(29, 0), 3L), (Utc(29, 11), 2L), (Utc(29, 11), 7L)], marks.Order());
         Assert.All(marks, m => Assert.Equal(DateTimeKind.Utc, m.Hour.Kind));
     }
 
