@@ -51,14 +51,14 @@ public static class ClickRows
         await lockMinutes.ExecuteNonQueryAsync();
     }
 
-    /// <summary>Until PostgreSQL shows a query of this database waiting for a lock (the held query has the slot), at most 10 s.</summary>
-    public static async Task WaitForQueryBlockedOnLockAsync(TestDatabase database)
+    /// <summary>Until PostgreSQL shows <paramref name="queries"/> queries of this database waiting for a lock, at most 10 s.</summary>
+    public static async Task WaitForQueryBlockedOnLockAsync(TestDatabase database, int queries = 1)
     {
         var deadline = DateTime.UtcNow.AddSeconds(10);
         while (await database.ScalarAsync<long>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") < queries)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the first query did not reach the locked table within 10 s");
+            Assert.True(DateTime.UtcNow < deadline, $"{queries} queries did not wait on a lock within 10 s");
             await Task.Delay(50);
         }
     }

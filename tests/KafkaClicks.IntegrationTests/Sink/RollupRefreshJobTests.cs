@@ -224,7 +224,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         }
 
         var run = Job(db).RunOnceAsync(default);
-        await WaitForLockWaitersAsync(db, 1);
+        await ClickRows.WaitForQueryBlockedOnLockAsync(db);
 
         // On plain PostgreSQL the newer write commits while the job waits; on TimescaleDB its mark waits on the same
         // lock as the job's removal.
@@ -235,7 +235,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         }
         else
         {
-            await WaitForLockWaitersAsync(db, 2);
+            await ClickRows.WaitForQueryBlockedOnLockAsync(db, 2);
         }
 
         await transaction.CommitAsync();
@@ -273,15 +273,6 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(0L, await db.ScalarAsync<long>(DailyMismatches));
     }
 
-    private static async Task WaitForLockWaitersAsync(TestDatabase db, int waiters)
-    {
-        using var waiting = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        while (await db.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") < waiters)
-        {
-            await Task.Delay(20, waiting.Token);
-        }
-    }
-
     /// <summary>
     /// Another refresh of the same hours is under way (TimescaleDB's refresh policy, or the job of a second sink
     /// process), held up here by a lock on the minutes. TimescaleDB refuses the second refresh at once ("due to a
@@ -303,13 +294,7 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         await ClickRows.LockMinutesAsync(blocker, blocking);
 
         var other = db.RefreshRollupsAsync(hour, hour.AddHours(2));
-        using (var waiting = new CancellationTokenSource(TimeSpan.FromSeconds(15)))
-        {
-            while (await db.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'") == 0)
-            {
-                await Task.Delay(20, waiting.Token);
-            }
-        }
+        await ClickRows.WaitForQueryBlockedOnLockAsync(db);
 
         var run = Job(db).RunOnceAsync(default);
         await Task.Delay(TimeSpan.FromSeconds(1.5));
