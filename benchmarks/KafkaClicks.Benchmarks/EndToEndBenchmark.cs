@@ -110,11 +110,13 @@ public sealed partial class EndToEndBenchmark : IBenchmark
 
         context.Say($"offering {rate:N0} clicks/s for {seconds} s");
         var acceptedBefore = await AcceptedAsync();
+        var latencyBefore = await IngestLatency.ScrapeAsync(http, ingestUrl);
         freshness.Clear();
         var start = servers.Sample();
         var load = await LoadAsync(settings, ingestUrl, rate, seconds);
         await DrainAsync();
         var used = servers.Sample().Minus(start);
+        var latency = (await IngestLatency.ScrapeAsync(http, ingestUrl)).Minus(latencyBefore);
         var accepted = await AcceptedAsync();
         var @unchecked = await UncheckedAsync();
         var clicks = accepted - acceptedBefore;
@@ -187,6 +189,7 @@ public sealed partial class EndToEndBenchmark : IBenchmark
             ["freshness_p99_s"] = freshness.Percentile(0.99),
             ["ingest_p50_ms"] = load.Result.GetProperty("p50_ms").GetDouble(),
             ["ingest_p99_ms"] = load.Result.GetProperty("p99_ms").GetDouble(),
+            ["ingest_over_ms"] = latency.Report(),
             ["errors"] = load.Result.GetProperty("errors").GetInt64() + load.Result.GetProperty("other_status").GetInt64(),
             ["rss_mb"] = Math.Round(rss),
             ["cpu_us_per_click"] = Math.Round(total, 1),
