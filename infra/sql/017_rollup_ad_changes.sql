@@ -18,6 +18,10 @@ CREATE TABLE IF NOT EXISTS rollup_ad_changes (
 ALTER TABLE rollup_ad_changes ALTER COLUMN ad_ids SET STORAGE EXTERNAL;
 CREATE INDEX IF NOT EXISTS rollup_ad_changes_hour ON rollup_ad_changes (hour);
 
+-- Locked first: an older writer still running (a rolling deploy, a second sink) may hold marks it has not committed.
+-- The lock waits for them, so the copy below reads them; read from a snapshot taken before their commit, they would be
+-- dropped with the table. Writers that come later wait here and then fail on the dropped table, and retry.
+LOCK TABLE rollup_dirty_ads IN ACCESS EXCLUSIVE MODE;
 INSERT INTO rollup_ad_changes (hour, ads, ad_ids)
 SELECT hour, count(*), array_agg(ad_id ORDER BY ad_id) FROM rollup_dirty_ads GROUP BY hour ORDER BY hour;
 DROP TABLE rollup_dirty_ads;

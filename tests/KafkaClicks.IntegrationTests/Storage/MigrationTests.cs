@@ -65,17 +65,8 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
     public async Task Upgrading_to_the_log_of_rollup_changes_keeps_every_per_ad_mark()
     {
         await using var db = await postgres.CreateDatabaseAsync();
-        // The database as 015-016 left it, with marks of two hours.
-        await db.ExecuteAsync("""
-            CREATE TABLE rollup_dirty_ads (
-                hour    timestamptz NOT NULL,
-                ad_id   bigint      NOT NULL,
-                version bigint      NOT NULL DEFAULT nextval('rollup_dirty_version'),
-                PRIMARY KEY (hour, ad_id));
-            INSERT INTO rollup_dirty_ads (hour, ad_id) VALUES
-                ('2026-01-01 10:00+00', 7), ('2026-01-01 10:00+00', 3), ('2026-01-01 11:00+00', 7);
-            DELETE FROM schema_migrations WHERE name >= '017';
-            """);
+        // With marks of two hours.
+        await AsBefore017Async(db, "('2026-01-01 10:00+00', 7), ('2026-01-01 10:00+00', 3), ('2026-01-01 11:00+00', 7)");
 
         var result = await new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
 
@@ -87,6 +78,50 @@ public class MigrationTests(PostgresServer postgres) : IClassFixture<PostgresSer
             """));
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM dirty_rollup_hours('-infinity', 'infinity')"));
     }
+
+    /// <summary>
+    /// An older sink still running while a newer role upgrades the database (a rolling deploy, a second sink) marks
+    /// (hour, ad) pairs in rollup_dirty_ads up to the moment 017 drops it. A mark in a transaction that commits while 017
+    /// runs must reach the log: carried over before the drop, it would have been read from a snapshot without it and
+    /// dropped with the table, and its ad's hour, day and advertiser hour would stay stale for good.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task Upgrading_to_the_log_of_rollup_changes_keeps_a_mark_an_older_writer_commits_meanwhile()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await AsBefore017Async(db, "('2026-01-01 10:00+00', 7)");
+
+        // The older writer's transaction: its minutes and its mark, not committed yet when the upgrade starts.
+        await using var writer = await db.DataSource.OpenConnectionAsync();
+        await using var transaction = await writer.BeginTransactionAsync();
+        await using (var mark = new NpgsqlCommand("INSERT INTO rollup_dirty_ads (hour, ad_id) VALUES ('2026-01-01 11:00+00', 9)", writer, transaction))
+        {
+            await mark.ExecuteNonQueryAsync();
+        }
+
+        var upgrade = new DatabaseMigrator(db.DataSource, NullLogger<DatabaseMigrator>.Instance).MigrateAsync();
+        await ClickRows.WaitForQueryBlockedOnLockAsync(db);
+        await transaction.CommitAsync();
+        var result = await upgrade;
+
+        Assert.Contains("017_rollup_ad_changes", result.Applied);
+        Assert.Equal("2026-01-01 10:00:00+00 7,2026-01-01 11:00:00+00 9", await db.ScalarAsync<string>("""
+            SELECT string_agg(to_char(hour AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || '+00 ' || ad_id, ',' ORDER BY hour, ad_id)
+            FROM rollup_ad_changes, unnest(ad_ids) AS ad_id
+            """));
+    }
+
+    /// <summary>The database as 015-016 left it: per-(hour, ad) marks in rollup_dirty_ads (<paramref name="marks"/>, SQL values), 017 and later not applied.</summary>
+    private static Task AsBefore017Async(TestDatabase db, string marks) => db.ExecuteAsync($"""
+        CREATE TABLE rollup_dirty_ads (
+            hour    timestamptz NOT NULL,
+            ad_id   bigint      NOT NULL,
+            version bigint      NOT NULL DEFAULT nextval('rollup_dirty_version'),
+            PRIMARY KEY (hour, ad_id));
+        INSERT INTO rollup_dirty_ads (hour, ad_id) VALUES {marks};
+        DELETE FROM schema_migrations WHERE name >= '017';
+        """);
 
     [Fact]
     public async Task An_applied_migration_that_was_edited_is_refused_with_a_clear_message()
