@@ -31,6 +31,20 @@ public sealed class RangeNotFinalException(DateTime to, DateTime finalThrough, T
         + $"End the range by {finalThrough:yyyy-MM-ddTHH:mm:ssZ}, or look with --dry-run";
 }
 
+/// <summary>
+/// A run that would correct minutes older than the minute retention (<c>Sink:MinuteRetention</c>): their days are dropped,
+/// or about to be, so the correction would write only the range's windows into a day of their own and recompute their
+/// hours from them, taking the rest of those hours' clicks out of the rollups.
+/// </summary>
+public sealed class RangeBeyondMinuteRetentionException(DateTime from, DateTime keptFrom, TimeSpan retention)
+    : Exception($"the range starts {from:yyyy-MM-ddTHH:mm:ssZ}, but minute counts are kept only from {keptFrom:yyyy-MM-ddTHH:mm:ssZ} "
+        + $"(Sink:MinuteRetention {retention}): older minutes are dropped, and correcting part of their hours would take the "
+        + $"rest of their clicks out of the rollups. Start the range at or after {keptFrom:yyyy-MM-ddTHH:mm:ssZ}, or look with --dry-run")
+{
+    /// <summary>The oldest instant whose minutes are kept now.</summary>
+    public DateTime KeptFrom { get; } = keptFrom;
+}
+
 /// <summary>One window whose stored count differed from the raw log.</summary>
 public sealed record WindowDifference(long AdId, DateTime Minute, long RawClicks, long DbClicks)
 {
@@ -83,23 +97,27 @@ public sealed class ClickReconciler
     private readonly NpgsqlDataSource _dataSource;
     private readonly RawLogCounter _counter;
     private readonly TimeSpan _grace;
+    private readonly TimeSpan _minuteRetention;
     private readonly TimeProvider _time;
 
     /// <param name="dataSource">The database.</param>
     /// <param name="counter">The recount of clicks.raw.</param>
     /// <param name="grace">The aggregator's Aggregator:Grace (default <see cref="DefaultGrace"/>).</param>
     /// <param name="time">The clock that says which windows are closed (default the system's).</param>
-    public ClickReconciler(NpgsqlDataSource dataSource, RawLogCounter counter, TimeSpan? grace = null, TimeProvider? time = null)
+    /// <param name="minuteRetention">The sinks' Sink:MinuteRetention (default <see cref="SharedDefaults.MinuteRetention"/>): older minutes are not corrected.</param>
+    public ClickReconciler(NpgsqlDataSource dataSource, RawLogCounter counter, TimeSpan? grace = null, TimeProvider? time = null, TimeSpan? minuteRetention = null)
     {
         _dataSource = dataSource;
         _counter = counter;
         _grace = grace ?? DefaultGrace;
+        _minuteRetention = minuteRetention ?? SharedDefaults.MinuteRetention;
         _time = time ?? TimeProvider.System;
     }
 
     /// <summary>
     /// Recounts and (unless a dry run) corrects the range; throws <see cref="RangeNotFinalException"/> when a run that
-    /// corrects reaches windows that are not final. A correcting run first waits for any other to finish.
+    /// corrects reaches windows that are not final, and <see cref="RangeBeyondMinuteRetentionException"/> when it starts
+    /// before the minutes kept. A correcting run first waits for any other to finish.
     /// </summary>
     public async Task<ReconcileReport> RunAsync(ReconcileRequest request, IProgress<ReadProgress>? progress, CancellationToken cancellationToken)
     {
@@ -108,6 +126,7 @@ public sealed class ClickReconciler
             return await RunLockedAsync(request, null, progress, cancellationToken);
         }
 
+        EnsureRetained(request.From);
         await EnsureFinalAsync(request.To, cancellationToken);
         await using var held = await LockAsync(cancellationToken);
         return await RunLockedAsync(request, null, progress, cancellationToken);
@@ -119,6 +138,7 @@ public sealed class ClickReconciler
     /// </summary>
     public async Task<ReconcileReport?> RunScheduledAsync(string schedule, DateTime from, DateTime to, CancellationToken cancellationToken)
     {
+        EnsureRetained(from);
         await EnsureFinalAsync(to, cancellationToken);
         await using var held = await LockAsync(cancellationToken);
         var done = await ScheduledDoneAsync(schedule, from, cancellationToken);
@@ -163,6 +183,15 @@ public sealed class ClickReconciler
         closed = TimeBuckets.MinuteOf(closed);
         var stream = await StreamProgress.CompleteThroughAsync(_dataSource, cancellationToken);
         return (stream is { } through && through < closed ? through : closed, stream);
+    }
+
+    private void EnsureRetained(DateTime from)
+    {
+        var keptFrom = _time.GetUtcNow().UtcDateTime - _minuteRetention;
+        if (from < keptFrom)
+        {
+            throw new RangeBeyondMinuteRetentionException(from, keptFrom, _minuteRetention);
+        }
     }
 
     private async Task EnsureFinalAsync(DateTime to, CancellationToken cancellationToken)

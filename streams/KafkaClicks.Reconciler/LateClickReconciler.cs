@@ -148,6 +148,12 @@ public sealed partial class LateClickReconciler : BackgroundService
                 await _scheduler.RunAsync(hour, hour + TimeBuckets.Hour, cancellationToken);
                 pending.Remove(hour);
             }
+            catch (RangeBeyondMinuteRetentionException e)
+            {
+                // Its minutes are gone or going: never correctable, so forgotten rather than retried for good.
+                LogBeyondRetention(hour, e.KeptFrom);
+                pending.Remove(hour);
+            }
             catch (Exception e) when (e is NpgsqlException or KafkaException or TimeoutException or RangeNotFinalException && !cancellationToken.IsCancellationRequested)
             {
                 LogFailed(hour, e.Message);
@@ -163,6 +169,9 @@ public sealed partial class LateClickReconciler : BackgroundService
 
     [LoggerMessage(EventId = 5102, Level = LogLevel.Error, Message = "Recounting {Hour:o} for late clicks failed: {Error}; retrying")]
     private partial void LogFailed(DateTime hour, string error);
+
+    [LoggerMessage(EventId = 5107, Level = LogLevel.Warning, Message = "Late clicks of {Hour:o} are not recounted: minutes are kept only from {KeptFrom:o} (Sink:MinuteRetention)")]
+    private partial void LogBeyondRetention(DateTime hour, DateTime keptFrom);
 
     [LoggerMessage(EventId = 5103, Level = LogLevel.Warning, Message = "Skipped an undecodable record on clicks.late at {Position}: {Error}")]
     private partial void LogUndecodable(TopicPartitionOffset? position, string error);

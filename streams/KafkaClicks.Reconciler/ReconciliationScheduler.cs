@@ -136,6 +136,11 @@ public sealed partial class ReconciliationScheduler : BackgroundService
                 LogDeferred(schedule, from, to, e.FinalThrough);
                 return false;
             }
+            catch (RangeBeyondMinuteRetentionException e)
+            {
+                // Never correctable again: its minutes are gone or going. Left undone rather than retried for good.
+                LogBeyondRetention(schedule, from, to, e.KeptFrom);
+            }
             catch (Exception e) when (e is NpgsqlException or Confluent.Kafka.KafkaException or TimeoutException && !cancellationToken.IsCancellationRequested)
             {
                 Runs.Add(1, new KeyValuePair<string, object?>("status", "failed"));
@@ -183,6 +188,9 @@ public sealed partial class ReconciliationScheduler : BackgroundService
     [LoggerMessage(EventId = 5004, Level = LogLevel.Information, Message = "The {Schedule} reconciliation of {From:o}..{To:o} waits: windows are final only through {FinalThrough:o}")]
     private partial void LogDeferred(string schedule, DateTime from, DateTime to, DateTime finalThrough);
 
+    [LoggerMessage(EventId = 5006, Level = LogLevel.Warning, Message = "The {Schedule} reconciliation of {From:o}..{To:o} is skipped: minutes are kept only from {KeptFrom:o} (Sink:MinuteRetention)")]
+    private partial void LogBeyondRetention(string schedule, DateTime from, DateTime to, DateTime keptFrom);
+
     [LoggerMessage(EventId = 5005, Level = LogLevel.Error, Message = "Finding the scheduled reconciliations to do failed: {Error}; retrying")]
     private partial void LogPassFailed(string error);
 }
@@ -220,7 +228,8 @@ public static class ReconcilerServiceCollectionExtensions
             sp.GetRequiredService<NpgsqlDataSource>(),
             sp.GetRequiredService<RawLogCounter>(),
             AggregatorGrace(sp.GetRequiredService<IConfiguration>()),
-            sp.GetRequiredService<TimeProvider>()));
+            sp.GetRequiredService<TimeProvider>(),
+            MinuteRetention(sp.GetRequiredService<IConfiguration>())));
         builder.Services.AddSingleton<ReconciliationScheduler>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<ReconciliationScheduler>());
         builder.Services.AddHostedService<LateClickReconciler>();
@@ -230,4 +239,8 @@ public static class ReconcilerServiceCollectionExtensions
     /// <summary>Aggregator:Grace as the aggregators are configured (the same configuration), which says when a window is closed.</summary>
     public static TimeSpan AggregatorGrace(IConfiguration configuration) =>
         configuration.GetValue("Aggregator:Grace", ClickReconciler.DefaultGrace);
+
+    /// <summary>Sink:MinuteRetention as the sinks are configured (the same configuration): older minutes are dropped and not corrected.</summary>
+    public static TimeSpan MinuteRetention(IConfiguration configuration) =>
+        configuration.GetValue("Sink:MinuteRetention", SharedDefaults.MinuteRetention);
 }

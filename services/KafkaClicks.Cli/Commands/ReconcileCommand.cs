@@ -70,7 +70,8 @@ public static class ReconcileCommand
             var reconciler = new ClickReconciler(dataSource,
                 new RawLogCounter(kafka, parse.GetValue(lateness), parse.GetValue(readers), impressions.Lifetime, kafka.Names.ClicksRaw, logging.CreateLogger<RawLogCounter>(),
                     options.ImpressionsInMemory, options.SpillDirectory),
-                ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration));
+                ReconcilerServiceCollectionExtensions.AggregatorGrace(configuration), null,
+                ReconcilerServiceCollectionExtensions.MinuteRetention(configuration));
             ReconcileReport report;
             try
             {
@@ -80,6 +81,10 @@ public static class ReconcileCommand
             catch (RangeNotFinalException e)
             {
                 return CliErrors.BadArguments("reconcile", [$"--to: {e.Message}"]);
+            }
+            catch (RangeBeyondMinuteRetentionException e)
+            {
+                return CliErrors.BadArguments("reconcile", [$"--from: {e.Message}"]);
             }
 
             if (parse.GetValue(json))

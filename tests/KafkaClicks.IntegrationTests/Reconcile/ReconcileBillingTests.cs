@@ -72,6 +72,48 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(1L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 3"));
     }
 
+    /// <summary>
+    /// With minutes kept for less time than clicks.raw (Sink:MinuteRetention shorter than Kafka:RawRetention), a correcting
+    /// run over a dropped day would write only its range's windows into a day of their own and recompute their hours
+    /// from them: the rest of those hours' clicks would leave the rollups. Such a run is refused; a dry run may look.
+    /// </summary>
+    [Fact]
+    public async Task A_run_over_minutes_past_their_retention_is_refused_changes_nothing_and_the_command_line_exits_2()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await using var broker = await BrokerAsync();
+        var retention = TimeSpan.FromHours(2);
+        var reconciler = new ClickReconciler(db.DataSource, Counter(broker, TimeSpan.FromMinutes(5)), minuteRetention: retention);
+
+        // T0 (3 hours ago) is past a 2-hour minute retention: the log holds 3 clicks of ad 1 there, the database 2.
+        Produce(broker, 4, Enumerable.Range(0, 3).Select(i => Click(1, T0.AddMinutes(1).AddSeconds(i))));
+        await StoreAsync(db, [new((1, T0.AddMinutes(1), 0), 2)]);
+
+        var refused = await Assert.ThrowsAsync<RangeBeyondMinuteRetentionException>(
+            () => reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: false), null, default));
+        Assert.True(refused.KeptFrom > T0);
+        await Assert.ThrowsAsync<RangeBeyondMinuteRetentionException>(
+            () => reconciler.RunScheduledAsync(ReconciliationScheduler.Hourly, T0, T0.AddHours(1), default));
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute WHERE corrected_at IS NOT NULL"));
+        Assert.Equal(0L, await db.ScalarAsync<long>("SELECT count(*) FROM reconciliation_runs"));
+
+        // A dry run may look: it changes nothing.
+        var dry = await reconciler.RunAsync(new ReconcileRequest(T0, T0.AddMinutes(10), null, DryRun: true), null, default);
+        Assert.Equal((3L, 2L), (dry.LargestDifferences.Single().RawClicks, dry.LargestDifferences.Single().DbClicks));
+
+        // The command line, configured alike, refuses it as a bad argument, in a sentence.
+        var environment = CliEnvironment(broker, db);
+        environment["KAFKACLICKS_Sink__MinuteRetention"] = "02:00:00";
+        var (code, _, error) = await CliRunner.RunAsync(environment,
+            "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"));
+        Assert.Equal(2, code);
+        Assert.StartsWith("kafkaclicks: --from: ", error, StringComparison.Ordinal);
+        Assert.Contains("Sink:MinuteRetention", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        Assert.Equal(2L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
+    }
+
     [Fact]
     public async Task A_scheduled_run_reads_the_log_to_its_own_start_so_it_never_lowers_a_late_click_recount()
     {
