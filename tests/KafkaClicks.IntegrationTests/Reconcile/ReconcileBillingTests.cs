@@ -27,6 +27,17 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
     private static List<ClickEvent> HourOfClicks(int count) =>
         Enumerable.Range(0, count).Select(i => Click(1 + (i % 3), T0.AddSeconds(i * 3600.0 / count))).ToList();
 
+    /// <summary>`kafkaclicks reconcile` over T0's first 10 minutes exits 2 with one line naming <paramref name="option"/> and saying <paramref name="why"/>.</summary>
+    private static async Task AssertCommandLineRefusesAsync(Dictionary<string, string> environment, string option, string why)
+    {
+        var (code, _, error) = await CliRunner.RunAsync(environment,
+            "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"));
+        Assert.Equal(2, code);
+        Assert.StartsWith($"kafkaclicks: {option}: ", error, StringComparison.Ordinal);
+        Assert.Contains(why, error, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task A_run_over_windows_not_final_yet_is_refused_changes_nothing_and_the_command_line_exits_2()
     {
@@ -63,12 +74,7 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(1L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 3"));
 
         // The command line refuses it as a bad argument, in a sentence.
-        var (code, _, error) = await CliRunner.RunAsync(CliEnvironment(broker, db),
-            "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"));
-        Assert.Equal(2, code);
-        Assert.StartsWith("kafkaclicks: --to: ", error, StringComparison.Ordinal);
-        Assert.Contains("are final", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        await AssertCommandLineRefusesAsync(CliEnvironment(broker, db), "--to", "are final");
         Assert.Equal(1L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 3"));
     }
 
@@ -105,12 +111,7 @@ public class ReconcileBillingTests(PostgresServer postgres) : IClassFixture<Post
         // The command line, configured alike, refuses it as a bad argument, in a sentence.
         var environment = CliEnvironment(broker, db);
         environment["KAFKACLICKS_Sink__MinuteRetention"] = "02:00:00";
-        var (code, _, error) = await CliRunner.RunAsync(environment,
-            "reconcile", "--from", T0.ToString("O"), "--to", T0.AddMinutes(10).ToString("O"));
-        Assert.Equal(2, code);
-        Assert.StartsWith("kafkaclicks: --from: ", error, StringComparison.Ordinal);
-        Assert.Contains("Sink:MinuteRetention", error, StringComparison.Ordinal);
-        Assert.DoesNotContain("   at ", error, StringComparison.Ordinal);
+        await AssertCommandLineRefusesAsync(environment, "--from", "Sink:MinuteRetention");
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT clicks FROM ad_clicks_minute WHERE ad_id = 1"));
     }
 
