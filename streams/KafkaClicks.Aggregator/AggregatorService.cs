@@ -33,6 +33,10 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     private volatile KafkaStream.State _state = KafkaStream.State.CREATED;
     private volatile string? _refusal;
 
+    // The state folder's generation: 0, the configured folder; n > 0, a folder of its own under it (see RunStreamAsync).
+    private int _stateGeneration;
+    private const string RestartFolderPrefix = "restart-";
+
     public AggregatorService(IConfiguration configuration, KafkaClientFactory kafka, IOptions<AggregationOptions> options,
         IOptions<KafkaOptions> kafkaOptions, ILoggerFactory loggerFactory)
     {
@@ -50,6 +54,7 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         StreamizLogging.Instance.Use(_loggerFactory);
+        RemoveRestartFolders(CreateStreamConfig(_configuration, _options).StateDir);
         var restarts = new StreamRestarts(TimeProvider.System);
         using var admin = _kafka.Admin(_logger).Build();
         while (true)
@@ -139,6 +144,11 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
     private async Task<StreamEnd> RunStreamAsync(IAdminClient admin, CancellationToken stoppingToken)
     {
         var config = CreateStreamConfig(_configuration, _options);
+        if (_stateGeneration > 0)
+        {
+            config.StateDir = Path.Combine(config.StateDir, RestartFolderPrefix + _stateGeneration);
+        }
+
         config.Logger = StreamizLogging.Instance;
         config.DeserializationExceptionHandler = (_, record, e) =>
         {
@@ -153,10 +163,12 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         var stream = new KafkaStream(ClickAggregationTopology.Build(_options, markers, _kafka.Names), config,
             new RebalanceSafeClientSupplier(config, _kafka, _logger));
         _stream = stream;
+        var ran = false;
         stream.StateChanged += (_, now) =>
         {
             _state = now;
             LogState(now);
+            ran |= now == KafkaStream.State.RUNNING;
             if (now == KafkaStream.State.ERROR)
             {
                 failed.TrySetResult();
@@ -189,6 +201,17 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
         // Every stream thread died: a broker stall can end in TaskMigrated and metadata timeouts Streamiz does not recover
         // from. A new stream rejoins the group and restores what it needs from the changelog.
         stream.Dispose();
+
+        // A stream that failed before it ever ran could not open its state: a thread that died fenced stops closing its
+        // tasks at the first that throws, and RocksDB refuses a second open of a store this process still holds, so
+        // every stream on that folder fails alike until the process ends. The next one takes a folder of its own and
+        // restores the impression store from its changelog.
+        if (!ran)
+        {
+            _stateGeneration++;
+            LogStateFolderChanged(config.StateDir, _stateGeneration);
+        }
+
         return StreamEnd.Failed;
     }
 
@@ -278,6 +301,33 @@ public sealed partial class AggregatorService : BackgroundService, IHealthCheck
 
     [LoggerMessage(EventId = 3007, Level = LogLevel.Warning, Message = "The partition count of {Topic} is not known ({Error}); asking again in {Pause}")]
     private partial void LogPartitionCountUnknown(string topic, string error, TimeSpan pause);
+
+    /// <summary>Deletes the folders earlier processes' streams took after a failure (no process holds them open now).</summary>
+    private void RemoveRestartFolders(string stateDirectory)
+    {
+        if (!Directory.Exists(stateDirectory))
+        {
+            return;
+        }
+
+        foreach (var folder in Directory.EnumerateDirectories(stateDirectory, RestartFolderPrefix + "*"))
+        {
+            try
+            {
+                Directory.Delete(folder, recursive: true);
+            }
+            catch (IOException e)
+            {
+                LogRestartFolderKept(folder, e.Message);
+            }
+        }
+    }
+
+    [LoggerMessage(EventId = 3009, Level = LogLevel.Warning, Message = "The aggregator's stream failed before it ran, in {StateDirectory}: the state there cannot be opened again by this process; the next stream restores its state from the changelog into generation {Generation}")]
+    private partial void LogStateFolderChanged(string stateDirectory, int generation);
+
+    [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Could not delete {Folder}, left by an earlier run: {Error}")]
+    private partial void LogRestartFolderKept(string folder, string error);
 
     [LoggerMessage(EventId = 3003, Level = LogLevel.Error, Message = "Aggregator stream failed (ERROR: every stream thread died); starting a new stream in {Pause}")]
     private partial void LogRestarting(TimeSpan pause);
