@@ -231,20 +231,10 @@ public sealed partial class EndToEndBenchmark : IBenchmark
     private static partial Regex HealthUrl();
 
     /// <summary>The sum of a counter's series with outcome=<paramref name="outcome"/> on a /metrics page, after the exporter's 300 ms cache.</summary>
-    private static async Task<double> ScrapeAsync(HttpClient http, string baseUrl, string metric, string outcome)
-    {
-        await Task.Delay(350);
-        var sum = 0.0;
-        foreach (var line in (await http.GetStringAsync(new Uri(baseUrl + "/metrics"))).Split('\n'))
-        {
-            if (line.StartsWith(metric + "{", StringComparison.Ordinal) && line.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal))
-            {
-                sum += double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
-            }
-        }
-
-        return sum;
-    }
+    private static async Task<double> ScrapeAsync(HttpClient http, string baseUrl, string metric, string outcome) =>
+        (await MetricsPage.ReadAsync(http, baseUrl))
+            .Where(line => line.StartsWith(metric + "{", StringComparison.Ordinal) && line.Contains($"outcome=\"{outcome}\"", StringComparison.Ordinal))
+            .Sum(MetricsPage.Value);
 
     /// <summary>The PostgreSQL server's postmaster: the parent of this connection's backend.</summary>
     private static async Task<int> PostmasterAsync(NpgsqlDataSource dataSource)

@@ -21,10 +21,8 @@ internal sealed class IngestLatency
 
     public static async Task<IngestLatency> ScrapeAsync(HttpClient http, string baseUrl)
     {
-        // After the exporter's 300 ms response cache, so the page holds everything done before the call.
-        await Task.Delay(350);
         var buckets = new Dictionary<(string, double), double>();
-        foreach (var line in (await http.GetStringAsync(new Uri(baseUrl + "/metrics"))).Split('\n'))
+        foreach (var line in await MetricsPage.ReadAsync(http, baseUrl))
         {
             var histogram = line.StartsWith(Requests + "{", StringComparison.Ordinal) && line.Contains("http_route=\"/c/{token}\"", StringComparison.Ordinal) ? Requests
                 : line.StartsWith(Produce + "{", StringComparison.Ordinal) && line.Contains("result=\"acked\"", StringComparison.Ordinal) ? Produce
@@ -37,7 +35,7 @@ internal sealed class IngestLatency
 
             var bound = line[(le + 4)..line.IndexOf('"', le + 4)];
             var key = (histogram, bound == "+Inf" ? double.PositiveInfinity : double.Parse(bound, CultureInfo.InvariantCulture));
-            buckets[key] = buckets.GetValueOrDefault(key) + double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+            buckets[key] = buckets.GetValueOrDefault(key) + MetricsPage.Value(line);
         }
 
         return new IngestLatency(buckets);

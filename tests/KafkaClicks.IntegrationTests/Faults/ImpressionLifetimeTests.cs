@@ -103,12 +103,4 @@ public class ImpressionLifetimeTests(PostgresServer postgres) : IClassFixture<Po
 
     private static Task<long> MinuteClicksAsync(ProductHost host, DateTimeOffset minute) =>
         host.Database.ScalarAsync<long>("SELECT coalesce(sum(clicks), 0)::bigint FROM ad_clicks_minute WHERE ad_id = $1 AND minute = $2", AdId, minute);
-
-    /// <summary>The system clock moved by <see cref="Offset"/>.</summary>
-    private sealed class ShiftedTime : TimeProvider
-    {
-        public TimeSpan Offset { get; set; }
-
-        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + Offset;
-    }
 }

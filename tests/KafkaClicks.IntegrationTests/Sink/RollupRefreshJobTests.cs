@@ -375,10 +375,4 @@ public class RollupRefreshJobTests(PostgresServer postgres) : IClassFixture<Post
         Assert.Equal(7L, await db.ScalarAsync<long>("SELECT coalesce((SELECT clicks FROM ad_clicks_daily WHERE ad_id = 1 AND day = $1), 0)", hour.Date));
         Assert.Equal(0L, await DirtyHoursAsync(db));
     }
-
-    /// <summary>The system clock moved by <paramref name="offset"/>.</summary>
-    private sealed class ShiftedTime(TimeSpan offset) : TimeProvider
-    {
-        public override DateTimeOffset GetUtcNow() => System.GetUtcNow() + offset;
-    }
 }
