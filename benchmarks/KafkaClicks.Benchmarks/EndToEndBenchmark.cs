@@ -4,7 +4,9 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Ingest;
 using KafkaClicks.ServiceDefaults;
+using Microsoft.Extensions.Configuration;
 using Npgsql;
 
 namespace KafkaClicks.Benchmarks;
@@ -111,12 +113,14 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         context.Say($"offering {rate:N0} clicks/s for {seconds} s");
         var acceptedBefore = await AcceptedAsync();
         var latencyBefore = await IngestLatency.ScrapeAsync(http, ingestUrl);
+        var spoolBefore = await SpoolCountsAsync(http, ingestUrl);
         freshness.Clear();
         var start = servers.Sample();
         var load = await LoadAsync(settings, ingestUrl, rate, seconds);
         await DrainAsync();
         var used = servers.Sample().Minus(start);
         var latency = (await IngestLatency.ScrapeAsync(http, ingestUrl)).Minus(latencyBefore);
+        var spoolAfter = await SpoolCountsAsync(http, ingestUrl);
         var accepted = await AcceptedAsync();
         var @unchecked = await UncheckedAsync();
         var clicks = accepted - acceptedBefore;
@@ -190,6 +194,11 @@ public sealed partial class EndToEndBenchmark : IBenchmark
             ["ingest_p50_ms"] = load.Result.GetProperty("p50_ms").GetDouble(),
             ["ingest_p99_ms"] = load.Result.GetProperty("p99_ms").GetDouble(),
             ["ingest_over_ms"] = latency.Report(),
+            ["spool_hedge_after_ms"] = KafkaClicksHost.LoadConfiguration(settings).GetValue("Ingest:Spool:HedgeAfter", new SpoolOptions().HedgeAfter).TotalMilliseconds,
+            ["spool"] = spoolAfter.Select((count, i) => (Name: SpoolCounters[i], Count: count - spoolBefore[i]))
+                .ToDictionary(c => c.Name, c => (object)new Dictionary<string, object> { ["clicks"] = c.Count, ["share"] = Math.Round(c.Count / Math.Max(1, clicks), 4) })
+                .Append(new KeyValuePair<string, object>("note", "clicks of the measured run answered from the spool because the broker's acknowledgement was slower than spool_hedge_after_ms (hedged), of those not forwarded because their own produce was acknowledged (settled), and clicks the spool forwarded"))
+                .ToDictionary(),
             ["errors"] = load.Result.GetProperty("errors").GetInt64() + load.Result.GetProperty("other_status").GetInt64(),
             ["rss_mb"] = Math.Round(rss),
             ["cpu_us_per_click"] = Math.Round(total, 1),
@@ -221,6 +230,15 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         var result = output.Split('\n').LastOrDefault(l => l.StartsWith('{'))
             ?? throw new InvalidOperationException($"loadgen exited with code {code} without a result:\n{loadgen.LastLines()}");
         return (JsonDocument.Parse(result).RootElement.Clone(), ticks);
+    }
+
+    private static readonly string[] SpoolCounters = ["hedged", "settled", "forwarded"];
+
+    /// <summary>The ingest role's spool counters (<see cref="SpoolCounters"/>), in that order.</summary>
+    private static async Task<double[]> SpoolCountsAsync(HttpClient http, string baseUrl)
+    {
+        var page = await MetricsPage.ReadAsync(http, baseUrl);
+        return [.. SpoolCounters.Select(name => MetricsPage.Sum(page, $"kafkaclicks_ingest_spool_{name}_total"))];
     }
 
     /// <summary>The address a `kafkaclicks run` child listens on, from its banner.</summary>

@@ -12,7 +12,16 @@ internal static class MetricsPage
         return (await http.GetStringAsync(new Uri(baseUrl + "/metrics"))).Split('\n');
     }
 
-    /// <summary>The value of a sample line (<c>name{labels} value [timestamp]</c>).</summary>
-    public static double Value(string line) =>
-        double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+    /// <summary>The value of a sample line (<c>name{labels} value [timestamp]</c>, or <c>name value</c>).</summary>
+    public static double Value(string line)
+    {
+        var labelsEnd = line.LastIndexOf('}');
+        var rest = labelsEnd >= 0 ? line[(labelsEnd + 1)..] : line[(line.IndexOf(' ', StringComparison.Ordinal) + 1)..];
+        return double.Parse(rest.Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>The sum of every series of <paramref name="metric"/> on a page read by <see cref="ReadAsync"/>.</summary>
+    public static double Sum(string[] page, string metric) =>
+        page.Where(line => line.StartsWith(metric, StringComparison.Ordinal) && line.Length > metric.Length && line[metric.Length] is '{' or ' ')
+            .Sum(Value);
 }

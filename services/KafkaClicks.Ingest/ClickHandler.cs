@@ -4,6 +4,7 @@ using KafkaClicks.Contracts;
 using KafkaClicks.ServiceDefaults;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace KafkaClicks.Ingest;
@@ -20,12 +21,16 @@ public sealed partial class ClickHandler
     private readonly ClickEventProducer _producer;
     private readonly ClickSpool _spool;
     private readonly TimeProvider _time;
+    private readonly TimeSpan _hedgeAfter;
+    private readonly TimeSpan _produceTimeout;
     private readonly ILogger<ClickHandler> _logger;
     private readonly string _instance = Environment.MachineName;
 
     public ClickHandler(ImpressionTokens tokens, AdDirectory ads, ImpressionDeduplicator dedupe, ClickEventProducer producer,
-        ClickSpool spool, TimeProvider time, ILogger<ClickHandler> logger)
+        ClickSpool spool, IOptions<IngestOptions> options, TimeProvider time, ILogger<ClickHandler> logger)
     {
+        _hedgeAfter = options.Value.Spool.HedgeAfter;
+        _produceTimeout = options.Value.ProduceTimeout;
         _spool = spool;
         _tokens = tokens;
         _ads = ads;
@@ -125,26 +130,41 @@ public sealed partial class ClickHandler
         Problems.Problem(404, "unroutable-ad", "The ad's registered URL is not a valid redirect target; its clicks are refused until it is fixed.");
 
     /// <summary>
-    /// The broker's acknowledgement, or else an fsynced record in the local spool. While recent failures say the
-    /// broker is down, clicks go to the spool at once instead of each waiting out the produce deadline. The request's
-    /// own cancellation is not passed on: a click being made durable finishes even if the browser went away.
+    /// The broker's acknowledgement, or else an fsynced record in the local spool: when the broker failed, and as soon
+    /// as the acknowledgement takes longer than <c>Ingest:Spool:HedgeAfter</c>, while the produce goes on (the spool
+    /// forwards the click only if that produce fails). While recent failures say the broker is down, clicks go to the
+    /// spool at once instead of each waiting out the produce deadline. The request's own cancellation is not passed on:
+    /// a click being made durable finishes even if the browser went away.
     /// </summary>
     private async Task<bool> MakeDurableAsync(ClickEvent click)
     {
         if (!_spool.BrokerLikelyDown)
         {
-            var started = Stopwatch.GetTimestamp();
-            try
+            var acknowledged = ProduceAsync(click);
+            if (!acknowledged.IsCompleted && _hedgeAfter < _produceTimeout)
             {
-                await _producer.ProduceAsync(click, CancellationToken.None);
-                IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: true);
-                return true;
+                using var hedge = new CancellationTokenSource();
+                var first = await Task.WhenAny(acknowledged, Task.Delay(_hedgeAfter, _time, hedge.Token));
+                await hedge.CancelAsync();
+                if (first != acknowledged)
+                {
+                    try
+                    {
+                        await _spool.AppendHedgedAsync(click, acknowledged);
+                        return true;
+                    }
+                    catch (SpoolUnavailableException e)
+                    {
+                        // The broker may still take it.
+                        LogSpoolFailed(click.ImpressionId, e.Message);
+                        return await acknowledged;
+                    }
+                }
             }
-            catch (Exception e) when (e is KafkaException or OperationCanceledException)
+
+            if (await acknowledged)
             {
-                IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: false);
-                LogProduceFailed(click.ImpressionId, e.Message);
-                _spool.MarkBrokerDown();
+                return true;
             }
         }
 
@@ -160,10 +180,29 @@ public sealed partial class ClickHandler
         }
     }
 
+    /// <summary>Produces the click: true once the broker acknowledged it, false when it failed (the broker is then taken for down).</summary>
+    private async Task<bool> ProduceAsync(ClickEvent click)
+    {
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await _producer.ProduceAsync(click, CancellationToken.None);
+            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: true);
+            return true;
+        }
+        catch (Exception e) when (e is KafkaException or OperationCanceledException)
+        {
+            IngestTelemetry.Produced(Stopwatch.GetElapsedTime(started), ok: false);
+            LogProduceFailed(click.ImpressionId, e.Message);
+            _spool.MarkBrokerDown();
+            return false;
+        }
+    }
+
     [LoggerMessage(EventId = 2003, Level = LogLevel.Error, Message = "Click for impression {ImpressionId} refused: the broker and the spool are both unavailable ({Error})")]
     private partial void LogSpoolFailed(string impressionId, string error);
 
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Broker did not acknowledge the click for impression {ImpressionId} ({Error}); it goes to the spool")]
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Warning, Message = "Broker did not acknowledge the click for impression {ImpressionId} ({Error}); the spool takes it and forwards it")]
     private partial void LogProduceFailed(string impressionId, string error);
 
     [LoggerMessage(EventId = 2002, Level = LogLevel.Warning, Message = "Ad {AdId} lookup failed: {Error}")]

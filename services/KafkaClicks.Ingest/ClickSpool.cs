@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using System.IO.Hashing;
 using System.Text;
@@ -27,6 +28,14 @@ public sealed class SpoolOptions
 
     /// <summary>After a failed produce, clicks go straight to the spool for this long instead of waiting on the broker again.</summary>
     public TimeSpan BrokerDownFor { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How long a click waits for the broker's acknowledgement before it is also written to the spool and answered from
+    /// there, while its produce goes on: a slow acknowledgement then costs the user this much, not the broker's tail.
+    /// The forwarder sends such a click again only if its own produce fails. At or above <c>Ingest:ProduceTimeout</c>
+    /// every click waits for the broker (or the deadline), as without this.
+    /// </summary>
+    public TimeSpan HedgeAfter { get; set; } = TimeSpan.FromMilliseconds(10);
 }
 
 /// <summary>The spool cannot take more clicks (full, or the disk failed).</summary>
@@ -40,8 +49,8 @@ public sealed class SpoolUnavailableException : Exception
 }
 
 /// <summary>
-/// A durable local append-only spool for click events, used when the broker is unreachable or slow past the
-/// produce deadline: <see cref="AppendAsync"/> completes only after the record is fsynced (appends that arrive
+/// A durable local append-only spool for click events, used when the broker is unreachable, slow past the produce
+/// deadline, or slower than <see cref="SpoolOptions.HedgeAfter"/> to acknowledge one click: <see cref="AppendAsync"/> completes only after the record is fsynced (appends that arrive
 /// together share one fsync). Records are framed as [length][CRC-32C][payload]; a torn tail left by a crash is
 /// detected on reading and skipped without losing the records before it. Segments are sealed and handed to the
 /// forwarder in order, and deleted once every record in them was acknowledged by the broker.
@@ -63,10 +72,15 @@ public sealed partial class ClickSpool : IAsyncDisposable
     private static readonly Counter<long> Spooled = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.appended", "{click}", "Clicks written to the spool.");
     private static readonly Counter<long> Forwarded = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.forwarded", "{click}", "Spooled clicks acknowledged by the broker.");
     private static readonly Counter<long> TornTails = Meter.CreateCounter<long>("kafkaclicks.ingest.spool.torn_tails", "{segment}", "Segments whose tail was torn by a crash.");
+    private static readonly Counter<long> Hedged = Meter.CreateCounter<long>(
+        "kafkaclicks.ingest.spool.hedged", "{click}", "Clicks answered from the spool because the broker's acknowledgement took longer than Ingest:Spool:HedgeAfter.");
+    private static readonly Counter<long> Settled = Meter.CreateCounter<long>(
+        "kafkaclicks.ingest.spool.settled", "{click}", "Hedged clicks not forwarded from the spool because their own produce was acknowledged.");
 
     private readonly SpoolOptions _options;
     private readonly TimeProvider _time;
     private readonly ILogger<ClickSpool> _logger;
+    private readonly ConcurrentDictionary<(string ImpressionId, long ClickedAt), Task<bool>> _hedged = new();
     private readonly Channel<Pending> _appends = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true });
     private readonly Lock _gate = new();
     private readonly Task _writer;
@@ -130,6 +144,53 @@ public sealed partial class ClickSpool : IAsyncDisposable
         return pending.Done.Task;
     }
 
+    /// <summary>
+    /// Appends a click whose own produce is still waiting for the broker (<paramref name="acknowledged"/>: true once the
+    /// broker acknowledged it, false when it failed; it never throws) and returns once it is on disk. The forwarder sends
+    /// the click only if that produce fails; after a restart, which forgets the produce, it sends it again (the
+    /// aggregator's and the reconciler's dedupe drop the repeat).
+    /// </summary>
+    public async Task AppendHedgedAsync(ClickEvent click, Task<bool> acknowledged)
+    {
+        // Known before the record is on disk: a forwarder that reads it at once must not take it for unacknowledged.
+        var key = HedgeKey(click);
+        var tracked = _hedged.TryAdd(key, acknowledged);
+        try
+        {
+            await AppendAsync(click);
+        }
+        catch
+        {
+            if (tracked)
+            {
+                _hedged.TryRemove(key, out _);
+            }
+
+            throw;
+        }
+
+        Hedged.Add(1);
+    }
+
+    /// <summary>
+    /// For a click read back from a segment: whether the produce of its own, still waiting when it was spooled
+    /// (<see cref="AppendHedgedAsync"/>), was acknowledged by the broker; waits for it. False for any other click.
+    /// Each hedged click is answered once.
+    /// </summary>
+    public async Task<bool> AcknowledgedMeanwhileAsync(ClickEvent click)
+    {
+        if (!_hedged.TryRemove(HedgeKey(click), out var acknowledged) || !await acknowledged)
+        {
+            return false;
+        }
+
+        Settled.Add(1);
+        return true;
+    }
+
+    // The click time as the record keeps it (timestamp-millis): a click read back from its segment has the same key.
+    private static (string, long) HedgeKey(ClickEvent click) => (click.ImpressionId, click.ClickedAt.Ticks / TimeSpan.TicksPerMillisecond);
+
     /// <summary>Closes the segment being written (if it holds anything) and returns every sealed segment, oldest first.</summary>
     public IReadOnlyList<string> Seal()
     {
@@ -181,13 +242,13 @@ public sealed partial class ClickSpool : IAsyncDisposable
         return (clicks, torn);
     }
 
-    /// <summary>Deletes a segment whose records were all acknowledged by the broker.</summary>
-    public void Forgotten(string segment, int records)
+    /// <summary>Deletes a segment whose records were all acknowledged by the broker, <paramref name="forwarded"/> of them from it.</summary>
+    public void Forgotten(string segment, int forwarded)
     {
         var length = new FileInfo(segment).Length;
         File.Delete(segment);
         Interlocked.Add(ref _bytes, -length);
-        Forwarded.Add(records);
+        Forwarded.Add(forwarded);
     }
 
     private async Task WriteLoopAsync()

@@ -76,6 +76,9 @@ public sealed partial class ImpressionDeduplicator : IDisposable
     private readonly Lock _lock = new();
     private readonly SortedDictionary<long, (string Impression, long StartedAt)> _unsettled = [];
     private readonly HashSet<long> _givingBack = [];
+
+    // Clicks of this instance waiting on another click's claim of this instance: its sequence number to their signal.
+    private readonly Dictionary<long, TaskCompletionSource> _settleWaiters = [];
     private readonly Timer _publisher;
     private int _publishing;
     private long _lastSequence;
@@ -157,7 +160,7 @@ public sealed partial class ImpressionDeduplicator : IDisposable
 
                 if (state == ClaimState.Unsettled)
                 {
-                    await Task.Delay(PendingPoll);
+                    await SettledOrPollAsync(held);
                 }
 
                 while (true)
@@ -209,7 +212,40 @@ public sealed partial class ImpressionDeduplicator : IDisposable
         {
             _unsettled.Remove(claim.Sequence);
             _givingBack.Remove(claim.Sequence);
+            if (_settleWaiters.Remove(claim.Sequence, out var waiter))
+            {
+                waiter.TrySetResult();
+            }
         }
+    }
+
+    /// <summary>
+    /// Waits while a click meets the unsettled claim <paramref name="held"/>: for a claim of this instance, until it is
+    /// settled here (a repeat of a click still in flight on this instance is answered as soon as that click is durable,
+    /// not at the next publication); for another instance's, one poll interval. At most one poll interval either way.
+    /// </summary>
+    private Task SettledOrPollAsync(RedisValue held)
+    {
+        if (TryParseClaim(held, out var instance, out var sequence) && instance == _instance)
+        {
+            lock (_lock)
+            {
+                if (!_unsettled.ContainsKey(sequence))
+                {
+                    return Task.CompletedTask;
+                }
+
+                if (!_settleWaiters.TryGetValue(sequence, out var waiter))
+                {
+                    waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                    _settleWaiters[sequence] = waiter;
+                }
+
+                return Task.WhenAny(waiter.Task, Task.Delay(PendingPoll));
+            }
+        }
+
+        return Task.Delay(PendingPoll);
     }
 
     /// <summary>
@@ -261,11 +297,25 @@ public sealed partial class ImpressionDeduplicator : IDisposable
             return ClaimState.Unsettled;
         }
 
-        if (value is not ['c', .. var rest] || rest.Split(':') is not [var instance, var number]
-            || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out var sequence))
+        if (!TryParseClaim(held, out var instance, out var sequence))
         {
             // A done claim of the previous version ('d' or a bare number).
             return ClaimState.Settled;
+        }
+
+        if (instance == _instance)
+        {
+            // This instance's own claim: its state is here, not in the last publication. No longer unsettled means
+            // durable or given back, and a claim is given back by deleting it before it is settled: the claim still
+            // being there proves its click durable.
+            bool unsettled;
+            lock (_lock)
+            {
+                unsettled = _unsettled.ContainsKey(sequence);
+            }
+
+            return unsettled ? ClaimState.Unsettled
+                : await database.StringGetAsync(key).WaitAsync(_timeout) == held ? ClaimState.Settled : ClaimState.Replaced;
         }
 
         var marks = await database.StringGetAsync([SettledPrefix + instance, AlivePrefix + instance]).WaitAsync(_timeout);
@@ -366,6 +416,21 @@ public sealed partial class ImpressionDeduplicator : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>Reads a claim of this version, <c>c{instance}:{sequence}</c>.</summary>
+    private static bool TryParseClaim(RedisValue held, out string instance, out long sequence)
+    {
+        instance = "";
+        sequence = 0;
+        if ((string?)held is not ['c', .. var rest] || rest.Split(':') is not [var owner, var number]
+            || !long.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out sequence))
+        {
+            return false;
+        }
+
+        instance = owner;
+        return true;
     }
 
     private string Claim(long sequence) => string.Create(CultureInfo.InvariantCulture, $"c{_instance}:{sequence}");

@@ -67,6 +67,11 @@ public sealed partial class IngestOptionsValidator(bool requirePublicBaseUrl = f
             failures.Add("Ingest:HotAds:ThresholdPerSecond must be positive.");
         }
 
+        if (options.Spool.HedgeAfter <= TimeSpan.Zero)
+        {
+            failures.Add("Ingest:Spool:HedgeAfter must be positive (at or above Ingest:ProduceTimeout, every click waits for the broker).");
+        }
+
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
     }
 

@@ -1,4 +1,5 @@
 using Confluent.Kafka;
+using KafkaClicks.Contracts;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -7,7 +8,8 @@ namespace KafkaClicks.Ingest;
 
 /// <summary>
 /// Drains the click spool to clicks.raw when the broker is reachable: segment by segment, oldest first, each
-/// deleted only after all its records were acknowledged. A segment whose forwarding fails stays and is retried
+/// deleted only after all its records were acknowledged. A click spooled while its own produce still waited (a slow
+/// acknowledgement, <see cref="SpoolOptions.HedgeAfter"/>) is sent only if that produce failed. A segment whose forwarding fails stays and is retried
 /// (records already acknowledged are sent again; the aggregator's and the reconciler's dedupe make that harmless).
 /// </summary>
 public sealed partial class SpoolForwarder : BackgroundService
@@ -26,7 +28,7 @@ public sealed partial class SpoolForwarder : BackgroundService
         _logger = logger;
     }
 
-    /// <summary>Forwards every sealed segment; returns the number of clicks acknowledged.</summary>
+    /// <summary>Forwards every sealed segment; returns the number of clicks it sent (and the broker acknowledged).</summary>
     public async Task<int> DrainAsync(CancellationToken cancellationToken)
     {
         var forwarded = 0;
@@ -38,13 +40,15 @@ public sealed partial class SpoolForwarder : BackgroundService
                 LogTornTail(segment, clicks.Count);
             }
 
+            var sent = 0;
             foreach (var chunk in clicks.Chunk(InFlight))
             {
-                await Task.WhenAll(chunk.Select(c => _producer.ProduceAsync(c, cancellationToken)));
+                var results = await Task.WhenAll(chunk.Select(c => ForwardAsync(c, cancellationToken)));
+                sent += results.Count(r => r);
             }
 
-            _spool.Forgotten(segment, clicks.Count);
-            forwarded += clicks.Count;
+            _spool.Forgotten(segment, sent);
+            forwarded += sent;
         }
 
         if (forwarded > 0)
@@ -54,6 +58,18 @@ public sealed partial class SpoolForwarder : BackgroundService
         }
 
         return forwarded;
+    }
+
+    /// <summary>Produces one spooled click unless its own produce was acknowledged meanwhile; true when it was sent.</summary>
+    private async Task<bool> ForwardAsync(ClickEvent click, CancellationToken cancellationToken)
+    {
+        if (await _spool.AcknowledgedMeanwhileAsync(click))
+        {
+            return false;
+        }
+
+        await _producer.ProduceAsync(click, cancellationToken);
+        return true;
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -168,6 +168,42 @@ public sealed class ImpressionDeduplicatorTests : IAsyncLifetime
         Assert.Equal(DedupeResult.Duplicate, (await second).Result);
     }
 
+    /// <summary>
+    /// A repeat on the instance whose click holds the claim reads that claim's state where it is kept, not from the
+    /// last publication: it waits while the click is in flight, is a repeat once the click is durable, and counts once
+    /// the claim is given back.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task On_the_instance_holding_the_claim_a_repeat_waits_for_the_click_and_counts_only_if_its_claim_is_given_back()
+    {
+        var a = Instance();
+        var durable = NewImpression();
+        var first = await ClaimAsync(a, durable);
+        var repeat = ClaimAsync(a, durable);
+        await Task.Delay(300);
+        Assert.False(repeat.IsCompleted);
+        a.Settle(first);
+        Assert.Equal(DedupeResult.Duplicate, (await repeat).Result);
+
+        var lost = NewImpression();
+        var failed = await ClaimAsync(a, lost);
+        var retry = ClaimAsync(a, lost);
+        await Task.Delay(300);
+        Assert.False(retry.IsCompleted);
+        await a.ReleaseAsync(lost, failed);
+        var counted = await retry;
+        Assert.Equal(DedupeResult.New, counted.Result);
+        a.Settle(counted);
+
+        // A claim given back after a click met it reads as replaced, never as a durable click.
+        var key = "click:imp:" + NewImpression();
+        var given = await ClaimAsync(a, key["click:imp:".Length..]);
+        var met = await _redis.GetDatabase().StringGetAsync(key);
+        await a.ReleaseAsync(key["click:imp:".Length..], given);
+        Assert.Equal(ImpressionDeduplicator.ClaimState.Replaced, await a.StateOfAsync(_redis.GetDatabase(), key, met));
+    }
+
     [Fact]
     public async Task A_claim_left_unsettled_in_a_live_instance_is_given_back_so_the_retry_counts()
     {

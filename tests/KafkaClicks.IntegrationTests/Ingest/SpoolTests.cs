@@ -66,6 +66,64 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Directory.Delete(spoolDirectory, recursive: true);
     }
 
+    /// <summary>
+    /// A broker slow to acknowledge (a stalled fetch, a pause, a leader election) costs a click at most
+    /// Ingest:Spool:HedgeAfter: past it the click is fsynced in the spool and answered while its produce goes on. Once the
+    /// broker takes that produce, the spooled copy is not sent again: clicks.raw holds every click once.
+    /// </summary>
+    [Fact]
+    [Trait("Category", "Billing")]
+    public async Task A_click_the_broker_is_slow_to_acknowledge_is_answered_from_the_spool_and_recorded_once()
+    {
+        await using var host = await ProductHost.StartAsync(postgres, Role.Ingest, new Dictionary<string, string?>
+        {
+            ["Ingest:Spool:Directory"] = TempDirectory(),
+            ["Ingest:Spool:ForwardInterval"] = "00:00:00.200",
+            ["Ingest:Spool:HedgeAfter"] = "00:00:00.050",
+            ["Ingest:ProduceTimeout"] = "00:00:20",
+        });
+        await host.AddAdvertiserAsync(1, 61);
+        var tokens = host.App.Services.GetRequiredService<ImpressionTokens>();
+        var impressions = new List<string>();
+        async Task ClickAsync()
+        {
+            var minted = tokens.Mint(61);
+
+            // Without the hedge the click waits for the broker, which is back only after every click here was answered.
+            using var patience = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            using var click = await host.Http.GetAsync(new Uri($"/c/{minted.Token}", UriKind.Relative), patience.Token);
+            Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
+            impressions.Add(minted.ImpressionId);
+        }
+
+        await ClickAsync();
+        var spool = host.App.Services.GetRequiredService<ClickSpool>();
+        TestKafka.SetReachable(host.Broker, false);
+        try
+        {
+            for (var i = 0; i < 10; i++)
+            {
+                await ClickAsync();
+            }
+
+            Assert.True(spool.PendingBytes > 0, "clicks answered before the broker acknowledged them must be in the spool");
+        }
+        finally
+        {
+            TestKafka.SetReachable(host.Broker, true);
+        }
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(0, spool.PendingBytes);
+        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
+        Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Order());
+    }
+
     [Fact]
     public async Task A_torn_tail_after_a_crash_is_skipped_and_every_record_before_it_survives_a_restart()
     {
