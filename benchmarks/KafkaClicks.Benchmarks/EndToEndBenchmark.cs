@@ -113,14 +113,14 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         context.Say($"offering {rate:N0} clicks/s for {seconds} s");
         var acceptedBefore = await AcceptedAsync();
         var latencyBefore = await IngestLatency.ScrapeAsync(http, ingestUrl);
-        var spoolBefore = await SpoolCountsAsync(http, ingestUrl);
+        var countersBefore = await IngestCountersAsync(http, ingestUrl);
         freshness.Clear();
         var start = servers.Sample();
         var load = await LoadAsync(settings, ingestUrl, rate, seconds);
         await DrainAsync();
         var used = servers.Sample().Minus(start);
         var latency = (await IngestLatency.ScrapeAsync(http, ingestUrl)).Minus(latencyBefore);
-        var spoolAfter = await SpoolCountsAsync(http, ingestUrl);
+        var countersAfter = await IngestCountersAsync(http, ingestUrl);
         var accepted = await AcceptedAsync();
         var @unchecked = await UncheckedAsync();
         var clicks = accepted - acceptedBefore;
@@ -195,7 +195,13 @@ public sealed partial class EndToEndBenchmark : IBenchmark
             ["ingest_p99_ms"] = load.Result.GetProperty("p99_ms").GetDouble(),
             ["ingest_over_ms"] = latency.Report(),
             ["spool_hedge_after_ms"] = KafkaClicksHost.LoadConfiguration(settings).GetValue("Ingest:Spool:HedgeAfter", new SpoolOptions().HedgeAfter).TotalMilliseconds,
-            ["spool"] = spoolAfter.Select((count, i) => (Name: SpoolCounters[i], Count: count - spoolBefore[i]))
+            ["ingest_gc"] = new Dictionary<string, object>
+            {
+                ["pause_ms"] = Math.Round((countersAfter[^2] - countersBefore[^2]) * 1000),
+                ["collections"] = countersAfter[^1] - countersBefore[^1],
+                ["note"] = "the ingest process's garbage collections and their total pause over the measured run",
+            },
+            ["spool"] = countersAfter.Take(SpoolCounters.Length).Select((count, i) => (Name: SpoolCounters[i], Count: count - countersBefore[i]))
                 .ToDictionary(c => c.Name, c => (object)new Dictionary<string, object> { ["clicks"] = c.Count, ["share"] = Math.Round(c.Count / Math.Max(1, clicks), 4) })
                 .Append(new KeyValuePair<string, object>("note", "clicks of the measured run answered from the spool because the broker's acknowledgement was slower than spool_hedge_after_ms (hedged), of those not forwarded because their own produce was acknowledged (settled), and clicks the spool forwarded"))
                 .ToDictionary(),
@@ -234,11 +240,12 @@ public sealed partial class EndToEndBenchmark : IBenchmark
 
     private static readonly string[] SpoolCounters = ["hedged", "settled", "forwarded"];
 
-    /// <summary>The ingest role's spool counters (<see cref="SpoolCounters"/>), in that order.</summary>
-    private static async Task<double[]> SpoolCountsAsync(HttpClient http, string baseUrl)
+    /// <summary>The ingest role's spool counters (<see cref="SpoolCounters"/>), in that order, then its GC's pause seconds and collections.</summary>
+    private static async Task<double[]> IngestCountersAsync(HttpClient http, string baseUrl)
     {
         var page = await MetricsPage.ReadAsync(http, baseUrl);
-        return [.. SpoolCounters.Select(name => MetricsPage.Sum(page, $"kafkaclicks_ingest_spool_{name}_total"))];
+        return [.. SpoolCounters.Select(name => MetricsPage.Sum(page, $"kafkaclicks_ingest_spool_{name}_total")),
+            MetricsPage.Sum(page, "dotnet_gc_pause_time_seconds_total"), MetricsPage.Sum(page, "dotnet_gc_collections_total")];
     }
 
     /// <summary>The address a `kafkaclicks run` child listens on, from its banner.</summary>

@@ -46,6 +46,9 @@ public static class ServiceDefaultsExtensions
             .ConfigureResource(r => r.AddService("kafkaclicks"))
             .WithMetrics(metrics => metrics
                 .AddMeter(MeterPrefix + "*")
+
+                // The runtime's own: collections and pause time of the GC, thread pool queue, lock contention.
+                .AddMeter("System.Runtime")
                 .AddAspNetCoreInstrumentation()
                 .AddPrometheusExporter())
             .WithTracing(tracing =>
