@@ -38,13 +38,7 @@ public static class ClickAggregationTopology
     {
         names ??= KafkaNames.Default;
         var builder = new StreamBuilder();
-        var retention = ImpressionRetention(options);
-        var store = Stores.WindowStoreBuilder(
-                Stores.PersistentWindowStore(ImpressionStore, retention, TimeSpan.FromMilliseconds(ImpressionBucketMs), ImpressionBucketMs, false),
-                new StringSerDes(), new SeenImpressionSerDes())
-            .WithCachingDisabled()
-            .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
-
+        var store = ImpressionStoreBuilder(options);
         var outputs = builder
             .Stream(names.ClicksRaw, new StringSerDes(), new AvroSerDes<ClickEvent>(ContractCodecs.ClickEvent))
             .Transform(TransformerBuilder.New<string, ClickEvent, string, AggregatorOutput>()
@@ -65,6 +59,17 @@ public static class ClickAggregationTopology
             new FixedTopic<string, FinalProgress>(names.ClicksMinute), new FinalProgressMarkers.Partitioner(markers), new StringSerDes(),
             new AvroSerDes<FinalProgress>(ContractCodecs.FinalProgress));
         return builder.Build();
+    }
+
+    /// <summary>The impression store: RocksDB segments of <see cref="ImpressionBucketMs"/>, changelogged, no cache.</summary>
+    internal static IStoreBuilder<IWindowStore<string, SeenImpression>> ImpressionStoreBuilder(AggregationOptions options)
+    {
+        var retention = ImpressionRetention(options);
+        return Stores.WindowStoreBuilder(
+                Stores.PersistentWindowStore(ImpressionStore, retention, TimeSpan.FromMilliseconds(ImpressionBucketMs), ImpressionBucketMs, false),
+                new StringSerDes(), new SeenImpressionSerDes())
+            .WithCachingDisabled()
+            .WithLoggingEnabled(new Dictionary<string, string> { ["retention.ms"] = ((long)retention.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) });
     }
 
     private sealed class FixedTopic<TKey, TValue>(string topic) : ITopicNameExtractor<TKey, TValue>

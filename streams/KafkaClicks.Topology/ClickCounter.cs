@@ -60,6 +60,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     private long _nextClose = long.MaxValue; // stream time at which the oldest open window closes
     private ProcessorContext<string, AggregatorOutput> _context = null!;
     private IWindowStore<string, SeenImpression> _impressions = null!;
+    private ImpressionStoreBytes? _impressionBytes;
     private long _streamTime = long.MinValue;
     private bool _rebuilt;
 
@@ -92,6 +93,7 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
     {
         _context = context;
         _impressions = (IWindowStore<string, SeenImpression>)context.GetStateStore(ClickAggregationTopology.ImpressionStore);
+        _impressionBytes = ImpressionStoreBytes.Below(_impressions);
 
         // Not here: Streamiz calls Init before the store's changelog restore has finished, and a rebuild from a
         // half-restored store would lose the clicks restored after it. The first record comes after the restore; the
@@ -137,7 +139,8 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
         var windowStart = TimeBuckets.MinuteStartMs(clickedAt);
 
         var bucket = ImpressionBucket(click, clickedAt);
-        if (_impressions.Fetch(click.ImpressionId, bucket) is not null)
+        var key = _impressionBytes is null ? null : ImpressionStoreBytes.Key(click.ImpressionId);
+        if ((key is null ? _impressions.Fetch(click.ImpressionId, bucket) : _impressionBytes!.Fetch(key, bucket)) is not null)
         {
             AggregatorTelemetry.Duplicate();
             return null!;
@@ -150,7 +153,16 @@ internal sealed class ClickCounter : ITransformer<string, ClickEvent, string, Ag
             return null!;
         }
 
-        _impressions.Put(click.ImpressionId, new SeenImpression(click.AdId, click.Salt, windowStart), bucket);
+        var seen = new SeenImpression(click.AdId, click.Salt, windowStart);
+        if (key is null)
+        {
+            _impressions.Put(click.ImpressionId, seen, bucket);
+        }
+        else
+        {
+            _impressionBytes!.Put(key, seen, bucket);
+        }
+
         var window = Open((click.AdId, click.Salt, windowStart));
         window.Clicks++;
         window.Dirty = true;

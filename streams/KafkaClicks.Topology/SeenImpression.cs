@@ -12,13 +12,12 @@ public sealed class SeenImpressionSerDes : AbstractSerDes<SeenImpression>
 {
     private const int Length = 20;
 
-    public override byte[] Serialize(SeenImpression data, SerializationContext context)
-    {
-        if (data is null)
-        {
-            return null!;
-        }
+    public override byte[] Serialize(SeenImpression data, SerializationContext context) => data is null ? null! : Encode(data);
 
+    public override SeenImpression Deserialize(byte[] data, SerializationContext context) => Decode(data)!;
+
+    public static byte[] Encode(SeenImpression data)
+    {
         var bytes = new byte[Length];
         BinaryPrimitives.WriteInt64BigEndian(bytes, data.AdId);
         BinaryPrimitives.WriteInt32BigEndian(bytes.AsSpan(8), data.Salt);
@@ -26,9 +25,10 @@ public sealed class SeenImpressionSerDes : AbstractSerDes<SeenImpression>
         return bytes;
     }
 
-    public override SeenImpression Deserialize(byte[] data, SerializationContext context) =>
+    /// <summary>The impression <paramref name="data"/> encodes, or null for null or for bytes of another length (an older format).</summary>
+    public static SeenImpression? Decode(byte[]? data) =>
         data is not { Length: Length }
-            ? null!
+            ? null
             : new SeenImpression(
                 BinaryPrimitives.ReadInt64BigEndian(data),
                 BinaryPrimitives.ReadInt32BigEndian(data.AsSpan(8)),

@@ -14,6 +14,23 @@ public sealed class ClickAggregationTopologyTests
     private static DateTime At(int minute, int second, int millisecond = 0) =>
         Noon.AddMinutes(minute).AddSeconds(second).AddMilliseconds(millisecond);
 
+    /// <summary>
+    /// The counter reads and writes the impression store under Streamiz' metered layer (its clock reads cost the stream
+    /// thread 5%), found in Streamiz' internals: an upgrade that moves them must fail here, not quietly slow the stream
+    /// down, and the layer found must still be the one that writes the changelog, or a restart would lose impressions.
+    /// </summary>
+    [Fact]
+    public void The_counter_finds_the_changelogged_impression_store_under_the_metered_one()
+    {
+        var store = ClickAggregationTopology.ImpressionStoreBuilder(new AggregationOptions())
+            .Build(new Streamiz.Kafka.Net.StreamConfig { ApplicationId = "store-test", BootstrapServers = "mock:9092" });
+
+        var bytes = ImpressionStoreBytes.Below(store);
+
+        Assert.NotNull(bytes);
+        Assert.Equal("ChangeLoggingWindowBytesStore", bytes.InnerStoreType);
+    }
+
     [Fact]
     public void Nothing_is_emitted_without_clicks()
     {
