@@ -50,10 +50,11 @@ public sealed class SpoolUnavailableException : Exception
 
 /// <summary>
 /// A durable local append-only spool for click events, used when the broker is unreachable, slow past the produce
-/// deadline, or slower than <see cref="SpoolOptions.HedgeAfter"/> to acknowledge one click: <see cref="AppendAsync"/> completes only after the record is fsynced (appends that arrive
-/// together share one fsync). Records are framed as [length][CRC-32C][payload]; a torn tail left by a crash is
-/// detected on reading and skipped without losing the records before it. Segments are sealed and handed to the
-/// forwarder in order, and deleted once every record in them was acknowledged by the broker.
+/// deadline, or slower than <see cref="SpoolOptions.HedgeAfter"/> to acknowledge one click: <see cref="AppendAsync"/>
+/// completes only after the record is fsynced (appends that arrive together share one fsync). Records are framed as
+/// [length][CRC-32C][payload]; a torn tail left by a crash is detected on reading and skipped without losing the records
+/// before it. Segments are sealed and handed to the forwarder in order, and deleted once every record in them was
+/// acknowledged by the broker.
 /// The spool holds an exclusive lock on its folder (<c>spool.lock</c>) from construction to disposal: another process's
 /// forwarder would take this one's open segment for sealed, forward what it held so far and delete it, and every click
 /// appended to it afterwards would go to a file no one can read again.

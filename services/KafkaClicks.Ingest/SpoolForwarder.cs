@@ -9,8 +9,9 @@ namespace KafkaClicks.Ingest;
 /// <summary>
 /// Drains the click spool to clicks.raw when the broker is reachable: segment by segment, oldest first, each
 /// deleted only after all its records were acknowledged. A click spooled while its own produce still waited (a slow
-/// acknowledgement, <see cref="SpoolOptions.HedgeAfter"/>) is sent only if that produce failed. A segment whose forwarding fails stays and is retried
-/// (records already acknowledged are sent again; the aggregator's and the reconciler's dedupe make that harmless).
+/// acknowledgement, <see cref="SpoolOptions.HedgeAfter"/>) is sent only if that produce failed. A segment whose
+/// forwarding fails stays and is retried (records already acknowledged are sent again; the aggregator's and the
+/// reconciler's dedupe make that harmless).
 /// </summary>
 public sealed partial class SpoolForwarder : BackgroundService
 {
