@@ -1,4 +1,5 @@
 using System.Net;
+using Confluent.Kafka;
 using KafkaClicks.Cli.Hosting;
 using KafkaClicks.Contracts;
 using KafkaClicks.Ingest;
@@ -53,14 +54,7 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.NotEmpty(Directory.EnumerateFiles(spoolDirectory));
 
         TestKafka.SetReachable(host.Broker, true);
-        var deadline = DateTime.UtcNow.AddSeconds(30);
-        while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(200);
-        }
-
-        Assert.Equal(0, spool.PendingBytes);
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
+        var events = await ForwardedAsync(host, spool, TimeSpan.FromSeconds(30));
         Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Distinct().Order());
         Assert.All(events, e => Assert.Equal(ClickPartitioning.PartitionFor(60, e.Message.Value.Salt, 8), e.Partition.Value));
         Directory.Delete(spoolDirectory, recursive: true);
@@ -113,15 +107,21 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
             TestKafka.SetReachable(host.Broker, true);
         }
 
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var events = await ForwardedAsync(host, spool, TimeSpan.FromSeconds(60));
+        Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Order());
+    }
+
+    /// <summary>Waits (at most <paramref name="patience"/>) for the spool to be empty, then reads every click in clicks.raw.</summary>
+    private static async Task<List<ConsumeResult<string, ClickEvent>>> ForwardedAsync(ProductHost host, ClickSpool spool, TimeSpan patience)
+    {
+        var deadline = DateTime.UtcNow + patience;
         while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
         {
             await Task.Delay(200);
         }
 
         Assert.Equal(0, spool.PendingBytes);
-        var events = TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
-        Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Order());
+        return TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
     }
 
     [Fact]
