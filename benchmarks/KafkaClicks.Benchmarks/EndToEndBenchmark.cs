@@ -121,6 +121,7 @@ public sealed partial class EndToEndBenchmark : IBenchmark
         var used = servers.Sample().Minus(start);
         var latency = (await IngestLatency.ScrapeAsync(http, ingestUrl)).Minus(latencyBefore);
         var countersAfter = await IngestCountersAsync(http, ingestUrl);
+        double Delta(string metric) => countersAfter[metric] - countersBefore[metric];
         var accepted = await AcceptedAsync();
         var @unchecked = await UncheckedAsync();
         var clicks = accepted - acceptedBefore;
@@ -197,12 +198,12 @@ public sealed partial class EndToEndBenchmark : IBenchmark
             ["spool_hedge_after_ms"] = KafkaClicksHost.LoadConfiguration(settings).GetValue("Ingest:Spool:HedgeAfter", new SpoolOptions().HedgeAfter).TotalMilliseconds,
             ["ingest_gc"] = new Dictionary<string, object>
             {
-                ["pause_ms"] = Math.Round((countersAfter[^2] - countersBefore[^2]) * 1000),
-                ["collections"] = countersAfter[^1] - countersBefore[^1],
+                ["pause_ms"] = Math.Round(Delta(GcPause) * 1000),
+                ["collections"] = Delta(GcCollections),
                 ["note"] = "the ingest process's garbage collections and their total pause over the measured run",
             },
-            ["spool"] = countersAfter.Take(SpoolCounters.Length).Select((count, i) => (Name: SpoolCounters[i], Count: count - countersBefore[i]))
-                .ToDictionary(c => c.Name, c => (object)new Dictionary<string, object> { ["clicks"] = c.Count, ["share"] = Math.Round(c.Count / Math.Max(1, clicks), 4) })
+            ["spool"] = SpoolCounters
+                .ToDictionary(name => name, name => (object)new Dictionary<string, object> { ["clicks"] = Delta(name), ["share"] = Math.Round(Delta(name) / Math.Max(1, clicks), 4) })
                 .Append(new KeyValuePair<string, object>("note", "clicks of the measured run answered from the spool because the broker's acknowledgement was slower than spool_hedge_after_ms (hedged), of those not forwarded because their own produce was acknowledged (settled), and clicks the spool forwarded"))
                 .ToDictionary(),
             ["errors"] = load.Result.GetProperty("errors").GetInt64() + load.Result.GetProperty("other_status").GetInt64(),
@@ -240,12 +241,17 @@ public sealed partial class EndToEndBenchmark : IBenchmark
 
     private static readonly string[] SpoolCounters = ["hedged", "settled", "forwarded"];
 
-    /// <summary>The ingest role's spool counters (<see cref="SpoolCounters"/>), in that order, then its GC's pause seconds and collections.</summary>
-    private static async Task<double[]> IngestCountersAsync(HttpClient http, string baseUrl)
+    private const string GcPause = "gc_pause_s";
+    private const string GcCollections = "gc_collections";
+
+    /// <summary>The ingest role's spool counters (<see cref="SpoolCounters"/>), its GC's pause seconds and its collections, by name.</summary>
+    private static async Task<Dictionary<string, double>> IngestCountersAsync(HttpClient http, string baseUrl)
     {
         var page = await MetricsPage.ReadAsync(http, baseUrl);
-        return [.. SpoolCounters.Select(name => MetricsPage.Sum(page, $"kafkaclicks_ingest_spool_{name}_total")),
-            MetricsPage.Sum(page, "dotnet_gc_pause_time_seconds_total"), MetricsPage.Sum(page, "dotnet_gc_collections_total")];
+        var counters = SpoolCounters.ToDictionary(name => name, name => MetricsPage.Sum(page, $"kafkaclicks_ingest_spool_{name}_total"));
+        counters[GcPause] = MetricsPage.Sum(page, "dotnet_gc_pause_time_seconds_total");
+        counters[GcCollections] = MetricsPage.Sum(page, "dotnet_gc_collections_total");
+        return counters;
     }
 
     /// <summary>The address a `kafkaclicks run` child listens on, from its banner.</summary>

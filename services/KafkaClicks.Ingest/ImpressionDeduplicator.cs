@@ -305,28 +305,27 @@ public sealed partial class ImpressionDeduplicator : IDisposable
 
         if (instance == _instance)
         {
-            // This instance's own claim: its state is here, not in the last publication. No longer unsettled means
-            // durable or given back, and a claim is given back by deleting it before it is settled: the claim still
-            // being there proves its click durable.
-            bool unsettled;
+            // This instance's own claim: its state is here, not in the last publication.
             lock (_lock)
             {
-                unsettled = _unsettled.ContainsKey(sequence);
+                if (_unsettled.ContainsKey(sequence))
+                {
+                    return ClaimState.Unsettled;
+                }
             }
-
-            return unsettled ? ClaimState.Unsettled
-                : await database.StringGetAsync(key).WaitAsync(_timeout) == held ? ClaimState.Settled : ClaimState.Replaced;
         }
-
-        var marks = await database.StringGetAsync([SettledPrefix + instance, AlivePrefix + instance]).WaitAsync(_timeout);
-        if (marks[0].TryParse(out long settled) && settled >= sequence)
+        else
         {
-            // Settled means durable or given back, and a claim is given back by deleting it before it counts as
-            // settled: the claim still being there after the mark was read proves its click durable.
-            return await database.StringGetAsync(key).WaitAsync(_timeout) == held ? ClaimState.Settled : ClaimState.Replaced;
+            var marks = await database.StringGetAsync([SettledPrefix + instance, AlivePrefix + instance]).WaitAsync(_timeout);
+            if (!marks[0].TryParse(out long settled) || settled < sequence)
+            {
+                return marks[1].IsNull ? ClaimState.Abandoned : ClaimState.Unsettled;
+            }
         }
 
-        return marks[1].IsNull ? ClaimState.Abandoned : ClaimState.Unsettled;
+        // Settled means durable or given back, and a claim is given back by deleting it before it counts as settled:
+        // the claim still being there after its settlement was read proves its click durable.
+        return await database.StringGetAsync(key).WaitAsync(_timeout) == held ? ClaimState.Settled : ClaimState.Replaced;
     }
 
     /// <summary>
