@@ -2,10 +2,14 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
+using Confluent.Kafka;
 using KafkaClicks.Broker;
 using KafkaClicks.Cli.Hosting;
+using KafkaClicks.Contracts;
+using KafkaClicks.Ingest;
 using KafkaClicks.Query;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace KafkaClicks.IntegrationTests.Infrastructure;
 
@@ -136,6 +140,39 @@ public sealed class ProductHost : IAsyncDisposable
         response.EnsureSuccessStatusCode();
         var body = await response.Content.ReadFromJsonAsync<MintAnswer>();
         return body!.Token;
+    }
+
+    /// <summary>
+    /// Waits (at most <paramref name="patience"/>, 60 s by default) until every click this host answered 302 is in
+    /// clicks.raw. A click whose acknowledgement took longer than Ingest:Spool:HedgeAfter was answered once it was in
+    /// the spool, and reaches the broker after its answer: it is there once the spool is empty (its produce acknowledged,
+    /// or its spooled copy forwarded). A host without the ingest role has nothing to wait for.
+    /// </summary>
+    public async Task ClicksOnBrokerAsync(TimeSpan? patience = null)
+    {
+        var spool = App.Services.GetService<ClickSpool>();
+        if (spool is null)
+        {
+            return;
+        }
+
+        var deadline = DateTime.UtcNow + (patience ?? TimeSpan.FromSeconds(60));
+        while (spool.PendingBytes > 0)
+        {
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"the spool still holds {spool.PendingBytes} bytes of clicks not yet on the broker");
+            }
+
+            await Task.Delay(100);
+        }
+    }
+
+    /// <summary>Every click in clicks.raw, read once every click this host answered is there (<see cref="ClicksOnBrokerAsync"/>).</summary>
+    public async Task<List<ConsumeResult<string, ClickEvent>>> ReadClicksAsync(TimeSpan? patience = null)
+    {
+        await ClicksOnBrokerAsync(patience);
+        return TopicReader.ReadClicks(Broker);
     }
 
     /// <summary>GET with a bearer key.</summary>

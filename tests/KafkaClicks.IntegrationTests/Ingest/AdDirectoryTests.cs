@@ -61,7 +61,7 @@ public sealed class AdDirectoryTests(PostgresServer postgres) : IClassFixture<Po
 
                 // An ad the copy does not have cannot be routed without the database: 503 after the lookup timeout.
                 await ClickAsync(host, 999, HttpStatusCode.ServiceUnavailable);
-                Assert.Equal(20, TopicReader.ReadClicks(host.Broker).Count);
+                Assert.Equal(20, (await host.ReadClicksAsync()).Count);
             }
 
             // Restarted while the database is still down: the copy on disk routes ads 21-40.
@@ -72,7 +72,7 @@ public sealed class AdDirectoryTests(PostgresServer postgres) : IClassFixture<Po
                     clicked.Add(await ClickAsync(restarted, adId, HttpStatusCode.Redirect));
                 }
 
-                var events = TopicReader.ReadClicks(restarted.Broker);
+                var events = await restarted.ReadClicksAsync();
                 Assert.Equal(20, events.Count);
                 Assert.Equal(Enumerable.Range(21, 20).Select(i => (long)i), events.Select(e => e.Message.Value.AdId).Order());
                 Assert.All(events, e => Assert.Equal(1L, e.Message.Value.AdvertiserId));

@@ -35,7 +35,7 @@ public sealed class ClaimCrashTests(PostgresServer postgres) : IClassFixture<Pos
             Assert.Equal(ProductHost.AdUrl(70), click.Headers.Location?.ToString());
         }
 
-        Assert.Single(TopicReader.ReadClicks(host.Broker), r => r.Message.Key == impression);
+        Assert.Single(await host.ReadClicksAsync(), r => r.Message.Key == impression);
         var deadline = DateTime.UtcNow.AddSeconds(30);
         long stored;
         while ((stored = await host.Database.ScalarAsync<long>("SELECT coalesce(sum(clicks), 0)::bigint FROM ad_clicks_minute WHERE ad_id = 70")) < 1

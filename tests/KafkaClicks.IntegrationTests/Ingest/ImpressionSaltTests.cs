@@ -57,7 +57,8 @@ public sealed class ImpressionSaltTests(PostgresServer postgres) : IClassFixture
             await ClickAsync(second, tokens[i]);
         }
 
-        var events = TopicReader.ReadClicks(hot.Broker);
+        await cold.ClicksOnBrokerAsync();
+        var events = await hot.ReadClicksAsync();
         Assert.Equal(2 * Impressions, events.Count);
         Assert.All(events.GroupBy(e => e.Message.Value.ImpressionId), repeats =>
         {

@@ -79,7 +79,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(before[outcome] + delta, await OutcomeAsync(host, outcome));
         }
 
-        var events = TopicReader.ReadClicks(host.Broker);
+        var events = await host.ReadClicksAsync();
         Assert.Equal(5, events.Count);
         Assert.All(events, e =>
         {
@@ -144,7 +144,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
         await Task.Delay(TimeSpan.FromSeconds(1));
         Assert.Equal(countedBefore + 1, await OutcomeAsync(host, "counted"));
         Assert.Equal(unroutableBefore + 1, await OutcomeAsync(host, "unroutable_ad"));
-        var events = TopicReader.ReadClicks(host.Broker);
+        var events = await host.ReadClicksAsync();
         Assert.Equal([40L], events.Select(e => e.Message.Value.AdId));
     }
 
@@ -207,7 +207,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             }
 
             var id = ImpressionOf(host, token);
-            if (TopicReader.ReadClicks(host.Broker).Any(e => e.Message.Key == id && e.Message.Value.DedupeChecked))
+            if ((await host.ReadClicksAsync()).Any(e => e.Message.Key == id && e.Message.Value.DedupeChecked))
             {
                 recovered = token;
             }
@@ -219,7 +219,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(HttpStatusCode.Redirect, again.StatusCode);
         }
 
-        var events = TopicReader.ReadClicks(host.Broker).Select(e => e.Message.Value).ToList();
+        var events = (await host.ReadClicksAsync()).Select(e => e.Message.Value).ToList();
         var first = Assert.Single(events, e => e.ImpressionId == ImpressionOf(host, checkedToken));
         Assert.True(first.DedupeChecked);
         var whileDown = events.Where(e => e.ImpressionId == ImpressionOf(host, uncheckedToken)).ToList();
@@ -259,7 +259,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
         }
 
-        var events = TopicReader.ReadClicks(host.Broker).Select(e => e.Message.Value).ToDictionary(e => e.ImpressionId);
+        var events = (await host.ReadClicksAsync()).Select(e => e.Message.Value).ToDictionary(e => e.ImpressionId);
         var described = events[ImpressionOf(host, token)];
         Assert.Equal("203.0.113.0/24", described.ClientNetwork);
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(userAgent)))[..16], described.UserAgentHash);
@@ -305,7 +305,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
             Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
         }
 
-        var events = TopicReader.ReadClicks(host.Broker);
+        var events = await host.ReadClicksAsync();
         Assert.Equal(60, events.Count);
         var salted = events.Where(e => e.Message.Value.Salt != 0).ToList();
         Assert.NotEmpty(salted);
@@ -330,7 +330,7 @@ public class IngestTests(PostgresServer postgres) : IClassFixture<PostgresServer
         using var click = await host.Http.SendAsync(request);
         Assert.Equal(HttpStatusCode.Redirect, click.StatusCode);
 
-        var message = Assert.Single(TopicReader.ReadClicks(host.Broker)).Message;
+        var message = Assert.Single(await host.ReadClicksAsync()).Message;
         Assert.True(message.Headers.TryGetLastBytes("traceparent", out var header));
         Assert.Contains(traceId, Encoding.ASCII.GetString(header), StringComparison.Ordinal);
     }

@@ -54,7 +54,7 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
         Assert.NotEmpty(Directory.EnumerateFiles(spoolDirectory));
 
         TestKafka.SetReachable(host.Broker, true);
-        var events = await ForwardedAsync(host, spool, TimeSpan.FromSeconds(30));
+        var events = await host.ReadClicksAsync(TimeSpan.FromSeconds(30));
         Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Distinct().Order());
         Assert.All(events, e => Assert.Equal(ClickPartitioning.PartitionFor(60, e.Message.Value.Salt, 8), e.Partition.Value));
         Directory.Delete(spoolDirectory, recursive: true);
@@ -107,21 +107,8 @@ public class SpoolTests(PostgresServer postgres) : IClassFixture<PostgresServer>
             TestKafka.SetReachable(host.Broker, true);
         }
 
-        var events = await ForwardedAsync(host, spool, TimeSpan.FromSeconds(60));
+        var events = await host.ReadClicksAsync(TimeSpan.FromSeconds(60));
         Assert.Equal(impressions.Order(), events.Select(e => e.Message.Key).Order());
-    }
-
-    /// <summary>Waits (at most <paramref name="patience"/>) for the spool to be empty, then reads every click in clicks.raw.</summary>
-    private static async Task<List<ConsumeResult<string, ClickEvent>>> ForwardedAsync(ProductHost host, ClickSpool spool, TimeSpan patience)
-    {
-        var deadline = DateTime.UtcNow + patience;
-        while (spool.PendingBytes > 0 && DateTime.UtcNow < deadline)
-        {
-            await Task.Delay(200);
-        }
-
-        Assert.Equal(0, spool.PendingBytes);
-        return TopicReader.ReadClicks(host.Broker.BootstrapServers, host.Broker.Names.ClicksRaw);
     }
 
     [Fact]
