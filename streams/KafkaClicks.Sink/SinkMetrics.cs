@@ -21,6 +21,9 @@ internal static class SinkMetrics
 
     public static readonly Counter<long> Retries = Meter.CreateCounter<long>("kafkaclicks.sink.retries", "{retry}", "Batch writes retried because the database failed.");
 
+    public static readonly Counter<long> CopyFallbacks = Meter.CreateCounter<long>("kafkaclicks.sink.copy_fallbacks", "{slice}",
+        "Slices whose COPY of rows taken for new met a stored one (another writer's, or this one's before a restart) and were upserted instead.");
+
     public static readonly Histogram<double> BatchDuration = Meter.CreateHistogram("kafkaclicks.sink.batch.duration", "s", "Time to write one batch.",
         advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = ServiceDefaultsExtensions.LatencyBucketsSeconds });
 

@@ -92,6 +92,49 @@ public class MinuteCountWriterTests(PostgresServer postgres) : IClassFixture<Pos
         Assert.Equal(2L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
     }
 
+    /// <summary>
+    /// A writer sends the rows it never stored for a recent minute by COPY, taking them for new. Rows another writer
+    /// stored (this sink before a restart, the previous owner of a partition, the reconciler) must still follow the
+    /// upsert's rules: a newer emission replaces the count, an older one changes nothing, a corrected row is left alone.
+    /// </summary>
+    [Fact]
+    public async Task A_writer_that_never_stored_a_row_updates_it_by_the_usual_rules()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        await new MinuteCountWriter(db.DataSource).WriteAsync(Enumerable.Range(1, 3_000).Select(ad => Count(ad, 1, false, 10)).ToList(), default);
+        await db.ExecuteAsync("UPDATE ad_clicks_minute SET clicks = 40, corrected_at = now() WHERE ad_id = 3");
+
+        // A restarted writer: newer counts of every stored row but the first, an older one of it, and a row no one stored.
+        var batch = Enumerable.Range(2, 2_999).Select(ad => Count(ad, 2, final: ad % 2 == 0, 20))
+            .Append(Count(1, 9, false, 5))
+            .Append(Count(3_001, 5, false, 20))
+            .ToList();
+        await new MinuteCountWriter(db.DataSource).WriteAsync(batch, default);
+
+        Assert.Equal(3_001L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
+        Assert.Equal((1L, false), await RowAsync(db, 1));
+        Assert.Equal((2L, true), await RowAsync(db, 2));
+        Assert.Equal((40L, false), await RowAsync(db, 3));
+        Assert.Equal((2L, false), await RowAsync(db, 2_999));
+        Assert.Equal((5L, false), await RowAsync(db, 3_001));
+        Assert.Equal(1L + 40 + (2 * 2_998) + 5, await db.ScalarAsync<long>("SELECT sum(clicks)::bigint FROM ad_clicks_minute"));
+    }
+
+    /// <summary>Two sinks during a reassignment: both take the same rows for new, and the newer emission of each stands.</summary>
+    [Fact]
+    public async Task Two_writers_storing_the_same_new_rows_at_once_leave_the_newest_emission_of_each()
+    {
+        await using var db = await postgres.CreateDatabaseAsync();
+        var (older, newer) = (new MinuteCountWriter(db.DataSource), new MinuteCountWriter(db.DataSource));
+
+        await Task.WhenAll(
+            older.WriteAsync(Enumerable.Range(1, 5_000).Select(ad => Count(ad, 1, false, 10)).ToList(), default),
+            newer.WriteAsync(Enumerable.Range(1, 5_000).Select(ad => Count(ad, 2, false, 20)).ToList(), default));
+
+        Assert.Equal(5_000L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute WHERE clicks = 2"));
+        Assert.Equal(5_000L, await db.ScalarAsync<long>("SELECT count(*) FROM ad_clicks_minute"));
+    }
+
     [Fact]
     public async Task A_batch_split_over_several_connections_stores_every_row_once_with_its_watermark()
     {

@@ -1,0 +1,115 @@
+using KafkaClicks.Contracts;
+
+namespace KafkaClicks.Sink;
+
+/// <summary>
+/// The (ad, salt) keys a writer stored, for the newest minutes it wrote: what tells a minute row that is surely an
+/// update from one that is probably new. A row of a trusted minute whose key is not here was never stored by this
+/// writer and goes by COPY; if another writer stored it (a previous owner of the partition, this writer before a
+/// restart, the reconciler), the COPY fails on the primary key and the minute is no longer trusted: its rows go through
+/// the upsert until it leaves the memory. Bounded: at most <see cref="MaxMinutes"/> minutes (the newest) and
+/// <see cref="MaxKeys"/> keys; a minute beyond either is not trusted.
+/// </summary>
+internal sealed class RecentMinuteKeys
+{
+    /// <summary>How many of the newest minutes are remembered: the aggregator's open windows and some.</summary>
+    public const int MaxMinutes = 16;
+
+    /// <summary>How many keys are remembered at most (about 40 bytes each).</summary>
+    public const int MaxKeys = 2_000_000;
+
+    private readonly SortedDictionary<DateTime, HashSet<(long AdId, int Salt)>?> _minutes = [];
+    private int _keys;
+
+    /// <summary>
+    /// Splits <paramref name="rows"/> into those likely new (a trusted minute, a key never stored here) and the others.
+    /// A minute seen for the first time is trusted if it is among the newest remembered.
+    /// </summary>
+    public (List<MinuteCount> New, List<MinuteCount> Stored) Split(List<MinuteCount> rows)
+    {
+        var (fresh, stored) = (new List<MinuteCount>(rows.Count), new List<MinuteCount>());
+        lock (_minutes)
+        {
+            foreach (var row in rows)
+            {
+                var keys = Keys(row.WindowStart);
+                (keys is not null && !keys.Contains((row.AdId, row.Salt)) ? fresh : stored).Add(row);
+            }
+        }
+
+        return (fresh, stored);
+    }
+
+    /// <summary>Records that every row of <paramref name="rows"/> is stored.</summary>
+    public void Remember(List<MinuteCount> rows)
+    {
+        lock (_minutes)
+        {
+            foreach (var row in rows)
+            {
+                var keys = Keys(row.WindowStart);
+                if (keys is null)
+                {
+                    continue;
+                }
+
+                if (_keys >= MaxKeys)
+                {
+                    Distrust(row.WindowStart);
+                    continue;
+                }
+
+                if (keys.Add((row.AdId, row.Salt)))
+                {
+                    _keys++;
+                }
+            }
+        }
+    }
+
+    /// <summary>Stops trusting the minutes of <paramref name="rows"/>: another writer stored some of their keys.</summary>
+    public void Distrust(List<MinuteCount> rows)
+    {
+        lock (_minutes)
+        {
+            foreach (var minute in rows.Select(r => r.WindowStart).Distinct())
+            {
+                Distrust(minute);
+            }
+        }
+    }
+
+    private void Distrust(DateTime minute)
+    {
+        if (_minutes.TryGetValue(minute, out var keys) && keys is not null)
+        {
+            _keys -= keys.Count;
+            _minutes[minute] = null;
+        }
+    }
+
+    /// <summary>The keys of a trusted minute, null for one that is not (caller holds the lock).</summary>
+    private HashSet<(long AdId, int Salt)>? Keys(DateTime minute)
+    {
+        if (_minutes.TryGetValue(minute, out var keys))
+        {
+            return keys;
+        }
+
+        if (_minutes.Count >= MaxMinutes)
+        {
+            var oldest = _minutes.Keys.First();
+            if (minute < oldest)
+            {
+                return null;
+            }
+
+            Distrust(oldest);
+            _minutes.Remove(oldest);
+        }
+
+        keys = [];
+        _minutes[minute] = keys;
+        return keys;
+    }
+}
