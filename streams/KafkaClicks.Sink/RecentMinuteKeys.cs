@@ -8,7 +8,8 @@ namespace KafkaClicks.Sink;
 /// writer and goes by COPY; if another writer stored it (a previous owner of the partition, this writer before a
 /// restart, the reconciler), the COPY fails on the primary key and the minute is no longer trusted: its rows go through
 /// the upsert until it leaves the memory. Bounded: at most <see cref="MaxMinutes"/> minutes (the newest) and
-/// <see cref="MaxKeys"/> keys; a minute beyond either is not trusted.
+/// <see cref="MaxKeys"/> keys; a minute older than those is not trusted, and past the key limit the oldest trusted
+/// minute is given up first.
 /// </summary>
 internal sealed class RecentMinuteKeys
 {
@@ -53,15 +54,10 @@ internal sealed class RecentMinuteKeys
                     continue;
                 }
 
-                if (_keys >= MaxKeys)
+                if (keys.Add((row.AdId, row.Salt)) && ++_keys > MaxKeys)
                 {
-                    Distrust(row.WindowStart);
-                    continue;
-                }
-
-                if (keys.Add((row.AdId, row.Salt)))
-                {
-                    _keys++;
+                    // Full: the oldest minute still trusted is forgotten first (it may be this one).
+                    Distrust(_minutes.First(m => m.Value is not null).Key);
                 }
             }
         }
@@ -79,13 +75,16 @@ internal sealed class RecentMinuteKeys
         }
     }
 
+    /// <summary>Forgets the keys of a minute and stops trusting it (caller holds the lock).</summary>
     private void Distrust(DateTime minute)
     {
-        if (_minutes.TryGetValue(minute, out var keys) && keys is not null)
+        if (!_minutes.TryGetValue(minute, out var keys) && (keys = Keys(minute)) is null)
         {
-            _keys -= keys.Count;
-            _minutes[minute] = null;
+            return;
         }
+
+        _keys -= keys?.Count ?? 0;
+        _minutes[minute] = null;
     }
 
     /// <summary>The keys of a trusted minute, null for one that is not (caller holds the lock).</summary>
