@@ -7,7 +7,8 @@ namespace KafkaClicks.Sink;
 /// update from one that is probably new. A row of a trusted minute whose key is not here was never stored by this
 /// writer and goes by COPY; if another writer stored it (a previous owner of the partition, this writer before a
 /// restart, the reconciler), the COPY fails on the primary key and the minute is no longer trusted: its rows go through
-/// the upsert until it leaves the memory. Bounded: at most <see cref="MaxMinutes"/> minutes (the newest) and
+/// the upsert until it leaves the memory. Only minutes of the last <see cref="MaxAge"/> are trusted: TimescaleDB
+/// compresses minute chunks after 2 days (migration 002), and a COPY is never sent where rows may be compressed. Bounded: at most <see cref="MaxMinutes"/> minutes (the newest) and
 /// <see cref="MaxKeys"/> keys; a minute older than those is not trusted, and past the key limit the oldest trusted
 /// minute is given up first.
 /// </summary>
@@ -19,8 +20,14 @@ internal sealed class RecentMinuteKeys
     /// <summary>How many keys are remembered at most (about 40 bytes each).</summary>
     public const int MaxKeys = 2_000_000;
 
+    /// <summary>How old a minute may be and still be trusted (by the wall clock).</summary>
+    public static readonly TimeSpan MaxAge = TimeSpan.FromDays(1);
+
     private readonly SortedDictionary<DateTime, HashSet<(long AdId, int Salt)>?> _minutes = [];
+    private readonly TimeProvider _time;
     private int _keys;
+
+    public RecentMinuteKeys(TimeProvider? time = null) => _time = time ?? TimeProvider.System;
 
     /// <summary>
     /// Splits <paramref name="rows"/> into those likely new (a trusted minute, a key never stored here) and the others.
@@ -93,6 +100,11 @@ internal sealed class RecentMinuteKeys
         if (_minutes.TryGetValue(minute, out var keys))
         {
             return keys;
+        }
+
+        if (minute < _time.GetUtcNow().UtcDateTime - MaxAge)
+        {
+            return null;
         }
 
         if (_minutes.Count >= MaxMinutes)

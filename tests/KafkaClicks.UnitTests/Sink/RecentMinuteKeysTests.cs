@@ -9,7 +9,7 @@ namespace KafkaClicks.UnitTests.Sink;
 /// </summary>
 public class RecentMinuteKeysTests
 {
-    private static readonly DateTime Start = new(2026, 12, 8, 9, 0, 0, DateTimeKind.Utc);
+    private static readonly DateTime Start = DateTime.UnixEpoch.AddMinutes(Math.Floor((DateTime.UtcNow - DateTime.UnixEpoch).TotalMinutes) - 30);
 
     private static MinuteCount Row(long adId, int minute, int salt = 0) =>
         new() { AdId = adId, Salt = salt, WindowStart = Start.AddMinutes(minute), Clicks = 1, EmittedAt = Start };
@@ -40,6 +40,16 @@ public class RecentMinuteKeysTests
         keys.Distrust([Row(1, 0)]);
         keys.Remember([Row(1, 0)]);
         Assert.Equal("new 8 / stored 1,2", Split(keys, Row(1, 0), Row(2, 0), Row(8, 1)));
+    }
+
+    [Fact]
+    public void A_minute_older_than_a_day_is_never_taken_for_new()
+    {
+        var keys = new RecentMinuteKeys();
+        var old = (int)-RecentMinuteKeys.MaxAge.TotalMinutes - 60;
+        Assert.Equal("new  / stored 1", Split(keys, Row(1, old)));
+        keys.Remember([Row(1, old)]);
+        Assert.Equal("new 3 / stored 2", Split(keys, Row(2, old), Row(3, 0)));
     }
 
     [Fact]
