@@ -56,11 +56,11 @@ public sealed class MinuteCountWriter
             var slices = Slices(rows);
             if (slices.Count == 1)
             {
-                await WriteRowsAsync(rows, progress, cancellationToken);
+                await WriteSliceAsync(slices[0], progress, cancellationToken);
             }
             else
             {
-                await Task.WhenAll(slices.Select(slice => WriteRowsAsync(slice, [], cancellationToken)));
+                await Task.WhenAll(slices.Select(slice => WriteSliceAsync(slice, [], cancellationToken)));
                 await WriteProgressAsync(progress, cancellationToken);
             }
         }
@@ -80,43 +80,62 @@ public sealed class MinuteCountWriter
         return rows.Count;
     }
 
-    /// <summary>The rows split by ad over the writer's connections (one slice when small or single-connection).</summary>
-    private List<List<MinuteCount>> Slices(List<MinuteCount> rows)
+    /// <summary>
+    /// The rows split into slices, each written in a transaction of its own on a connection of its own: the rows taken
+    /// for new (<see cref="RecentMinuteKeys"/>) in one slice, by one COPY (which two connections on the same cores only
+    /// slow down), and the others split by ad over the remaining connections. Small batches, and single-connection
+    /// writers, take one slice. Slices never share a key.
+    /// </summary>
+    private List<Slice> Slices(List<MinuteCount> rows)
     {
-        var count = Math.Min(_connections, Math.Max(1, rows.Count / MinSliceRows));
-        if (count == 1)
+        var (fresh, stored) = _recent.Split(rows);
+        if (_connections == 1 || rows.Count < 2 * MinSliceRows)
         {
-            return [rows];
+            return [new Slice(fresh, stored)];
         }
 
-        var slices = Enumerable.Range(0, count).Select(_ => new List<MinuteCount>((rows.Count / count) + 16)).ToList();
-        foreach (var row in rows)
+        var slices = new List<Slice>();
+        var connections = _connections;
+        if (fresh.Count > 0)
         {
-            slices[(int)((ulong)row.AdId % (ulong)count)].Add(row);
+            slices.Add(new Slice(fresh, []));
+            connections--;
         }
 
+        var count = Math.Min(connections, Math.Max(1, stored.Count / MinSliceRows));
+        var byAd = Enumerable.Range(0, count).Select(_ => new List<MinuteCount>((stored.Count / count) + 16)).ToList();
+        foreach (var row in stored)
+        {
+            byAd[(int)((ulong)row.AdId % (ulong)count)].Add(row);
+        }
+
+        slices.AddRange(byAd.Where(ads => ads.Count > 0).Select(ads => new Slice([], ads)));
         return slices;
     }
+
+    /// <summary>Rows of one transaction: those taken for new, sent by COPY, and the others, upserted.</summary>
+    private readonly record struct Slice(List<MinuteCount> Fresh, List<MinuteCount> Stored);
 
     /// <summary>Slices smaller than this are not worth a connection of their own.</summary>
     private const int MinSliceRows = 1_000;
 
     /// <summary>
-    /// Writes rows and <paramref name="progress"/> in one transaction. Rows this writer has not stored before for a
+    /// Writes a slice and <paramref name="progress"/> in one transaction. Rows this writer has not stored before for a
     /// recent minute (<see cref="RecentMinuteKeys"/>) are almost always new: they go by binary COPY, which costs about
     /// half of an upsert per row; the rest by the upsert. Where the COPY meets a row that is there after all (stored
     /// by another writer, or by this one before a restart), it fails on the primary key, the transaction rolls back,
-    /// and every row goes by the upsert.
+    /// and every row of the slice goes by the upsert.
     /// </summary>
-    private async Task WriteRowsAsync(List<MinuteCount> rows, IReadOnlyList<FinalProgressRecord> progress, CancellationToken cancellationToken)
+    private async Task WriteSliceAsync(Slice slice, IReadOnlyList<FinalProgressRecord> progress, CancellationToken cancellationToken)
     {
+        var (fresh, stored) = slice;
+        List<MinuteCount> rows = fresh.Count == 0 ? stored : stored.Count == 0 ? fresh : [.. fresh, .. stored];
         if (rows.Count == 0)
         {
             await WriteProgressAsync(progress, cancellationToken);
             return;
         }
 
-        var (fresh, stored) = _recent.Split(rows);
         await using var connection = await _dataSource.OpenConnectionAsync(cancellationToken);
         if (fresh.Count == 0)
         {
