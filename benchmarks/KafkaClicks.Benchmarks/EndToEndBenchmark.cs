@@ -202,6 +202,12 @@ public sealed partial class EndToEndBenchmark : IBenchmark
                 ["collections"] = Delta(GcCollections),
                 ["note"] = "the ingest process's garbage collections and their total pause over the measured run",
             },
+            ["loadgen_gc"] = new Dictionary<string, object>
+            {
+                ["pause_ms"] = load.Result.GetProperty("gc_pause_ms").GetDouble(),
+                ["collections"] = load.Result.GetProperty("gc_collections").GetInt64(),
+                ["note"] = "the load generator's garbage collections and their total pause over its run: its latencies include them",
+            },
             ["spool"] = SpoolCounters
                 .ToDictionary(name => name, name => (object)new Dictionary<string, object> { ["clicks"] = Delta(name), ["share"] = Math.Round(Delta(name) / Math.Max(1, clicks), 4) })
                 .Append(new KeyValuePair<string, object>("note", "clicks of the measured run answered from the spool because the broker's acknowledgement was slower than spool_hedge_after_ms (hedged), of those not forwarded because their own produce was acknowledged (settled), and clicks the spool forwarded"))

@@ -66,6 +66,7 @@ public static class ClickLoad
         var counts = new Counts();
         var released = Channel.CreateUnbounded<ReleasedRequest>(new UnboundedChannelOptions { SingleWriter = true });
         using var abandon = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var (pausedBefore, collectionsBefore) = (GC.GetTotalPauseDuration(), GC.CollectionCount(0));
         var start = Stopwatch.GetTimestamp();
         var workers = Enumerable.Range(0, connections)
             .Select(_ => Task.Run(() => SendAsync(url, released.Reader, latencies, counts, abandon.Token), CancellationToken.None))
@@ -122,6 +123,9 @@ public static class ClickLoad
             ["p50_ms"] = Percentile(0.50),
             ["p99_ms"] = Percentile(0.99),
             ["max_ms"] = Math.Round(latencies.Max, 2),
+            // The generator's own pauses delay the answers it is reading: they are in its latencies.
+            ["gc_pause_ms"] = Math.Round((GC.GetTotalPauseDuration() - pausedBefore).TotalMilliseconds),
+            ["gc_collections"] = GC.CollectionCount(0) - collectionsBefore,
         };
     }
 
