@@ -8,9 +8,9 @@ namespace KafkaClicks.Sink;
 /// writer and goes by COPY; if another writer stored it (a previous owner of the partition, this writer before a
 /// restart, the reconciler), the COPY fails on the primary key and the minute is no longer trusted: its rows go through
 /// the upsert until it leaves the memory. Only minutes of the last <see cref="MaxAge"/> are trusted: TimescaleDB
-/// compresses minute chunks after 2 days (migration 002), and a COPY is never sent where rows may be compressed. Bounded: at most <see cref="MaxMinutes"/> minutes (the newest) and
-/// <see cref="MaxKeys"/> keys; a minute older than those is not trusted, and past the key limit the oldest trusted
-/// minute is given up first.
+/// compresses minute chunks after 2 days (migration 002), and no COPY is sent where rows may be compressed. Bounded: at
+/// most <see cref="MaxMinutes"/> minutes (the newest) and <see cref="MaxKeys"/> keys; a minute older than those is not
+/// trusted, and past the key limit the oldest trusted minute is given up first.
 /// </summary>
 internal sealed class RecentMinuteKeys
 {
